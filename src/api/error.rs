@@ -1,0 +1,96 @@
+//! The only place an error becomes an HTTP status and a Rocket.Chat body.
+
+use serde_json::json;
+
+use crate::auth::{AuthError, SecondFactorRefusal};
+use crate::settings::SettingsError;
+use crate::store::StoreError;
+
+use super::Response;
+
+/// Everything a route can answer other than success.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// A Spin variable has a value we cannot use: an operator's typo.
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    /// `ldap_enable` is not true.
+    #[error("LDAP is disabled")]
+    LdapDisabled,
+    /// `ldap_background_sync` is false (newest upstream's check).
+    #[error("background sync is disabled")]
+    BackgroundSyncDisabled,
+    /// No route has this path.
+    #[error("no such endpoint")]
+    NotFound,
+    /// The path exists with other methods.
+    #[error("method not allowed")]
+    MethodNotAllowed { allow: String },
+    /// The store failed outside the gate.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl ApiError {
+    /// The status and exact body (spec §1.2, §1.5).
+    pub fn into_response(self) -> Response {
+        let (status, body, headers) = match self {
+            ApiError::Auth(auth) => return auth_response(auth),
+            ApiError::Settings(e) => (400, plain(&e.to_string()), Vec::new()),
+            ApiError::LdapDisabled => (400, plain("LDAP_disabled"), Vec::new()),
+            ApiError::BackgroundSyncDisabled => (400, plain("LDAP_Background_Sync_disabled"), Vec::new()),
+            ApiError::NotFound => (404, plain("API endpoint not found"), Vec::new()),
+            ApiError::MethodNotAllowed { allow } => (405, plain("Method not allowed"), vec![("Allow", allow)]),
+            ApiError::Store(e) => (500, plain(&e.to_string()), Vec::new()),
+        };
+        Response { status, headers, body }
+    }
+}
+
+fn auth_response(error: AuthError) -> Response {
+    let (status, body) = match error {
+        // The status/message pair is upstream's pre-8.0 compatibility add-on.
+        AuthError::NotLoggedIn => (
+            401,
+            json!({"success": false, "error": "You must be logged in to do this.", "status": "error", "message": "You must be logged in to do this."}),
+        ),
+        AuthError::NoUsername => (
+            400,
+            json!({"success": false, "error": "Users must have a username [error-unauthorized]", "errorType": "error-unauthorized"}),
+        ),
+        AuthError::RateLimited { wait_seconds } => (
+            429,
+            plain(&format!(
+                "Error, too many requests. Please slow down. You must wait {wait_seconds} seconds before trying this endpoint again. [error-too-many-requests]"
+            )),
+        ),
+        AuthError::SecondFactor { kind, method, available } => {
+            let (error, error_type) = match kind {
+                SecondFactorRefusal::Required => ("TOTP Required [totp-required]", "totp-required"),
+                SecondFactorRefusal::Invalid => ("TOTP Invalid [totp-invalid]", "totp-invalid"),
+                // Upstream's spelling, typo included.
+                SecondFactorRefusal::MaxAttempts => ("TOTP Maximun Failed Attempts Reached [totp-max-attempts]", "totp-max-attempts"),
+            };
+            let available: Vec<&str> = available.iter().map(|m| m.name()).collect();
+            (
+                400,
+                json!({
+                    "success": false,
+                    "error": error,
+                    "errorType": error_type,
+                    "details": {"method": method.name(), "codeGenerated": false, "availableMethods": available},
+                }),
+            )
+        }
+        AuthError::NotAuthorized => (400, plain("error-not-authorized")),
+        AuthError::Store(e) => (500, plain(&e.to_string())),
+    };
+    Response { status, headers: Vec::new(), body }
+}
+
+/// Upstream's shape for a plain `Error('x')`: `{"success":false,"error":"x"}`.
+fn plain(error: &str) -> serde_json::Value {
+    json!({"success": false, "error": error})
+}

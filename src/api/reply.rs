@@ -1,0 +1,26 @@
+//! Success bodies.
+
+use serde_json::json;
+
+use super::Response;
+
+/// A successful reply of a route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// `ldap.syncNow` finished: upstream's body, exactly, with no extra
+    /// fields (its response schema forbids them).
+    SyncInProgress,
+}
+
+impl Reply {
+    /// The HTTP response.
+    pub fn into_response(self) -> Response {
+        match self {
+            Reply::SyncInProgress => Response {
+                status: 200,
+                headers: Vec::new(),
+                body: json!({"message": "Sync_in_progress", "success": true}),
+            },
+        }
+    }
+}

@@ -1,0 +1,67 @@
+use std::collections::BTreeMap;
+
+use serde_json::json;
+
+use super::*;
+use crate::auth::token::hash_token;
+use crate::store::memory::MemoryStore;
+
+struct Vars(BTreeMap<&'static str, &'static str>);
+
+impl VariableSource for Vars {
+    fn get(&self, name: &str) -> Result<Option<String>, String> {
+        Ok(self.0.get(name).map(|v| (*v).to_owned()))
+    }
+}
+
+fn store_with_admin() -> MemoryStore {
+    let store = MemoryStore::default();
+    let user = json!({
+        "_id": "admin1", "username": "admin", "roles": ["admin"],
+        "services": {"resume": {"loginTokens": [{"hashedToken": hash_token("tok")}]}}
+    });
+    store.set_many(vec![("user:admin1".into(), user.to_string().into_bytes())]).expect("memory store");
+    store
+}
+
+fn call(store: &MemoryStore, vars: &[(&'static str, &'static str)], method: &str, path: &str, headers: &[(&str, &str)]) -> Response {
+    let vars = Vars(vars.iter().copied().collect());
+    let env = Env { store, variables: &vars, now: Date { millis: 1_700_000_000_000 } };
+    let req = Request::new(method, path, headers.iter().map(|(n, v)| ((*n).to_owned(), v.as_bytes().to_vec())));
+    route(&req, &env)
+}
+
+#[test]
+fn unknown_paths_and_methods_get_json() {
+    let store = MemoryStore::default();
+    let r = call(&store, &[], "GET", "/api/v1/nothing", &[]);
+    assert_eq!((r.status, r.body), (404, json!({"success": false, "error": "API endpoint not found"})));
+    let r = call(&store, &[], "GET", "/api/v1/ldap.syncNow?x=1", &[]);
+    assert_eq!((r.status, r.body), (405, json!({"success": false, "error": "Method not allowed"})));
+    assert_eq!(r.headers, vec![("Allow", "POST".to_owned())]);
+}
+
+#[test]
+fn gate_order_reaches_ldap_disabled_with_the_password_fallback_off() {
+    let store = store_with_admin();
+    let headers = [("X-User-Id", "admin1"), ("X-Auth-Token", "tok")];
+    let off = [("accounts_twofactorauthentication_enabled", "false")];
+    let r = call(&store, &off, "POST", "/api/v1/ldap.syncNow", &headers);
+    assert_eq!((r.status, r.body), (400, json!({"success": false, "error": "LDAP_disabled"})));
+    let on = [("accounts_twofactorauthentication_enabled", "false"), ("ldap_enable", "true")];
+    let r = call(&store, &on, "POST", "/api/v1/ldap.syncNow", &headers);
+    assert_eq!((r.status, r.body.to_string()), (200, r#"{"message":"Sync_in_progress","success":true}"#.to_owned()));
+}
+
+#[test]
+fn settings_errors_come_after_authentication() {
+    let store = store_with_admin();
+    let bad = [("ldap_port", "x")];
+    let r = call(&store, &bad, "POST", "/api/v1/ldap.syncNow", &[]);
+    assert_eq!(r.status, 401);
+    let r = call(&store, &bad, "POST", "/api/v1/ldap.syncNow", &[("x-user-id", "admin1"), ("x-auth-token", "tok")]);
+    assert_eq!(
+        (r.status, r.body),
+        (400, json!({"success": false, "error": "invalid value \"x\" for variable ldap_port: expected an integer from 1 to 65535"}))
+    );
+}

@@ -1,0 +1,34 @@
+//! ldap-sync: Rocket.Chat's `POST /api/v1/ldap.syncNow` as a Spin component.
+//!
+//! Three parts: a thin edge, a pure core, and I/O at the rim.
+//!
+//! * `api` is the edge: the route table, request parsing, and the only
+//!   place errors become Rocket.Chat JSON bodies.
+//! * `auth` (login token, rate limiter, second factor, permission) and
+//!   `settings` (every Spin variable, parsed once per request into types)
+//!   are pure: time, variables and the store come in as arguments.
+//! * `store` owns every key and JSON shape in Spin's key-value store and the
+//!   one trait ([`store::KvStore`]) through which everything is read and
+//!   written, in batches.
+//!
+//! Only the entry point below and the Spin adapters (`store::spin`,
+//! `spin_variables`) touch `spin_sdk`; natively the crate is plain Rust, so
+//! unit tests and benchmarks run without a Wasm host.
+//!
+//! Each request is a fresh instance (Spin's WASIp2 model): nothing survives
+//! between requests except what is in the store.
+
+#![forbid(unsafe_code)]
+
+mod api;
+mod auth;
+mod settings;
+mod store;
+
+#[cfg(target_arch = "wasm32")]
+mod spin_entry;
+
+// Re-exported for the unit tests of sibling crates and the benchmarks.
+pub use api::{Env, Request, Response, route};
+pub use settings::{VARIABLES, Variable, VariableSource};
+pub use store::KvStore;

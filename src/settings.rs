@@ -1,0 +1,389 @@
+//! Settings: every Spin variable this component reads, parsed once per
+//! request into types. This is the only module that reads variables; the
+//! rest of the crate receives `&Settings`.
+//!
+//! Variables are named after the Rocket.Chat setting they mirror, in lower
+//! case (`LDAP_Host` → `ldap_host`). [`VARIABLES`] lists them with their
+//! defaults; `spin.toml` and the README's table must agree with it (a unit
+//! test checks both).
+
+use std::net::IpAddr;
+
+/// Where variable values come from: Spin's variables in the component, a map in tests.
+pub trait VariableSource {
+    /// The value of `name`; `Ok(None)` when the host does not define it.
+    fn get(&self, name: &str) -> Result<Option<String>, String>;
+}
+
+/// One declared variable: its name, its default, and whether it is a secret.
+#[derive(Debug, Clone, Copy)]
+pub struct Variable {
+    pub name: &'static str,
+    pub default: &'static str,
+    pub secret: bool,
+}
+
+const fn var(name: &'static str, default: &'static str) -> Variable {
+    Variable { name, default, secret: false }
+}
+
+const fn secret(name: &'static str) -> Variable {
+    Variable { name, default: "", secret: true }
+}
+
+/// Every variable, with the default `spin.toml` declares. A host that does
+/// not define one (an older manifest) gets this default too.
+pub const VARIABLES: &[Variable] = &[
+    var("ldap_enable", "false"),
+    var("ldap_server_type", "ad"),
+    var("ldap_ip", "127.0.0.1"),
+    var("ldap_host", ""),
+    var("ldap_port", "389"),
+    var("ldap_encryption", "plain"),
+    var("ldap_ca_cert", ""),
+    var("ldap_reject_unauthorized", "true"),
+    var("ldap_timeout", "60000"),
+    var("ldap_connect_timeout", "1000"),
+    var("ldap_authentication", "false"),
+    secret("ldap_authentication_userdn"),
+    secret("ldap_authentication_password"),
+    var("ldap_basedn", ""),
+    var("ldap_user_search_filter", "(objectclass=*)"),
+    var("ldap_user_search_scope", "sub"),
+    var("ldap_user_search_field", "uid"),
+    var("ldap_ad_user_search_field", "sAMAccountName"),
+    var("ldap_search_page_size", "250"),
+    var("ldap_search_size_limit", "1000"),
+    var("ldap_unique_identifier_field", "objectGUID,ibm-entryUUID,GUID,dominoUNID,nsuniqueId,uidNumber,uid"),
+    var("ldap_merge_existing_users", "false"),
+    var("ldap_default_domain", ""),
+    var("ldap_username_field", "uid"),
+    var("ldap_ad_username_field", "sAMAccountName"),
+    var("ldap_email_field", "mail"),
+    var("ldap_ad_email_field", "mail"),
+    var("ldap_name_field", "cn"),
+    var("ldap_ad_name_field", "cn"),
+    var("ldap_extension_field", ""),
+    // Upstream's default is false; syncing is this component's whole job.
+    var("ldap_background_sync", "true"),
+    var("ldap_background_sync_import_new_users", "true"),
+    var("ldap_background_sync_keep_existant_users_updated", "true"),
+    var("ldap_background_sync_merge_existent_users", "false"),
+    var("ldap_group_filter_enable", "false"),
+    var("ldap_sync_user_data_roles", "false"),
+    var("ldap_sync_user_data_channels", "false"),
+    var("ldap_enable_ldap_groups_to_rc_teams", "false"),
+    var("ldap_background_sync_avatars", "false"),
+    var("ldap_sync_custom_fields", "false"),
+    var("ldap_datasync_usevariables", "false"),
+    var("accounts_verify_email_for_external_accounts", "true"),
+    var("utf8_names_slugify", "true"),
+    var("accounts_manuallyapprovenewusers", "false"),
+    var("accounts_registration_authenticationservices_default_roles", "user"),
+    var("accounts_twofactorauthentication_enabled", "true"),
+    var("accounts_twofactorauthentication_by_totp_enabled", "true"),
+    var("accounts_twofactorauthentication_maxdelta", "1"),
+    var("api_enable_rate_limiter", "true"),
+    var("api_enable_rate_limiter_limit_calls_default", "10"),
+    var("api_enable_rate_limiter_limit_time_default", "60000"),
+];
+
+/// Upstream features this port does not implement yet. Their switches are
+/// declared so that turning one on is a clear 400, not a silent no-op.
+const UNSUPPORTED_SWITCHES: &[&str] = &[
+    "ldap_group_filter_enable",
+    "ldap_sync_user_data_roles",
+    "ldap_sync_user_data_channels",
+    "ldap_enable_ldap_groups_to_rc_teams",
+    "ldap_background_sync_avatars",
+    "ldap_sync_custom_fields",
+    "ldap_datasync_usevariables",
+];
+
+/// A variable whose value cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingsError {
+    /// The value does not parse; usually a typo in the Spin configuration.
+    #[error("invalid value {shown} for variable {name}: expected {accepts}")]
+    Invalid { name: &'static str, shown: String, accepts: String },
+    /// The host could not provide the variable (a provider such as Vault failed).
+    #[error("variable {name} could not be read: {reason}")]
+    Unreadable { name: &'static str, reason: String },
+}
+
+/// `ldap_encryption`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encryption {
+    Plain,
+    /// StartTLS on the plain port.
+    StartTls,
+    /// LDAPS.
+    Tls,
+}
+
+/// `ldap_user_search_scope`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    Base,
+    One,
+    Sub,
+}
+
+/// Bind credentials of the service account.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BindCredentials {
+    pub dn: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for BindCredentials {
+    // Hand-written so the password (and the DN, which upstream marks secret) never reach a log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BindCredentials(<redacted>)")
+    }
+}
+
+/// Connection settings of the LDAP server.
+#[derive(Debug, Clone)]
+pub struct LdapConnection {
+    /// Address to connect to (`ldap_ip`, or `ldap_host` when that is an IP).
+    pub ip: Option<IpAddr>,
+    /// Name for TLS verification (`ldap_host`).
+    pub host: String,
+    pub port: u16,
+    pub encryption: Encryption,
+    pub ca_cert: String,
+    pub reject_unauthorized: bool,
+    pub timeout_ms: u32,
+    pub connect_timeout_ms: u32,
+    /// `None` = anonymous.
+    pub bind: Option<BindCredentials>,
+}
+
+/// What to search and how to map entries (AD variants already resolved).
+#[derive(Debug, Clone)]
+pub struct LdapSearch {
+    pub base_dn: String,
+    pub user_search_filter: String,
+    pub scope: Scope,
+    pub search_fields: Vec<String>,
+    /// 0 = unpaged.
+    pub page_size: u32,
+    pub size_limit: u32,
+    pub unique_id_fields: Vec<String>,
+    pub username_field: String,
+    pub email_fields: Vec<String>,
+    pub name_field: String,
+    pub extension_field: String,
+    pub default_domain: String,
+    pub merge_existing_users: bool,
+}
+
+/// Background-sync switches (spec §2.5).
+#[derive(Debug, Clone, Copy)]
+pub struct SyncSwitches {
+    pub background_sync: bool,
+    pub import_new_users: bool,
+    pub keep_existing_updated: bool,
+    pub merge_existent_users: bool,
+}
+
+/// Account settings (spec §2.7).
+#[derive(Debug, Clone)]
+pub struct Accounts {
+    pub verify_external_emails: bool,
+    pub slugify_names: bool,
+    pub manually_approve_new_users: bool,
+    pub default_roles: Vec<String>,
+}
+
+/// Second-factor settings.
+#[derive(Debug, Clone, Copy)]
+pub struct TwoFactor {
+    pub enabled: bool,
+    pub totp_enabled: bool,
+    /// TOTP window in steps either side of now.
+    pub max_delta: u8,
+}
+
+/// REST rate limiter settings.
+#[derive(Debug, Clone, Copy)]
+pub struct RateLimit {
+    pub enabled: bool,
+    pub calls: u32,
+    pub window_ms: u32,
+}
+
+/// Every setting, parsed.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub ldap_enabled: bool,
+    pub connection: LdapConnection,
+    pub search: LdapSearch,
+    pub sync: SyncSwitches,
+    pub accounts: Accounts,
+    pub two_factor: TwoFactor,
+    pub rate_limit: RateLimit,
+}
+
+impl Settings {
+    /// Reads and parses every variable; the first bad one is the error.
+    pub fn load(source: &dyn VariableSource) -> Result<Self, SettingsError> {
+        let r = Reader { source };
+        for name in UNSUPPORTED_SWITCHES {
+            if r.flag(lookup(name))? {
+                return Err(SettingsError::Invalid {
+                    name: lookup(name).name,
+                    shown: "\"true\"".to_owned(),
+                    accepts: "false (this feature is not supported by ldap-sync yet)".to_owned(),
+                });
+            }
+        }
+        let ad = match r.text(lookup("ldap_server_type"))?.as_str() {
+            "ad" => true,
+            "" => false,
+            other => return Err(r.invalid(lookup("ldap_server_type"), other, "\"ad\" or an empty value")),
+        };
+        let pick = |plain: &str, ad_variant: &str| if ad { lookup(ad_variant) } else { lookup(plain) };
+
+        let host = r.text(lookup("ldap_host"))?;
+        let ip_text = r.text(lookup("ldap_ip"))?;
+        let ip = if ip_text.trim().is_empty() {
+            host.trim().parse().ok()
+        } else {
+            Some(ip_text.trim().parse().map_err(|_| r.invalid(lookup("ldap_ip"), &ip_text, "an IPv4 or IPv6 address (Spin does not resolve names)"))?)
+        };
+        let bind = if r.flag(lookup("ldap_authentication"))? {
+            Some(BindCredentials {
+                dn: r.text(lookup("ldap_authentication_userdn"))?,
+                password: r.text(lookup("ldap_authentication_password"))?,
+            })
+        } else {
+            None
+        };
+        let connection = LdapConnection {
+            ip,
+            host,
+            port: r.number(lookup("ldap_port"), 1, 65_535)? as u16,
+            encryption: match r.text(lookup("ldap_encryption"))?.as_str() {
+                "plain" => Encryption::Plain,
+                "tls" => Encryption::StartTls,
+                "ssl" => Encryption::Tls,
+                other => return Err(r.invalid(lookup("ldap_encryption"), other, "plain, tls or ssl")),
+            },
+            ca_cert: r.text(lookup("ldap_ca_cert"))?,
+            reject_unauthorized: r.flag(lookup("ldap_reject_unauthorized"))?,
+            timeout_ms: r.number(lookup("ldap_timeout"), 1, 3_600_000)?,
+            connect_timeout_ms: r.number(lookup("ldap_connect_timeout"), 1, 600_000)?,
+            bind,
+        };
+        let search_fields = r.csv(pick("ldap_user_search_field", "ldap_ad_user_search_field"))?;
+        let search = LdapSearch {
+            base_dn: r.text(lookup("ldap_basedn"))?,
+            user_search_filter: r.text(lookup("ldap_user_search_filter"))?,
+            scope: match r.text(lookup("ldap_user_search_scope"))?.as_str() {
+                "base" => Scope::Base,
+                "one" => Scope::One,
+                "sub" => Scope::Sub,
+                other => return Err(r.invalid(lookup("ldap_user_search_scope"), other, "base, one or sub")),
+            },
+            search_fields,
+            page_size: r.number(lookup("ldap_search_page_size"), 0, 1_000_000)?,
+            size_limit: r.number(lookup("ldap_search_size_limit"), 0, u32::MAX)?,
+            unique_id_fields: r.csv(lookup("ldap_unique_identifier_field"))?,
+            username_field: r.text(pick("ldap_username_field", "ldap_ad_username_field"))?,
+            email_fields: r.csv(pick("ldap_email_field", "ldap_ad_email_field"))?,
+            name_field: r.text(pick("ldap_name_field", "ldap_ad_name_field"))?,
+            extension_field: r.text(lookup("ldap_extension_field"))?.trim().to_owned(),
+            default_domain: r.text(lookup("ldap_default_domain"))?.trim().to_owned(),
+            merge_existing_users: r.flag(lookup("ldap_merge_existing_users"))?,
+        };
+        Ok(Self {
+            ldap_enabled: r.flag(lookup("ldap_enable"))?,
+            connection,
+            search,
+            sync: SyncSwitches {
+                background_sync: r.flag(lookup("ldap_background_sync"))?,
+                import_new_users: r.flag(lookup("ldap_background_sync_import_new_users"))?,
+                keep_existing_updated: r.flag(lookup("ldap_background_sync_keep_existant_users_updated"))?,
+                merge_existent_users: r.flag(lookup("ldap_background_sync_merge_existent_users"))?,
+            },
+            accounts: Accounts {
+                verify_external_emails: r.flag(lookup("accounts_verify_email_for_external_accounts"))?,
+                slugify_names: r.flag(lookup("utf8_names_slugify"))?,
+                manually_approve_new_users: r.flag(lookup("accounts_manuallyapprovenewusers"))?,
+                default_roles: r.csv(lookup("accounts_registration_authenticationservices_default_roles"))?,
+            },
+            two_factor: TwoFactor {
+                enabled: r.flag(lookup("accounts_twofactorauthentication_enabled"))?,
+                totp_enabled: r.flag(lookup("accounts_twofactorauthentication_by_totp_enabled"))?,
+                max_delta: r.number(lookup("accounts_twofactorauthentication_maxdelta"), 0, 10)? as u8,
+            },
+            rate_limit: RateLimit {
+                enabled: r.flag(lookup("api_enable_rate_limiter"))?,
+                calls: r.number(lookup("api_enable_rate_limiter_limit_calls_default"), 1, 1_000_000)?,
+                window_ms: r.number(lookup("api_enable_rate_limiter_limit_time_default"), 1, 86_400_000)?,
+            },
+        })
+    }
+}
+
+/// The declaration of `name`. Every name passed here is a literal from this
+/// file, and [`tests::every_lookup_is_declared`] loads all of them.
+fn lookup(name: &str) -> Variable {
+    VARIABLES
+        .iter()
+        .copied()
+        .find(|v| v.name == name)
+        // A name missing from VARIABLES is a programming error caught by the unit tests.
+        .unwrap_or(Variable { name: "unknown_variable", default: "", secret: false })
+}
+
+struct Reader<'a> {
+    source: &'a dyn VariableSource,
+}
+
+impl Reader<'_> {
+    fn text(&self, v: Variable) -> Result<String, SettingsError> {
+        match self.source.get(v.name) {
+            Ok(Some(value)) => Ok(value),
+            Ok(None) => Ok(v.default.to_owned()),
+            Err(reason) => Err(SettingsError::Unreadable { name: v.name, reason }),
+        }
+    }
+
+    fn flag(&self, v: Variable) -> Result<bool, SettingsError> {
+        let value = self.text(v)?;
+        match value.trim() {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            _ => Err(self.invalid(v, &value, "true or false")),
+        }
+    }
+
+    fn number(&self, v: Variable, min: u32, max: u32) -> Result<u32, SettingsError> {
+        let value = self.text(v)?;
+        match value.trim().parse::<u32>() {
+            Ok(n) if (min..=max).contains(&n) => Ok(n),
+            _ => Err(self.invalid(v, &value, &format!("an integer from {min} to {max}"))),
+        }
+    }
+
+    /// Upstream removes all whitespace from CSV settings and drops empty items.
+    fn csv(&self, v: Variable) -> Result<Vec<String>, SettingsError> {
+        Ok(self
+            .text(v)?
+            .split(',')
+            .map(|item| item.chars().filter(|c| !c.is_whitespace()).collect::<String>())
+            .filter(|item| !item.is_empty())
+            .collect())
+    }
+
+    fn invalid(&self, v: Variable, value: &str, accepts: &str) -> SettingsError {
+        let shown = if v.secret { "<secret>".to_owned() } else { format!("{value:?}") };
+        SettingsError::Invalid { name: v.name, shown, accepts: accepts.to_owned() }
+    }
+}
+
+#[cfg(test)]
+mod tests;

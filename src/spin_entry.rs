@@ -1,0 +1,53 @@
+//! The Spin entry point and adapters: the only code that names `spin_sdk`
+//! besides `store::spin`.
+
+use spin_sdk::http::{IntoResponse, Request, Response};
+use spin_sdk::http_component;
+
+use crate::api;
+use crate::settings::VariableSource;
+use crate::store::schema::Date;
+use crate::store::spin::SpinStore;
+
+/// Spin's variables, as a [`VariableSource`].
+struct SpinVariables;
+
+impl VariableSource for SpinVariables {
+    fn get(&self, name: &str) -> Result<Option<String>, String> {
+        match spin_sdk::variables::get(name) {
+            Ok(value) => Ok(Some(value)),
+            Err(spin_sdk::variables::Error::Undefined(_)) => Ok(None),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+#[http_component]
+fn handle(req: Request) -> impl IntoResponse {
+    let request = api::Request::new(
+        &req.method().to_string(),
+        req.path_and_query().unwrap_or(req.path()),
+        req.headers().map(|(name, value)| (name.to_owned(), value.as_bytes().to_vec())),
+    );
+    let response = match SpinStore::open("default") {
+        Ok(store) => {
+            let env = api::Env { store: &store, variables: &SpinVariables, now: now() };
+            api::route(&request, &env)
+        }
+        Err(e) => api::ApiError::Store(e).into_response(),
+    };
+    let mut builder = Response::builder();
+    builder.status(response.status).header("content-type", "application/json");
+    for (name, value) in &response.headers {
+        builder.header(*name, value.as_str());
+    }
+    builder.body(response.body_bytes()).build()
+}
+
+fn now() -> Date {
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or_default();
+    Date { millis: i64::try_from(millis).unwrap_or(i64::MAX) }
+}

@@ -1,0 +1,44 @@
+//! Every key format this component reads or writes. `docs/kv-schema.md`
+//! documents each one; change both together.
+
+/// Version of the layout in `docs/kv-schema.md`; stored at [`SCHEMA_VERSION`].
+pub const SCHEMA_VERSION_VALUE: u32 = 1;
+
+/// `schema-version` → JSON number.
+pub const SCHEMA_VERSION: &str = "schema-version";
+
+/// `user:<_id>` → the user document (Rocket.Chat's shape).
+pub fn user(id: &str) -> String {
+    format!("user:{id}")
+}
+
+/// `username:<lower-case username>` → JSON string `_id`.
+pub fn username(name: &str) -> String {
+    format!("username:{}", name.to_lowercase())
+}
+
+/// `email:<lower-case address>` → JSON string `_id`.
+pub fn email(address: &str) -> String {
+    format!("email:{}", address.to_lowercase())
+}
+
+/// `ldap-id:<idAttribute>:<hex id>` → JSON string `_id`.
+pub fn ldap_id(id_attribute: &str, id: &str) -> String {
+    format!("ldap-id:{id_attribute}:{id}")
+}
+
+/// `permission:<permission id>` → `{"_id", "roles"}`.
+pub fn permission(id: &str) -> String {
+    format!("permission:{id}")
+}
+
+/// `two-factor:<_id>` → the second-factor guard (replay and lockout state).
+pub fn two_factor(user_id: &str) -> String {
+    format!("two-factor:{user_id}")
+}
+
+/// `rate-limit:<client ip>:<route><method>` → the limiter window, keyed as
+/// upstream keys it (client IP + route + method, e.g. `/api/v1/ldap.syncNowpost`).
+pub fn rate_limit(client_ip: &str, route_and_method: &str) -> String {
+    format!("rate-limit:{client_ip}:{route_and_method}")
+}

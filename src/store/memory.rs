@@ -1,0 +1,43 @@
+//! An in-memory [`KvStore`] for native unit tests and benchmarks.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+
+use super::{KvStore, StoreError};
+
+/// A `BTreeMap` behind the store trait; counts batch calls so tests can
+/// assert that work is batched.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    map: RefCell<BTreeMap<String, Vec<u8>>>,
+    /// Number of `set_many` calls made so far.
+    pub set_calls: RefCell<usize>,
+}
+
+impl MemoryStore {
+    /// A snapshot of every key and value.
+    pub fn dump(&self) -> BTreeMap<String, Vec<u8>> {
+        self.map.borrow().clone()
+    }
+}
+
+impl KvStore for MemoryStore {
+    fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        let map = self.map.borrow();
+        Ok(keys.iter().map(|k| map.get(k).cloned()).collect())
+    }
+
+    fn set_many(&self, pairs: Vec<(String, Vec<u8>)>) -> Result<(), StoreError> {
+        *self.set_calls.borrow_mut() += 1;
+        self.map.borrow_mut().extend(pairs);
+        Ok(())
+    }
+
+    fn delete_many(&self, keys: &[String]) -> Result<(), StoreError> {
+        let mut map = self.map.borrow_mut();
+        for key in keys {
+            map.remove(key);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,60 @@
+//! The key-value store: key formats, stored value types, and the one seam
+//! ([`KvStore`]) through which every other module reads and writes.
+//!
+//! Everything goes through batch calls (`get-many` / `set-many` /
+//! `delete-many`): on Spin's SQLite store a single `set` is its own
+//! transaction with an fsync, about 90× slower than one `set-many`
+//! (`shared/notes/spin-platform.md` §10). This module never speaks LDAP or
+//! HTTP. `docs/kv-schema.md` is the contract for every key written here.
+
+pub mod error;
+pub mod keys;
+pub mod memory;
+pub mod schema;
+#[cfg(target_arch = "wasm32")]
+pub mod spin;
+
+pub use error::StoreError;
+
+/// The narrow store interface the rest of the crate depends on.
+///
+/// Implemented by the Spin store (`wasi:keyvalue` batch calls) in the
+/// component and by [`memory::MemoryStore`] in native unit tests.
+pub trait KvStore {
+    /// Reads many keys at once; the result has one entry per key, in order.
+    fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError>;
+    /// Writes many pairs in one call (one transaction on Spin's SQLite store).
+    fn set_many(&self, pairs: Vec<(String, Vec<u8>)>) -> Result<(), StoreError>;
+    /// Deletes many keys in one call.
+    fn delete_many(&self, keys: &[String]) -> Result<(), StoreError>;
+}
+
+/// Reads one JSON document, if present.
+pub fn get_json<T: serde::de::DeserializeOwned>(
+    store: &dyn KvStore,
+    key: &str,
+) -> Result<Option<T>, StoreError> {
+    let mut values = store.get_many(&[key.to_owned()])?;
+    decode(key, values.pop().flatten())
+}
+
+/// Decodes a stored JSON value; a value that does not parse is an error
+/// naming the key, never a silent default (it would be overwritten later).
+pub fn decode<T: serde::de::DeserializeOwned>(
+    key: &str,
+    value: Option<Vec<u8>>,
+) -> Result<Option<T>, StoreError> {
+    let Some(bytes) = value else {
+        return Ok(None);
+    };
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| StoreError::Corrupt { key: key.to_owned(), reason: e.to_string() })
+}
+
+/// Encodes a value for [`KvStore::set_many`].
+pub fn encode<T: serde::Serialize>(key: String, value: &T) -> Result<(String, Vec<u8>), StoreError> {
+    serde_json::to_vec(value)
+        .map(|bytes| (key.clone(), bytes))
+        .map_err(|e| StoreError::Corrupt { key, reason: e.to_string() })
+}

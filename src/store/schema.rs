@@ -1,0 +1,153 @@
+//! The JSON shapes stored in the key-value store (spec §4). Unknown fields
+//! are kept (`extra`) so that rewriting a document never drops what another
+//! component wrote.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// A point in time, stored as Meteor's EJSON date: `{"$date": <ms since epoch>}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Date {
+    #[serde(rename = "$date")]
+    pub millis: i64,
+}
+
+/// A user document (`users` collection shape, spec §4.1).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct UserDoc {
+    #[serde(rename = "_id")]
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub emails: Vec<Email>,
+    #[serde(default)]
+    pub roles: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active: Option<bool>,
+    #[serde(default)]
+    pub services: Services,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// One e-mail address of a user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Email {
+    pub address: String,
+    pub verified: bool,
+}
+
+/// `services`: login methods and secrets.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Services {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume: Option<Resume>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<Password>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub totp: Option<Totp>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `services.resume`: login tokens.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Resume {
+    #[serde(rename = "loginTokens", default)]
+    pub login_tokens: Vec<LoginToken>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// One login token; only its hash is stored (spec §4.2).
+#[derive(Clone, Default, Serialize, Deserialize)]
+pub struct LoginToken {
+    /// base64(SHA-256(token)).
+    #[serde(rename = "hashedToken")]
+    pub hashed_token: String,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl std::fmt::Debug for LoginToken {
+    // Hand-written: a hashed token is still a credential for anyone with store access.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginToken").field("hashed_token", &"<redacted>").finish_non_exhaustive()
+    }
+}
+
+/// `services.password`: bcrypt of the lower-case SHA-256 hex of the password (spec §4.4).
+#[derive(Clone, Default, Serialize, Deserialize)]
+pub struct Password {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bcrypt: Option<String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password(<redacted>)")
+    }
+}
+
+/// `services.totp` (spec §4.3).
+#[derive(Clone, Default, Serialize, Deserialize)]
+pub struct Totp {
+    #[serde(default)]
+    pub enabled: bool,
+    /// Base32 secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    /// SHA-256 lower-case hex of each unused backup code.
+    #[serde(rename = "hashedBackup", default, skip_serializing_if = "Option::is_none")]
+    pub hashed_backup: Option<Vec<String>>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl std::fmt::Debug for Totp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Totp").field("enabled", &self.enabled).finish_non_exhaustive()
+    }
+}
+
+/// A permission record (`rocketchat_permissions`, spec §4.5).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Permission {
+    #[serde(rename = "_id")]
+    pub id: String,
+    pub roles: Vec<String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// Per-user second-factor guard: what upstream does not keep (replay and
+/// lockout state). Kept apart from the user document so that a sync
+/// rewriting users never races with it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TwoFactorGuard {
+    /// Wrong codes in a row since the last success or lock.
+    #[serde(rename = "failedAttempts", default)]
+    pub failed_attempts: u32,
+    /// While in the future, every code is refused with `totp-max-attempts`.
+    #[serde(rename = "lockedUntil", default, skip_serializing_if = "Option::is_none")]
+    pub locked_until: Option<Date>,
+    /// The last TOTP time step (unix time / 30) that was accepted; codes of
+    /// this step or earlier are replays.
+    #[serde(rename = "lastTotpStep", default, skip_serializing_if = "Option::is_none")]
+    pub last_totp_step: Option<u64>,
+}
+
+/// The rate limiter's window for one client and route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RateWindow {
+    /// Calls seen in this window, this one included.
+    pub count: u32,
+    /// When the window ends.
+    #[serde(rename = "resetAt")]
+    pub reset_at: Date,
+}

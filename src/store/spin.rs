@@ -1,0 +1,54 @@
+//! The Spin implementation of [`KvStore`], over `wasi:keyvalue` batch calls
+//! (Spin 3.x/4.x serve `wasi:keyvalue/*@0.2.0-draft2` for every granted store).
+
+use spin_sdk::wit::wasi::keyvalue::{batch, store};
+
+use super::{KvStore, StoreError};
+
+/// Spin's store named `label` (granted in `spin.toml` `key_value_stores`).
+pub struct SpinStore {
+    bucket: store::Bucket,
+}
+
+impl SpinStore {
+    /// Opens a store by label.
+    pub fn open(label: &str) -> Result<Self, StoreError> {
+        store::open(label)
+            .map(|bucket| Self { bucket })
+            .map_err(|e| StoreError::Open { label: label.to_owned(), reason: describe(&e) })
+    }
+}
+
+impl KvStore for SpinStore {
+    fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        // get-many answers only the keys it found, in no promised order.
+        let found = batch::get_many(&self.bucket, keys)
+            .map_err(|e| StoreError::Backend { op: "get-many", reason: describe(&e) })?;
+        let mut by_key: std::collections::HashMap<String, Option<Vec<u8>>> = found.into_iter().collect();
+        Ok(keys.iter().map(|k| by_key.remove(k).flatten()).collect())
+    }
+
+    fn set_many(&self, pairs: Vec<(String, Vec<u8>)>) -> Result<(), StoreError> {
+        if pairs.is_empty() {
+            return Ok(());
+        }
+        batch::set_many(&self.bucket, &pairs)
+            .map_err(|e| StoreError::Backend { op: "set-many", reason: describe(&e) })
+    }
+
+    fn delete_many(&self, keys: &[String]) -> Result<(), StoreError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        batch::delete_many(&self.bucket, keys)
+            .map_err(|e| StoreError::Backend { op: "delete-many", reason: describe(&e) })
+    }
+}
+
+fn describe(e: &store::Error) -> String {
+    match e {
+        store::Error::NoSuchStore => "no such store".to_owned(),
+        store::Error::AccessDenied => "access denied".to_owned(),
+        store::Error::Other(text) => text.clone(),
+    }
+}
