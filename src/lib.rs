@@ -7,6 +7,11 @@
 //! * `auth` (login token, rate limiter, second factor, permission) and
 //!   `settings` (every Spin variable, parsed once per request into types)
 //!   are pure: time, variables and the store come in as arguments.
+//! * `ldap` is the client: a sans-IO protocol state machine over
+//!   ldap3_proto's codec, and `transport.rs`, the only socket owner (TCP,
+//!   optionally rustls).
+//! * `sync` streams the directory scan: pages → mapped users → one batched
+//!   read and write per page, and a stored report.
 //! * `store` owns every key and JSON shape in Spin's key-value store and the
 //!   one trait ([`store::KvStore`]) through which everything is read and
 //!   written, in batches.
@@ -22,8 +27,10 @@
 
 mod api;
 mod auth;
+mod ldap;
 mod settings;
 mod store;
+mod sync;
 
 #[cfg(target_arch = "wasm32")]
 mod spin_entry;

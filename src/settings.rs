@@ -68,7 +68,6 @@ pub const VARIABLES: &[Variable] = &[
     var("ldap_background_sync", "true"),
     var("ldap_background_sync_import_new_users", "true"),
     var("ldap_background_sync_keep_existant_users_updated", "true"),
-    var("ldap_background_sync_merge_existent_users", "false"),
     var("ldap_group_filter_enable", "false"),
     var("ldap_sync_user_data_roles", "false"),
     var("ldap_sync_user_data_channels", "false"),
@@ -185,7 +184,6 @@ pub struct SyncSwitches {
     pub background_sync: bool,
     pub import_new_users: bool,
     pub keep_existing_updated: bool,
-    pub merge_existent_users: bool,
 }
 
 /// Account settings (spec §2.7).
@@ -306,7 +304,6 @@ impl Settings {
                 background_sync: r.flag(lookup("ldap_background_sync"))?,
                 import_new_users: r.flag(lookup("ldap_background_sync_import_new_users"))?,
                 keep_existing_updated: r.flag(lookup("ldap_background_sync_keep_existant_users_updated"))?,
-                merge_existent_users: r.flag(lookup("ldap_background_sync_merge_existent_users"))?,
             },
             accounts: Accounts {
                 verify_external_emails: r.flag(lookup("accounts_verify_email_for_external_accounts"))?,

@@ -31,7 +31,7 @@ fn handle(req: Request) -> impl IntoResponse {
     );
     let response = match SpinStore::open("default") {
         Ok(store) => {
-            let env = api::Env { store: &store, variables: &SpinVariables, now: now() };
+            let env = api::Env { store: &store, variables: &SpinVariables, clock: &now, random: &random };
             api::route(&request, &env)
         }
         Err(e) => api::ApiError::Store(e).into_response(),
@@ -42,6 +42,14 @@ fn handle(req: Request) -> impl IntoResponse {
         builder.header(*name, value.as_str());
     }
     builder.body(response.body_bytes()).build()
+}
+
+/// Secure random bytes from the host (`wasi:random`). If the host cannot
+/// provide them the instance traps, which Spin answers with a 500: never
+/// fall back to predictable ids.
+fn random(buf: &mut [u8]) {
+    #[expect(clippy::expect_used, reason = "no safe fallback exists for missing randomness")]
+    getrandom::fill(buf).expect("wasi:random is available in every Spin host");
 }
 
 fn now() -> Date {

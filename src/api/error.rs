@@ -5,6 +5,7 @@ use serde_json::json;
 use crate::auth::{AuthError, SecondFactorRefusal};
 use crate::settings::SettingsError;
 use crate::store::StoreError;
+use crate::sync::SyncError;
 
 use super::Response;
 
@@ -28,6 +29,9 @@ pub enum ApiError {
     /// The path exists with other methods.
     #[error("method not allowed")]
     MethodNotAllowed { allow: String },
+    /// The sync aborted (connect, TLS, bind, search, store); newest upstream's body.
+    #[error(transparent)]
+    Sync(#[from] SyncError),
     /// The store failed outside the gate.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -43,6 +47,15 @@ impl ApiError {
             ApiError::BackgroundSyncDisabled => (400, plain("LDAP_Background_Sync_disabled"), Vec::new()),
             ApiError::NotFound => (404, plain("API endpoint not found"), Vec::new()),
             ApiError::MethodNotAllowed { allow } => (405, plain("Method not allowed"), vec![("Allow", allow)]),
+            ApiError::Sync(SyncError::Filter(e)) => {
+                (400, plain(&format!("invalid value for variable ldap_user_search_filter: {e}")), Vec::new())
+            }
+            ApiError::Sync(SyncError::NoSearchField) => (400, plain(&SyncError::NoSearchField.to_string()), Vec::new()),
+            ApiError::Sync(e @ (SyncError::Ldap(_) | SyncError::Store(_))) => (
+                400,
+                json!({"error": "LDAP_Sync_failed", "details": {"error": e.to_string()}, "success": false}),
+                Vec::new(),
+            ),
             ApiError::Store(e) => (500, plain(&e.to_string()), Vec::new()),
         };
         Response { status, headers, body }

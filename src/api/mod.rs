@@ -14,12 +14,15 @@ use crate::settings::VariableSource;
 use crate::store::KvStore;
 use crate::store::schema::Date;
 
-/// Everything a handler may touch: the store, the variables and the clock,
-/// read once per request.
+/// Everything a handler may touch: the store, the variables, the clock and
+/// randomness. Handlers read the clock once for their checks; the sync
+/// reads it again to time itself.
 pub struct Env<'a> {
     pub store: &'a dyn KvStore,
     pub variables: &'a dyn VariableSource,
-    pub now: Date,
+    pub clock: &'a dyn Fn() -> Date,
+    /// Fills a buffer with cryptographically secure random bytes.
+    pub random: &'a dyn Fn(&mut [u8]),
 }
 
 /// An HTTP request as the handlers see it. Header names are lower case;

@@ -2,6 +2,8 @@
 
 use crate::auth::{self, RoutePolicy, permission};
 use crate::settings::Settings;
+use crate::store::schema::new_user_id;
+use crate::sync::{self, RunContext};
 
 use super::reply::Reply;
 use super::{ApiError, Env, Request, Response, credentials};
@@ -23,12 +25,14 @@ fn run(req: &Request, env: &Env<'_>, headers: &mut Vec<(&'static str, String)>) 
     let creds = credentials(req);
     let caller = auth::authenticate(env.store, &creds, &POLICY)?;
     let settings = Settings::load(env.variables)?;
-    auth::admit(env.store, caller, &creds, &POLICY, &settings, env.now, headers)?;
+    auth::admit(env.store, caller, &creds, &POLICY, &settings, (env.clock)(), headers)?;
     if !settings.ldap_enabled {
         return Err(ApiError::LdapDisabled);
     }
     if !settings.sync.background_sync {
         return Err(ApiError::BackgroundSyncDisabled);
     }
+    let mut new_id = || new_user_id(env.random);
+    sync::run(env.store, &settings, &mut RunContext { clock: env.clock, new_id: &mut new_id })?;
     Ok(Reply::SyncInProgress)
 }

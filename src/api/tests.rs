@@ -3,6 +3,7 @@ use std::collections::BTreeMap;
 use serde_json::json;
 
 use super::*;
+use crate::store::schema::Date;
 use crate::auth::token::hash_token;
 use crate::store::memory::MemoryStore;
 
@@ -26,7 +27,9 @@ fn store_with_admin() -> MemoryStore {
 
 fn call(store: &MemoryStore, vars: &[(&'static str, &'static str)], method: &str, path: &str, headers: &[(&str, &str)]) -> Response {
     let vars = Vars(vars.iter().copied().collect());
-    let env = Env { store, variables: &vars, now: Date { millis: 1_700_000_000_000 } };
+    let clock = || Date { millis: 1_700_000_000_000 };
+    let random = |buf: &mut [u8]| buf.fill(7);
+    let env = Env { store, variables: &vars, clock: &clock, random: &random };
     let req = Request::new(method, path, headers.iter().map(|(n, v)| ((*n).to_owned(), v.as_bytes().to_vec())));
     route(&req, &env)
 }
@@ -48,9 +51,9 @@ fn gate_order_reaches_ldap_disabled_with_the_password_fallback_off() {
     let off = [("accounts_twofactorauthentication_enabled", "false")];
     let r = call(&store, &off, "POST", "/api/v1/ldap.syncNow", &headers);
     assert_eq!((r.status, r.body), (400, json!({"success": false, "error": "LDAP_disabled"})));
-    let on = [("accounts_twofactorauthentication_enabled", "false"), ("ldap_enable", "true")];
+    let on = [("accounts_twofactorauthentication_enabled", "false"), ("ldap_enable", "true"), ("ldap_background_sync", "false")];
     let r = call(&store, &on, "POST", "/api/v1/ldap.syncNow", &headers);
-    assert_eq!((r.status, r.body.to_string()), (200, r#"{"message":"Sync_in_progress","success":true}"#.to_owned()));
+    assert_eq!((r.status, r.body), (400, json!({"success": false, "error": "LDAP_Background_Sync_disabled"})));
 }
 
 #[test]

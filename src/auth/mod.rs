@@ -128,7 +128,7 @@ fn admit_inner(
     }
 
     let outcome = second_factor::check(user, &caller.guard, creds.second_factor, &settings.two_factor, now);
-    if let Some(guard) = &outcome.guard {
+    if let Some(guard) = outcome.guard.as_ref().filter(|g| **g != caller.guard) {
         writes.push(encode(keys::two_factor(&user.id), guard)?);
     }
     if let Some(updated) = &outcome.user {

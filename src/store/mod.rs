@@ -9,6 +9,7 @@
 
 pub mod error;
 pub mod keys;
+#[cfg(test)]
 pub mod memory;
 pub mod schema;
 #[cfg(target_arch = "wasm32")]
@@ -27,15 +28,6 @@ pub trait KvStore {
     fn set_many(&self, pairs: Vec<(String, Vec<u8>)>) -> Result<(), StoreError>;
     /// Deletes many keys in one call.
     fn delete_many(&self, keys: &[String]) -> Result<(), StoreError>;
-}
-
-/// Reads one JSON document, if present.
-pub fn get_json<T: serde::de::DeserializeOwned>(
-    store: &dyn KvStore,
-    key: &str,
-) -> Result<Option<T>, StoreError> {
-    let mut values = store.get_many(&[key.to_owned()])?;
-    decode(key, values.pop().flatten())
 }
 
 /// Decodes a stored JSON value; a value that does not parse is an error

@@ -12,6 +12,28 @@ pub struct Date {
     pub millis: i64,
 }
 
+/// Meteor's `Random.id` alphabet (no look-alike characters).
+const ID_ALPHABET: &[u8] = b"23456789ABCDEFGHJKLMNPQRSTWXYZabcdefghijkmnopqrstuvwxyz";
+/// Length of a Meteor `Random.id`.
+const ID_LEN: usize = 17;
+
+/// A new user `_id` in Meteor's format, from `random` (secure bytes).
+/// Rejection sampling keeps the 55 characters equally likely.
+pub fn new_user_id(random: &dyn Fn(&mut [u8])) -> String {
+    let limit = 255 - (256 % ID_ALPHABET.len()) as u8;
+    let mut id = String::with_capacity(ID_LEN);
+    let mut buf = [0u8; 32];
+    while id.len() < ID_LEN {
+        random(&mut buf);
+        for b in buf.iter().filter(|b| **b <= limit) {
+            if id.len() < ID_LEN {
+                id.push(char::from(ID_ALPHABET[usize::from(*b) % ID_ALPHABET.len()]));
+            }
+        }
+    }
+    id
+}
+
 /// A user document (`users` collection shape, spec §4.1).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct UserDoc {

@@ -1,1 +1,227 @@
-fn main(){}
+//! `ldap-sync-serve`: serves the component over HTTP/1.1, like `spin up`.
+//!
+//! ```text
+//! ldap-sync-serve [--listen 127.0.0.1:3000] [--any-address] [--state-dir DIR]
+//!                 [--manifest PATH] [--variable NAME=VALUE]...
+//! ```
+//!
+//! * `--listen`: the address to bind (default `127.0.0.1:3000`, as `spin up`).
+//!   Only loopback addresses are accepted unless `--any-address` is given.
+//! * `--state-dir`: where `sqlite_key_value.db` is kept (default `.spin` next
+//!   to the manifest, as `spin up`); the file is interchangeable with Spin's.
+//! * `--manifest`: the `spin.toml` (default `$LDAP_SYNC_MANIFEST`, else the
+//!   project's).
+//! * `--variable NAME=VALUE` (repeatable): application variable overrides;
+//!   they win over `SPIN_VARIABLE_*` and the manifest defaults.
+//!
+//! Each request goes through `Host::send_from` with the peer's address, so the
+//! component sees it in `spin-client-addr`. Request bodies are read whole
+//! before the component runs.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context as _, bail, ensure};
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use ldap_sync_host::{Host, HostOptions, default_manifest_path};
+use tokio::net::TcpListener;
+
+const USAGE: &str = "\
+usage: ldap-sync-serve [--listen ADDR] [--any-address] [--state-dir DIR]
+                       [--manifest PATH] [--variable NAME=VALUE]...
+
+  --listen ADDR          address to serve on (default 127.0.0.1:3000)
+  --any-address          allow a non-loopback --listen address
+  --state-dir DIR        key-value state directory (default: .spin next to the manifest)
+  --manifest PATH        spin.toml to run (default: $LDAP_SYNC_MANIFEST or the project's)
+  --variable NAME=VALUE  set an application variable (repeatable)
+";
+
+#[derive(Debug, PartialEq, Eq)]
+struct Args {
+    listen: SocketAddr,
+    any_address: bool,
+    state_dir: Option<PathBuf>,
+    manifest: Option<PathBuf>,
+    variables: BTreeMap<String, String>,
+}
+
+/// Parses the command line; `Ok(None)` means `--help` was asked for.
+fn parse_args(args: impl IntoIterator<Item = String>) -> anyhow::Result<Option<Args>> {
+    let mut out = Args {
+        listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
+        any_address: false,
+        state_dir: None,
+        manifest: None,
+        variables: BTreeMap::new(),
+    };
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
+            _ => (arg.clone(), None),
+        };
+        let mut value = |name: &str| -> anyhow::Result<String> {
+            match inline.clone() {
+                Some(v) => Ok(v),
+                None => args.next().with_context(|| format!("{name} needs a value")),
+            }
+        };
+        match flag.as_str() {
+            "-h" | "--help" => return Ok(None),
+            "--listen" => {
+                let v = value("--listen")?;
+                out.listen = v
+                    .parse()
+                    .with_context(|| format!("--listen {v:?} is not an IP:port address"))?;
+            }
+            "--any-address" => out.any_address = true,
+            "--state-dir" => out.state_dir = Some(PathBuf::from(value("--state-dir")?)),
+            "--manifest" => out.manifest = Some(PathBuf::from(value("--manifest")?)),
+            "--variable" => {
+                let v = value("--variable")?;
+                let Some((name, val)) = v.split_once('=') else {
+                    bail!("--variable {v:?}: expected NAME=VALUE");
+                };
+                out.variables.insert(name.to_owned(), val.to_owned());
+            }
+            other => bail!("unknown argument {other:?}\n\n{USAGE}"),
+        }
+    }
+    ensure!(
+        out.any_address || out.listen.ip().is_loopback(),
+        "refusing to listen on non-loopback address {} without --any-address",
+        out.listen
+    );
+    Ok(Some(out))
+}
+
+async fn handle(
+    host: &Host,
+    peer: SocketAddr,
+    req: hyper::Request<Incoming>,
+) -> Result<hyper::Response<Full<Bytes>>, Infallible> {
+    let (parts, body) = req.into_parts();
+    let result = match body.collect().await {
+        Ok(body) => {
+            let req = http::Request::from_parts(parts, body.to_bytes().to_vec());
+            host.send_from(peer, req).await
+        }
+        Err(e) => Err(anyhow::Error::from(e).context("reading the request body")),
+    };
+    let (status, headers, body) = match result {
+        Ok(res) => (res.status, res.headers, res.body),
+        Err(e) => {
+            eprintln!("ldap-sync-serve: error processing request: {e:#}");
+            (500, http::HeaderMap::new(), Vec::new())
+        }
+    };
+    let mut res = hyper::Response::new(Full::new(Bytes::from(body)));
+    *res.status_mut() =
+        http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    *res.headers_mut() = headers;
+    Ok(res)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let Some(args) = parse_args(std::env::args().skip(1))? else {
+        print!("{USAGE}");
+        return Ok(());
+    };
+    let manifest = args.manifest.unwrap_or_else(default_manifest_path);
+    let state_dir = match args.state_dir {
+        Some(dir) => dir,
+        None => std::fs::canonicalize(&manifest)
+            .with_context(|| format!("reading manifest {}", manifest.display()))?
+            .parent()
+            .context("the manifest has no parent directory")?
+            .join(".spin"),
+    };
+    let host = Arc::new(Host::new(HostOptions {
+        manifest: Some(manifest),
+        state_dir: Some(state_dir.clone()),
+        variables: args.variables,
+    })?);
+
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("unable to listen on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    println!("Serving http://{addr}");
+    println!("Available Routes:");
+    let component = &host.manifest().component.id;
+    for route in &host.manifest().routes {
+        println!("  {component}: http://{addr}{}", route.raw());
+    }
+    println!(
+        "Key-value store: {}",
+        state_dir.join(ldap_sync_host::kv::DEFAULT_DB_FILE).display()
+    );
+
+    loop {
+        let (stream, peer) = listener.accept().await?;
+        let host = Arc::clone(&host);
+        tokio::task::spawn(async move {
+            let service = service_fn(move |req| {
+                let host = Arc::clone(&host);
+                async move { handle(&host, peer, req).await }
+            });
+            if let Err(e) = http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                eprintln!("ldap-sync-serve: error serving {peer}: {e}");
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> anyhow::Result<Option<Args>> {
+        parse_args(args.iter().map(|s| (*s).to_owned()))
+    }
+
+    #[test]
+    fn arguments() -> anyhow::Result<()> {
+        let a = parse(&[])?.context("args")?;
+        assert_eq!(a.listen, "127.0.0.1:3000".parse()?);
+        assert_eq!(a.state_dir, None);
+        let a = parse(&[
+            "--listen",
+            "127.0.0.1:0",
+            "--state-dir=/tmp/s",
+            "--variable",
+            "ldap_ip=10.0.0.1",
+            "--variable=ldap_port=636",
+            "--manifest",
+            "x/spin.toml",
+        ])?
+        .context("args")?;
+        assert_eq!(a.listen, "127.0.0.1:0".parse()?);
+        assert_eq!(a.state_dir, Some(PathBuf::from("/tmp/s")));
+        assert_eq!(a.manifest, Some(PathBuf::from("x/spin.toml")));
+        assert_eq!(a.variables["ldap_ip"], "10.0.0.1");
+        assert_eq!(a.variables["ldap_port"], "636");
+        assert!(parse(&["--listen", "[::1]:3000"])?.is_some());
+        assert!(parse(&["--listen", "0.0.0.0:3000"]).is_err());
+        assert!(parse(&["--listen", "0.0.0.0:3000", "--any-address"])?.is_some());
+        assert!(parse(&["--variable", "novalue"]).is_err());
+        assert!(parse(&["--listen"]).is_err());
+        assert!(parse(&["--bogus"]).is_err());
+        assert!(parse(&["--help"])?.is_none());
+        Ok(())
+    }
+}

@@ -403,7 +403,7 @@ impl Manifest {
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading manifest {}", path.display()))?;
-        let path = std::path::absolute(path)
+        let path = std::fs::canonicalize(path)
             .with_context(|| format!("resolving manifest path {}", path.display()))?;
         let dir = path
             .parent()

@@ -367,7 +367,7 @@ impl WasiHttpHooks for OutboundHttp {
         }
         _ = fut;
         Box::new(async move {
-            use http_body_util::BodyExt as _;
+            use http_body_util::BodyExt;
             let (res, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
             Ok((
                 res.map(BodyExt::boxed_unsync),

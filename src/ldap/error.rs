@@ -1,0 +1,75 @@
+//! Errors of the LDAP client. Messages name what failed and why, never a
+//! password or the service account's DN (upstream marks it secret).
+
+use ldap3_proto::LdapResultCode;
+
+/// A run-level LDAP failure: the sync cannot continue on this connection.
+#[derive(Debug, thiserror::Error)]
+pub enum LdapError {
+    /// Neither `ldap_ip` nor `ldap_host` gives an IP address to connect to.
+    #[error("no LDAP server address: set ldap_ip to the server's IP address (Spin does not resolve host names)")]
+    NoAddress,
+    /// TCP connect failed or timed out: server down, wrong port, or firewall.
+    #[error("cannot connect to {addr}: {reason}")]
+    Connect { addr: String, reason: String },
+    /// The TLS handshake failed: wrong CA, name mismatch, or a plain-text server.
+    #[error("TLS with {addr} failed: {reason}")]
+    Tls { addr: String, reason: String },
+    /// `ldap_ca_cert` or `ldap_host` cannot be used for TLS.
+    #[error("TLS configuration: {0}")]
+    TlsConfig(String),
+    /// A read or write timed out (`ldap_timeout`).
+    #[error("{op}: no answer from the LDAP server within {timeout_ms} ms")]
+    Timeout { op: &'static str, timeout_ms: u32 },
+    /// The socket failed mid-operation.
+    #[error("{op}: connection error: {reason}")]
+    Io { op: &'static str, reason: String },
+    /// The server closed the connection mid-operation.
+    #[error("{op}: the LDAP server closed the connection")]
+    Closed { op: &'static str },
+    /// The server answered an operation with a non-success result code.
+    #[error("{op} failed: {} ({}){}", code_name(code), code.clone() as i64, diagnostic(message))]
+    Result { op: &'static str, code: LdapResultCode, message: String },
+    /// A frame that is not valid BER/LDAP, or one over [`super::framing::MAX_MESSAGE_BYTES`].
+    #[error("malformed LDAP message: {0}")]
+    Protocol(String),
+    /// The server sent a response that does not fit the pending operation.
+    #[error("{op}: unexpected response from the LDAP server: {what}")]
+    UnexpectedResponse { op: &'static str, what: String },
+    /// The server announced it is disconnecting (RFC 4511 §4.4.1).
+    #[error("the LDAP server ended the session: {0}")]
+    Disconnected(String),
+}
+
+/// The RFC 4511 name of a result code, e.g. `sizeLimitExceeded`.
+pub fn code_name(code: &LdapResultCode) -> String {
+    let debug = match code {
+        // ldap3_proto's variant names carry typos; RFC 4511 §A.2 spellings.
+        LdapResultCode::InsufficentAccessRights => "InsufficientAccessRights".to_owned(),
+        LdapResultCode::NotALlowedOnRDN => "NotAllowedOnRDN".to_owned(),
+        other => format!("{other:?}"),
+    };
+    let mut chars = debug.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => debug,
+    }
+}
+
+fn diagnostic(message: &str) -> String {
+    if message.is_empty() { String::new() } else { format!(": {message}") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn result_codes_are_named_and_numbered() {
+        let e = LdapError::Result { op: "search", code: LdapResultCode::SizeLimitExceeded, message: String::new() };
+        assert_eq!(e.to_string(), "search failed: sizeLimitExceeded (4)");
+        let e = LdapError::Result { op: "bind", code: LdapResultCode::InvalidCredentials, message: "bad".into() };
+        assert_eq!(e.to_string(), "bind failed: invalidCredentials (49): bad");
+        assert_eq!(code_name(&LdapResultCode::InsufficentAccessRights), "insufficientAccessRights");
+    }
+}

@@ -1,0 +1,22 @@
+//! Errors that abort a sync run.
+
+use crate::ldap::LdapError;
+use crate::ldap::filter::FilterError;
+use crate::store::StoreError;
+
+/// A run-level failure. Users written before it stay valid documents.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// Connect, TLS, bind, search, or a result code mid-search.
+    #[error(transparent)]
+    Ldap(#[from] LdapError),
+    /// The store refused a read or write.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// `ldap_user_search_filter` is not an RFC 4515 filter.
+    #[error("invalid value for variable ldap_user_search_filter: {0}")]
+    Filter(#[from] FilterError),
+    /// No search field to build the username clause from.
+    #[error("ldap_user_search_field is empty: set the attribute that holds the username (uid for OpenLDAP)")]
+    NoSearchField,
+}

@@ -1,0 +1,181 @@
+//! Entry → [`RcUser`]: upstream's `mapUserData` (spec §3.4). Pure.
+
+use crate::ldap::DirectoryEntry;
+use crate::settings::{Accounts, LdapSearch};
+
+/// A directory user, mapped to what Rocket.Chat stores.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RcUser {
+    pub dn: String,
+    /// `services.ldap.idAttribute`.
+    pub id_attribute: String,
+    /// `services.ldap.id`: lower-case hex of the attribute's raw bytes.
+    pub id: String,
+    /// Slugified when `utf8_names_slugify` is on.
+    pub username: String,
+    pub emails: Vec<String>,
+    pub name: Option<String>,
+    pub extension: Option<String>,
+}
+
+/// Why one entry cannot become a user; the run goes on without it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EntryProblem {
+    #[error("no unique identifier: none of {0} has a value")]
+    NoUniqueId(String),
+    #[error("no e-mail address: none of {0} holds an address and ldap_default_domain is empty")]
+    NoEmail(String),
+    #[error("no username: {0} yields an empty username")]
+    NoUsername(String),
+    #[error("username {0:?} is taken by another user")]
+    UsernameTaken(String),
+    #[error("e-mail {0:?} belongs to another user")]
+    EmailTaken(String),
+}
+
+/// The attributes a search must request for this mapping: unique-id
+/// candidates, search fields, and those named by the username, e-mail, name
+/// and extension settings. Never `*` or `+`.
+pub fn attributes_to_request(search: &LdapSearch) -> Vec<String> {
+    let mut wanted: Vec<String> = Vec::new();
+    let mut add = |name: &str| {
+        let name = name.trim();
+        if !name.is_empty() && !name.eq_ignore_ascii_case("dn") && !wanted.iter().any(|w| w.eq_ignore_ascii_case(name)) {
+            wanted.push(name.to_owned());
+        }
+    };
+    id_candidates(search).iter().for_each(|a| add(a));
+    search.email_fields.iter().for_each(|a| add(a));
+    for setting in [&search.username_field, &search.name_field, &search.extension_field] {
+        referenced_attributes(setting).iter().for_each(|a| add(a));
+    }
+    wanted
+}
+
+/// Maps one entry.
+pub fn map_entry(entry: &DirectoryEntry, search: &LdapSearch, accounts: &Accounts) -> Result<RcUser, EntryProblem> {
+    let candidates = id_candidates(search);
+    let (id_attribute, id) = candidates
+        .iter()
+        .find_map(|attr| unique_id(entry, attr).map(|id| (attr.clone(), id)))
+        .ok_or_else(|| EntryProblem::NoUniqueId(candidates.join(",")))?;
+
+    let raw_username = if search.username_field.trim().is_empty() {
+        None
+    } else {
+        dynamic_value(entry, &search.username_field)
+    };
+    let username = raw_username.unwrap_or_else(|| id.clone());
+    let username = if accounts.slugify_names { slugify(&username) } else { username };
+    if username.is_empty() {
+        return Err(EntryProblem::NoUsername(search.username_field.clone()));
+    }
+
+    let mut emails: Vec<String> = search
+        .email_fields
+        .iter()
+        .map(|attr| entry.texts(attr))
+        .find(|values| !values.is_empty())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|v| v.trim().to_owned())
+        .filter(|v| v.contains('@'))
+        .collect();
+    emails.dedup_by(|a, b| a.eq_ignore_ascii_case(b));
+    if emails.is_empty() && !search.default_domain.is_empty() {
+        emails.push(format!("{username}@{}", search.default_domain));
+    }
+    if emails.is_empty() {
+        return Err(EntryProblem::NoEmail(search.email_fields.join(",")));
+    }
+
+    let name = dynamic_value(entry, &search.name_field).filter(|n| !n.trim().is_empty());
+    let extension = Some(search.extension_field.as_str())
+        .filter(|f| !f.is_empty())
+        .and_then(|f| entry.texts(f).into_iter().next());
+    Ok(RcUser { dn: entry.dn.clone(), id_attribute, id, username, emails, name, extension })
+}
+
+/// Upstream's candidate list: `ldap_unique_identifier_field`, then the
+/// search fields; `dn` when both are empty.
+fn id_candidates(search: &LdapSearch) -> Vec<String> {
+    let list: Vec<String> = search.unique_id_fields.iter().chain(&search.search_fields).cloned().collect();
+    if list.is_empty() { vec!["dn".to_owned()] } else { list }
+}
+
+/// Lower-case hex of the raw bytes (`objectGUID`, `entryUUID` as text, ...).
+/// Upstream quirks kept for compatibility with existing data: `dn` is the
+/// plain DN string, and a multi-valued attribute is its UTF-8 values joined
+/// with commas.
+fn unique_id(entry: &DirectoryEntry, attr: &str) -> Option<String> {
+    let values: Vec<&[u8]> = entry.values(attr)?.into_iter().filter(|v| !v.is_empty()).collect();
+    match values.as_slice() {
+        [] => None,
+        [_] if attr.eq_ignore_ascii_case("dn") => Some(entry.dn.clone()),
+        [one] => Some(one.iter().map(|b| format!("{b:02x}")).collect()),
+        many => Some(many.iter().map(|v| String::from_utf8_lossy(v)).collect::<Vec<_>>().join(",")),
+    }
+}
+
+/// `getLdapDynamicValue`: a `#{attr}` template, or a CSV list whose first
+/// attribute with a value wins (first value of a multi-valued one).
+fn dynamic_value(entry: &DirectoryEntry, setting: &str) -> Option<String> {
+    if setting.contains("#{") {
+        let mut out = String::new();
+        let mut rest = setting;
+        while let Some(start) = rest.find("#{") {
+            out.push_str(&rest[..start]);
+            let after = &rest[start + 2..];
+            let Some(end) = after.find('}') else {
+                out.push_str(&rest[start..]);
+                rest = "";
+                break;
+            };
+            out.push_str(&entry.texts(after[..end].trim()).join(","));
+            rest = &after[end + 1..];
+        }
+        out.push_str(rest);
+        return Some(out).filter(|v| !v.is_empty());
+    }
+    setting
+        .split(',')
+        .map(|a| a.chars().filter(|c| !c.is_whitespace()).collect::<String>())
+        .filter(|a| !a.is_empty())
+        .find_map(|attr| entry.texts(&attr).into_iter().next())
+}
+
+/// Attributes a dynamic-value setting reads.
+fn referenced_attributes(setting: &str) -> Vec<String> {
+    if !setting.contains("#{") {
+        return setting.split(',').map(|a| a.trim().to_owned()).filter(|a| !a.is_empty()).collect();
+    }
+    setting
+        .split("#{")
+        .skip(1)
+        .filter_map(|part| part.split_once('}').map(|(attr, _)| attr.trim().to_owned()))
+        .filter(|a| !a.is_empty())
+        .collect()
+}
+
+/// Upstream's username slug (`limax`, then `[0-9a-z-_.]` only):
+/// transliterate to ASCII, lower-case, turn separators into single dots,
+/// drop everything else, trim dots at the ends.
+pub fn slugify(text: &str) -> String {
+    let ascii = deunicode::deunicode(text).to_lowercase();
+    let mut out = String::with_capacity(ascii.len());
+    for c in ascii.chars() {
+        match c {
+            'a'..='z' | '0'..='9' | '_' => out.push(c),
+            c if c.is_ascii_whitespace() || c.is_ascii_punctuation() => {
+                if !out.ends_with('.') {
+                    out.push('.');
+                }
+            }
+            _ => {}
+        }
+    }
+    out.trim_matches('.').to_owned()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,87 @@
+use super::*;
+use crate::settings::{Accounts, LdapSearch};
+
+fn search() -> LdapSearch {
+    LdapSearch {
+        base_dn: "dc=example,dc=org".into(),
+        user_search_filter: "(objectclass=*)".into(),
+        scope: crate::settings::Scope::Sub,
+        search_fields: vec!["uid".into()],
+        page_size: 250,
+        size_limit: 1000,
+        unique_id_fields: vec!["entryUUID".into(), "uid".into()],
+        username_field: "uid".into(),
+        email_fields: vec!["mail".into()],
+        name_field: "cn".into(),
+        extension_field: String::new(),
+        default_domain: String::new(),
+        merge_existing_users: false,
+    }
+}
+
+fn accounts() -> Accounts {
+    Accounts { verify_external_emails: true, slugify_names: true, manually_approve_new_users: false, default_roles: vec!["user".into()] }
+}
+
+fn entry(attrs: &[(&str, &[&str])]) -> DirectoryEntry {
+    DirectoryEntry::new(
+        "uid=x,dc=example,dc=org",
+        attrs.iter().map(|(n, vs)| ((*n).to_owned(), vs.iter().map(|v| v.as_bytes().to_vec()).collect())).collect(),
+    )
+}
+
+#[test]
+fn maps_the_usual_fields() {
+    let e = entry(&[("entryUUID", &["abc"]), ("uid", &["Alice"]), ("mail", &["alice@example.org", "a2@example.org"]), ("cn", &["Alice A"])]);
+    let u = map_entry(&e, &search(), &accounts()).expect("maps");
+    assert_eq!(u.id_attribute, "entryUUID");
+    assert_eq!(u.id, "616263");
+    assert_eq!(u.username, "alice");
+    assert_eq!(u.emails, vec!["alice@example.org", "a2@example.org"]);
+    assert_eq!(u.name.as_deref(), Some("Alice A"));
+}
+
+#[test]
+fn unique_id_falls_through_candidates_and_keeps_upstream_quirks() {
+    let e = entry(&[("uid", &["john"]), ("mail", &["j@x.org"])]);
+    assert_eq!(map_entry(&e, &search(), &accounts()).expect("maps").id, "6a6f686e");
+    let mut s = search();
+    s.unique_id_fields = vec![];
+    s.search_fields = vec![];
+    s.username_field = "uid".into();
+    let u = map_entry(&e, &s, &accounts()).expect("dn fallback");
+    assert_eq!((u.id_attribute.as_str(), u.id.as_str()), ("dn", "uid=x,dc=example,dc=org"));
+    let none = entry(&[("mail", &["j@x.org"])]);
+    assert_eq!(map_entry(&none, &search(), &accounts()), Err(EntryProblem::NoUniqueId("entryUUID,uid,uid".into())));
+}
+
+#[test]
+fn email_fallbacks() {
+    let e = entry(&[("uid", &["bob"]), ("mail", &["not-an-address"])]);
+    assert_eq!(map_entry(&e, &search(), &accounts()), Err(EntryProblem::NoEmail("mail".into())));
+    let mut s = search();
+    s.default_domain = "corp.example".into();
+    assert_eq!(map_entry(&e, &s, &accounts()).expect("domain").emails, vec!["bob@corp.example"]);
+}
+
+#[test]
+fn templates_and_lists() {
+    let mut s = search();
+    s.name_field = "#{givenName} #{sn}".into();
+    s.username_field = "missing, uid".into();
+    let e = entry(&[("uid", &["carol"]), ("givenName", &["Carol"]), ("sn", &["Jones"]), ("mail", &["c@x.org"])]);
+    let u = map_entry(&e, &s, &accounts()).expect("maps");
+    assert_eq!((u.username.as_str(), u.name.as_deref()), ("carol", Some("Carol Jones")));
+    assert_eq!(attributes_to_request(&s), vec!["entryUUID", "uid", "mail", "missing", "givenName", "sn"]);
+}
+
+#[test]
+fn slugify_non_latin_names() {
+    assert_eq!(slugify("Jürgen Müller"), "jurgen.muller");
+    assert_eq!(slugify("北京 用户"), "bei.jing.yong.hu");
+    assert_eq!(slugify("Иван Петров"), "ivan.petrov");
+    assert_eq!(slugify("O'Brien, Pat"), "o.brien.pat");
+    assert_eq!(slugify("dots..and--dashes"), "dots.and.dashes");
+    assert_eq!(slugify("under_score"), "under_score");
+    assert_eq!(slugify("a1234bcd"), "a1234bcd");
+}

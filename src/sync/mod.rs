@@ -1,0 +1,214 @@
+//! The directory-scan sync (spec §3, "directory scan" mode) as a stream:
+//! LDAP pages → mapped users → one batched read and one batched write per
+//! page. Nothing is held beyond one page, so memory does not grow with the
+//! directory.
+//!
+//! Never names a `spin_sdk` or `ldap3_proto` type: it sees [`Directory`] and
+//! [`KvStore`].
+
+pub mod error;
+pub mod map;
+pub mod plan;
+pub mod report;
+
+pub use error::SyncError;
+pub use report::SyncReport;
+
+use crate::ldap::filter;
+use crate::ldap::{DirectoryEntry, LdapSearchScope, SearchSpec, SearchStats, Session};
+use crate::settings::{Scope, Settings};
+use crate::store::schema::{Date, UserDoc};
+use crate::store::{KvStore, decode, encode, keys};
+
+use plan::{Loaded, PlanContext};
+
+/// Where the last run's report is stored.
+pub const REPORT_KEY: &str = "sync-report:last";
+
+/// The search side of an LDAP session, so the sync can be unit-tested with
+/// a scripted directory.
+pub trait Directory {
+    /// Runs `spec`, handing entries over one page at a time.
+    fn search(
+        &mut self,
+        spec: SearchSpec,
+        on_page: &mut dyn FnMut(Vec<DirectoryEntry>) -> Result<(), SyncError>,
+    ) -> Result<SearchStats, SyncError>;
+}
+
+impl Directory for Session {
+    fn search(
+        &mut self,
+        spec: SearchSpec,
+        on_page: &mut dyn FnMut(Vec<DirectoryEntry>) -> Result<(), SyncError>,
+    ) -> Result<SearchStats, SyncError> {
+        Session::search(self, spec, on_page)
+    }
+}
+
+/// Time and identity sources of a run.
+pub struct RunContext<'a> {
+    pub clock: &'a dyn Fn() -> Date,
+    pub new_id: &'a mut dyn FnMut() -> String,
+}
+
+/// Connects to the configured server and runs the sync. The report is
+/// stored and logged whatever the outcome.
+pub fn run(store: &dyn KvStore, settings: &Settings, ctx: &mut RunContext<'_>) -> Result<SyncReport, SyncError> {
+    match Session::open(&settings.connection) {
+        Ok(mut session) => {
+            let result = run_with(store, settings, &mut session, ctx);
+            session.close();
+            result
+        }
+        Err(e) => {
+            let started = (ctx.clock)();
+            let report = SyncReport { started_at: Some(started), ..SyncReport::default() };
+            finish(store, report, Err(e.into()), started, ctx.clock)
+        }
+    }
+}
+
+/// The scan against any [`Directory`]: [`run`] without the connection.
+pub fn run_with(store: &dyn KvStore, settings: &Settings, directory: &mut dyn Directory, ctx: &mut RunContext<'_>) -> Result<SyncReport, SyncError> {
+    let started = (ctx.clock)();
+    let mut report = SyncReport { started_at: Some(started), ..SyncReport::default() };
+    let result = scan(store, settings, directory, ctx, &mut report);
+    finish(store, report, result, started, ctx.clock)
+}
+
+fn finish(
+    store: &dyn KvStore,
+    mut report: SyncReport,
+    result: Result<(), SyncError>,
+    started: Date,
+    clock: &dyn Fn() -> Date,
+) -> Result<SyncReport, SyncError> {
+    let finished = clock();
+    report.finished_at = Some(finished);
+    report.duration_ms = finished.millis - started.millis;
+    report.outcome = if result.is_ok() { "success" } else { "failed" };
+    report.error = result.as_ref().err().map(ToString::to_string);
+    eprintln!("{}", report.summary());
+    let stored = encode(REPORT_KEY.to_owned(), &report).and_then(|pair| store.set_many(vec![pair]));
+    result?;
+    stored?;
+    Ok(report)
+}
+
+/// Builds the search (spec §3.3) and applies it page by page.
+fn scan(
+    store: &dyn KvStore,
+    settings: &Settings,
+    directory: &mut dyn Directory,
+    ctx: &mut RunContext<'_>,
+    report: &mut SyncReport,
+) -> Result<(), SyncError> {
+    let search = &settings.search;
+    if search.search_fields.is_empty() {
+        return Err(SyncError::NoSearchField);
+    }
+    let mut parts: Vec<_> = filter::parse_user_filter(&search.user_search_filter)?.into_iter().collect();
+    parts.push(filter::or(search.search_fields.iter().map(|f| filter::present(f)).collect()));
+    let spec = SearchSpec {
+        base: search.base_dn.clone(),
+        scope: match search.scope {
+            Scope::Base => LdapSearchScope::Base,
+            Scope::One => LdapSearchScope::OneLevel,
+            Scope::Sub => LdapSearchScope::Subtree,
+        },
+        filter: filter::and(parts),
+        attributes: map::attributes_to_request(search),
+        page_size: search.page_size,
+        size_limit: search.size_limit,
+    };
+    eprintln!(
+        "ldap-sync: searching base={:?} filter={} page_size={}",
+        spec.base,
+        filter::to_string(&spec.filter),
+        spec.page_size
+    );
+    let mut first_page = true;
+    let stats = directory.search(spec, &mut |entries| {
+        let written = apply_page(store, settings, entries, first_page, ctx, report);
+        first_page = false;
+        written
+    })?;
+    report.pages = stats.pages;
+    report.entries = stats.entries;
+    Ok(())
+}
+
+/// One page: map, load what it touches (three `get-many`), plan, and write
+/// (one `set-many`, one `delete-many`).
+fn apply_page(
+    store: &dyn KvStore,
+    settings: &Settings,
+    entries: Vec<DirectoryEntry>,
+    first_page: bool,
+    ctx: &mut RunContext<'_>,
+    report: &mut SyncReport,
+) -> Result<(), SyncError> {
+    let mut users = Vec::with_capacity(entries.len());
+    for entry in &entries {
+        match map::map_entry(entry, &settings.search, &settings.accounts) {
+            Ok(user) => users.push(user),
+            Err(problem) => report.fail(&entry.dn, &problem.to_string()),
+        }
+    }
+    let mut loaded = Loaded::default();
+    load_index(store, &mut loaded, plan::keys_to_load(&users))?;
+    let mut ids: Vec<String> = loaded.index.values().flatten().cloned().collect();
+    ids.sort();
+    ids.dedup();
+    let user_keys: Vec<String> = ids.iter().map(|id| keys::user(id)).collect();
+    for (key, value) in user_keys.iter().zip(store.get_many(&user_keys)?) {
+        if let Some(doc) = decode::<UserDoc>(key, value)? {
+            loaded.docs.insert(doc.id.clone(), doc);
+        }
+    }
+    // The keys existing users hold now, so a rename frees only what is theirs.
+    let held: Vec<String> = loaded.docs.values().flat_map(plan::index_keys).filter(|k| !loaded.index.contains_key(k)).collect();
+    load_index(store, &mut loaded, held)?;
+
+    let now = (ctx.clock)();
+    let mut plan_ctx = PlanContext {
+        switches: &settings.sync,
+        accounts: &settings.accounts,
+        merge_existing_users: settings.search.merge_existing_users,
+        now,
+        new_id: &mut *ctx.new_id,
+    };
+    let page = plan::plan_page(users, &mut loaded, &mut plan_ctx, report);
+
+    let mut writes = Vec::with_capacity(page.docs.len() * 4 + 1);
+    if first_page {
+        writes.push(encode(keys::SCHEMA_VERSION.to_owned(), &keys::SCHEMA_VERSION_VALUE)?);
+    }
+    for doc in &page.docs {
+        writes.push(encode(keys::user(&doc.id), doc)?);
+    }
+    let mut deletes = Vec::new();
+    for (key, owner) in page.index_changes {
+        match owner {
+            Some(id) => writes.push(encode(key, &id)?),
+            None => deletes.push(key),
+        }
+    }
+    // Documents and the index keys that name them land in one transaction.
+    store.set_many(writes)?;
+    store.delete_many(&deletes)?;
+    Ok(())
+}
+
+fn load_index(store: &dyn KvStore, loaded: &mut Loaded, wanted: Vec<String>) -> Result<(), SyncError> {
+    let values = store.get_many(&wanted)?;
+    for (key, value) in wanted.into_iter().zip(values) {
+        let owner: Option<String> = decode(&key, value)?;
+        loaded.index.insert(key, owner);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,489 @@
+//! The key-value store: SQLite, in Spin's own file format.
+//!
+//! Spin's default key-value backend (`crates/key-value-spin/src/store.rs` in
+//! the Spin repository) keeps every store of type `spin` in one table,
+//! `spin_key_value`, keyed by `(store, key)`, in `<state dir>/sqlite_key_value.db`
+//! (`spin up` uses `.spin/` next to the manifest unless `--state-dir` says
+//! otherwise, and an in-memory database when there is no state directory).
+//! This module issues the same statements, so a database written by the
+//! tests opens under `spin up --state-dir <dir>` and the other way round.
+//!
+//! The `store` column holds the store label (`"default"`). Each `set` is its
+//! own implicit transaction; `set_many` loops the same upsert inside **one**
+//! transaction; `increment` reads and writes in one transaction with the
+//! value as an `i64` in little-endian bytes (absent = 0). The
+//! compare-and-swap mirrors Spin's too, including its quirk: a swap whose
+//! `current` read found no value (or that never read) is a plain upsert.
+
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use anyhow::{Context as _, anyhow, ensure};
+use rusqlite::{Connection, named_params};
+
+/// Spin's default database file name inside the state directory.
+pub const DEFAULT_DB_FILE: &str = "sqlite_key_value.db";
+
+/// The only store label backed by a database (Spin's default store).
+pub const DEFAULT_STORE: &str = "default";
+
+const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS spin_key_value (
+                           store TEXT NOT NULL,
+                           key   TEXT NOT NULL,
+                           value BLOB NOT NULL,
+
+                           PRIMARY KEY (store, key)
+                        )";
+const GET: &str = "SELECT value FROM spin_key_value WHERE store=$1 AND key=$2";
+const SET: &str = "INSERT INTO spin_key_value (store, key, value) VALUES ($1, $2, $3)
+                     ON CONFLICT(store, key) DO UPDATE SET value=$3";
+const DELETE: &str = "DELETE FROM spin_key_value WHERE store=$1 AND key=$2";
+const EXISTS: &str = "SELECT 1 FROM spin_key_value WHERE store=$1 AND key=$2 LIMIT 1";
+const KEYS: &str = "SELECT key FROM spin_key_value WHERE store=$1";
+const GET_MANY: &str =
+    "SELECT key, value FROM spin_key_value WHERE store=:name AND key IN rarray(:keys)";
+const DELETE_MANY: &str = "DELETE FROM spin_key_value WHERE store=:name AND key IN rarray(:keys)";
+const CAS_UPDATE: &str = "UPDATE spin_key_value SET value=:new_value WHERE store=:name and key=:key and value=:old_value";
+
+/// A shared SQLite connection holding the `spin_key_value` table.
+///
+/// Cloning is cheap and shares the connection (one per [`crate::Host`]).
+#[derive(Clone)]
+pub struct KvStore {
+    conn: Arc<Mutex<Connection>>,
+    path: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for KvStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KvStore").field("path", &self.path).finish()
+    }
+}
+
+fn array(keys: Vec<String>) -> Rc<Vec<rusqlite::types::Value>> {
+    Rc::new(keys.into_iter().map(rusqlite::types::Value::from).collect())
+}
+
+impl KvStore {
+    /// A fresh in-memory database (Spin's choice when there is no state dir).
+    pub fn open_in_memory() -> anyhow::Result<Self> {
+        let conn = Connection::open_in_memory().context("opening in-memory SQLite")?;
+        Self::init(conn, None)
+    }
+
+    /// `<state_dir>/sqlite_key_value.db`, creating the directory if needed.
+    pub fn open_state_dir(state_dir: &Path) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(state_dir)
+            .with_context(|| format!("creating state directory {}", state_dir.display()))?;
+        Self::open_file(&state_dir.join(DEFAULT_DB_FILE))
+    }
+
+    /// A database file at an explicit path.
+    pub fn open_file(path: &Path) -> anyhow::Result<Self> {
+        let conn = Connection::open(path)
+            .with_context(|| format!("opening SQLite database {}", path.display()))?;
+        Self::init(conn, Some(path.to_path_buf()))
+    }
+
+    fn init(conn: Connection, path: Option<PathBuf>) -> anyhow::Result<Self> {
+        conn.execute(CREATE_TABLE, [])
+            .context("creating the spin_key_value table")?;
+        // The array module provides `rarray()` for the batch statements.
+        rusqlite::vtab::array::load_module(&conn).context("loading SQLite's array module")?;
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+            path,
+        })
+    }
+
+    /// The database file, or `None` for an in-memory database.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    fn lock(&self) -> anyhow::Result<MutexGuard<'_, Connection>> {
+        self.conn
+            .lock()
+            .map_err(|_| anyhow!("the key-value connection mutex is poisoned"))
+    }
+
+    /// Runs `f` with the connection locked (for tests and tools).
+    pub fn with_connection<R>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> anyhow::Result<R>,
+    ) -> anyhow::Result<R> {
+        f(&mut *self.lock()?)
+    }
+
+    /// `get`: the value, or `None`.
+    pub fn get(&self, store: &str, key: &str) -> anyhow::Result<Option<Vec<u8>>> {
+        let conn = self.lock()?;
+        let mut stmt = conn.prepare_cached(GET)?;
+        let value = stmt
+            .query_map([store, key], |row| row.get::<_, Vec<u8>>(0))?
+            .next()
+            .transpose()?;
+        Ok(value)
+    }
+
+    /// `set`: an upsert, its own implicit transaction.
+    pub fn set(&self, store: &str, key: &str, value: &[u8]) -> anyhow::Result<()> {
+        let conn = self.lock()?;
+        conn.prepare_cached(SET)?
+            .execute(rusqlite::params![store, key, value])?;
+        Ok(())
+    }
+
+    /// `delete`: no error if the key is absent.
+    pub fn delete(&self, store: &str, key: &str) -> anyhow::Result<()> {
+        let conn = self.lock()?;
+        conn.prepare_cached(DELETE)?.execute([store, key])?;
+        Ok(())
+    }
+
+    /// `exists`.
+    pub fn exists(&self, store: &str, key: &str) -> anyhow::Result<bool> {
+        let conn = self.lock()?;
+        let found = conn.prepare_cached(EXISTS)?.exists([store, key])?;
+        Ok(found)
+    }
+
+    /// `get-keys` / `list-keys`: every key of the store, in no set order.
+    pub fn keys(&self, store: &str) -> anyhow::Result<Vec<String>> {
+        let conn = self.lock()?;
+        let mut stmt = conn.prepare_cached(KEYS)?;
+        let keys = stmt
+            .query_map([store], |row| row.get::<_, String>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(keys)
+    }
+
+    /// `get-many`: like Spin's, returns only the keys that exist (each with
+    /// `Some(value)`), in the database's order, not the request's.
+    pub fn get_many(
+        &self,
+        store: &str,
+        keys: Vec<String>,
+    ) -> anyhow::Result<Vec<(String, Option<Vec<u8>>)>> {
+        let conn = self.lock()?;
+        let mut stmt = conn.prepare_cached(GET_MANY)?;
+        let rows = stmt
+            .query_map(named_params! {":name": store, ":keys": array(keys)}, |row| {
+                <(String, Option<Vec<u8>>)>::try_from(row)
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// `set-many`: one transaction looping the upsert; all or nothing.
+    pub fn set_many(&self, store: &str, key_values: Vec<(String, Vec<u8>)>) -> anyhow::Result<()> {
+        let mut conn = self.lock()?;
+        let tx = conn.transaction()?;
+        for (key, value) in key_values {
+            tx.prepare_cached(SET)?
+                .execute(rusqlite::params![store, key, value])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// `delete-many`: one statement.
+    pub fn delete_many(&self, store: &str, keys: Vec<String>) -> anyhow::Result<()> {
+        let conn = self.lock()?;
+        conn.prepare_cached(DELETE_MANY)?
+            .execute(named_params! {":name": store, ":keys": array(keys)})?;
+        Ok(())
+    }
+
+    /// `increment`: in one transaction, reads the value as a little-endian
+    /// `i64` (absent = 0), adds `delta`, writes it back, returns it.
+    ///
+    /// Spin panics (in the host) on a stored value that is not 8 bytes and
+    /// wraps on overflow in release builds; this returns an error instead.
+    pub fn increment(&self, store: &str, key: &str, delta: i64) -> anyhow::Result<i64> {
+        let mut conn = self.lock()?;
+        let tx = conn.transaction()?;
+        let value: Option<Vec<u8>> = tx
+            .prepare_cached(GET)?
+            .query_map([store, key], |row| row.get(0))?
+            .next()
+            .transpose()?;
+        let current = match value {
+            Some(v) => i64::from_le_bytes(v.try_into().map_err(|v: Vec<u8>| {
+                anyhow!(
+                    "value of {key:?} is {} bytes, not an 8-byte little-endian i64",
+                    v.len()
+                )
+            })?),
+            None => 0,
+        };
+        let new_value = current
+            .checked_add(delta)
+            .with_context(|| format!("incrementing {key:?} overflows i64"))?;
+        tx.prepare_cached(SET)?
+            .execute(rusqlite::params![store, key, new_value.to_le_bytes()])?;
+        tx.commit()?;
+        Ok(new_value)
+    }
+
+    /// The compare-and-swap's write, as Spin does it: with a previously read
+    /// value, `UPDATE ... WHERE value = old`; without one, a plain upsert.
+    /// Returns whether exactly one row changed (`false` = CAS failed).
+    pub fn cas_swap(
+        &self,
+        store: &str,
+        key: &str,
+        old: Option<&[u8]>,
+        new: &[u8],
+    ) -> anyhow::Result<bool> {
+        let mut conn = self.lock()?;
+        let rows = match old {
+            Some(old) => conn.prepare_cached(CAS_UPDATE)?.execute(named_params! {
+                ":name": store,
+                ":key": key,
+                ":old_value": old,
+                ":new_value": new,
+            })?,
+            None => {
+                let tx = conn.transaction()?;
+                let rows = tx
+                    .prepare_cached(SET)?
+                    .execute(rusqlite::params![store, key, new])?;
+                tx.commit()?;
+                rows
+            }
+        };
+        Ok(rows == 1)
+    }
+
+    /// Removes every key of a store (test convenience; Spin has no such call).
+    pub fn clear(&self, store: &str) -> anyhow::Result<()> {
+        let conn = self.lock()?;
+        conn.execute("DELETE FROM spin_key_value WHERE store=$1", [store])?;
+        Ok(())
+    }
+
+    /// Checks that the table has Spin's schema (for diagnostics and tests).
+    pub fn check_schema(&self) -> anyhow::Result<()> {
+        let conn = self.lock()?;
+        let cols = conn
+            .prepare("SELECT name, type, \"notnull\", pk FROM pragma_table_info('spin_key_value')")?
+            .query_map([], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, i64>(2)?,
+                    row.get::<_, i64>(3)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        let want = [
+            ("store", "TEXT", 1, 1),
+            ("key", "TEXT", 1, 2),
+            ("value", "BLOB", 1, 0),
+        ];
+        ensure!(
+            cols.len() == want.len()
+                && cols
+                    .iter()
+                    .zip(want)
+                    .all(|(c, w)| c.0 == w.0 && c.1 == w.1 && c.2 == w.2 && c.3 == w.3),
+            "spin_key_value has an unexpected schema: {cols:?}"
+        );
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// A fresh directory under the system temp dir, removed on drop.
+    pub(crate) struct TempDir(PathBuf);
+
+    impl TempDir {
+        pub(crate) fn new(tag: &str) -> Self {
+            static N: AtomicU32 = AtomicU32::new(0);
+            let dir = std::env::temp_dir().join(format!(
+                "ldap-sync-host-{tag}-{}-{}",
+                std::process::id(),
+                N.fetch_add(1, Ordering::Relaxed)
+            ));
+            _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).expect("create temp dir");
+            Self(dir)
+        }
+
+        pub(crate) fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn sorted(mut v: Vec<String>) -> Vec<String> {
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn single_key_operations() -> anyhow::Result<()> {
+        let kv = KvStore::open_in_memory()?;
+        kv.check_schema()?;
+        assert_eq!(kv.get("default", "a")?, None);
+        assert!(!kv.exists("default", "a")?);
+        kv.set("default", "a", b"1")?;
+        kv.set("default", "a", b"2")?;
+        kv.set("other", "a", b"x")?;
+        assert_eq!(kv.get("default", "a")?.as_deref(), Some(&b"2"[..]));
+        assert!(kv.exists("default", "a")?);
+        assert_eq!(kv.keys("default")?, ["a"]);
+        kv.delete("default", "a")?;
+        kv.delete("default", "a")?;
+        assert_eq!(kv.get("default", "a")?, None);
+        assert_eq!(kv.get("other", "a")?.as_deref(), Some(&b"x"[..]));
+        // An empty value is a value.
+        kv.set("default", "empty", b"")?;
+        assert_eq!(kv.get("default", "empty")?, Some(Vec::new()));
+        Ok(())
+    }
+
+    #[test]
+    fn batch_operations() -> anyhow::Result<()> {
+        let kv = KvStore::open_in_memory()?;
+        kv.set_many(
+            "default",
+            vec![
+                ("a".into(), b"1".to_vec()),
+                ("b".into(), b"2".to_vec()),
+                ("c".into(), b"3".to_vec()),
+            ],
+        )?;
+        let mut got = kv.get_many("default", vec!["c".into(), "a".into(), "zz".into()])?;
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                ("a".to_owned(), Some(b"1".to_vec())),
+                ("c".to_owned(), Some(b"3".to_vec()))
+            ]
+        );
+        kv.delete_many("default", vec!["a".into(), "c".into(), "zz".into()])?;
+        assert_eq!(sorted(kv.keys("default")?), ["b"]);
+        assert!(kv.get_many("default", Vec::new())?.is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn set_many_is_one_transaction() -> anyhow::Result<()> {
+        let kv = KvStore::open_in_memory()?;
+        // A trigger that fails the third insert: with one transaction,
+        // nothing of the batch may remain.
+        kv.with_connection(|c| {
+            c.execute_batch(
+                "CREATE TRIGGER boom BEFORE INSERT ON spin_key_value WHEN NEW.key = 'boom'
+                 BEGIN SELECT RAISE(ABORT, 'boom'); END;",
+            )?;
+            Ok(())
+        })?;
+        let batch = vec![
+            ("a".to_owned(), b"1".to_vec()),
+            ("b".to_owned(), b"2".to_vec()),
+            ("boom".to_owned(), b"3".to_vec()),
+            ("c".to_owned(), b"4".to_vec()),
+        ];
+        assert!(kv.set_many("default", batch.clone()).is_err());
+        assert!(kv.keys("default")?.is_empty(), "a failed set-many left rows");
+        kv.with_connection(|c| {
+            assert!(c.is_autocommit(), "transaction left open");
+            Ok(())
+        })?;
+        // Per-key sets are separate transactions: the ones before the
+        // failure stay.
+        for (k, v) in &batch {
+            if kv.set("default", k, v).is_err() {
+                break;
+            }
+        }
+        assert_eq!(sorted(kv.keys("default")?), ["a", "b"]);
+        Ok(())
+    }
+
+    #[test]
+    fn increment_and_cas() -> anyhow::Result<()> {
+        let kv = KvStore::open_in_memory()?;
+        assert_eq!(kv.increment("default", "n", 1)?, 1);
+        assert_eq!(kv.increment("default", "n", 2)?, 3);
+        assert_eq!(kv.increment("default", "n", -10)?, -7);
+        assert_eq!(kv.get("default", "n")?, Some((-7i64).to_le_bytes().to_vec()));
+        kv.set("default", "bad", b"xyz")?;
+        assert!(kv.increment("default", "bad", 1).is_err());
+        kv.set("default", "max", &i64::MAX.to_le_bytes())?;
+        assert!(kv.increment("default", "max", 1).is_err());
+
+        kv.set("default", "k", b"old")?;
+        assert!(kv.cas_swap("default", "k", Some(b"old"), b"new")?);
+        assert!(!kv.cas_swap("default", "k", Some(b"old"), b"newer")?);
+        assert_eq!(kv.get("default", "k")?.as_deref(), Some(&b"new"[..]));
+        // Spin's quirk: no previous value read = plain upsert.
+        assert!(kv.cas_swap("default", "k", None, b"forced")?);
+        assert!(kv.cas_swap("default", "fresh", None, b"1")?);
+        assert_eq!(kv.get("default", "k")?.as_deref(), Some(&b"forced"[..]));
+        Ok(())
+    }
+
+    #[test]
+    fn file_reopens_with_spins_name_and_schema() -> anyhow::Result<()> {
+        let dir = TempDir::new("kv");
+        let state = dir.path().join("state");
+        {
+            let kv = KvStore::open_state_dir(&state)?;
+            assert_eq!(kv.path(), Some(state.join("sqlite_key_value.db").as_path()));
+            kv.set("default", "user:alice", b"{\"name\":\"Alice\"}")?;
+            kv.set_many("default", vec![("user:bob".into(), b"{}".to_vec())])?;
+        }
+        assert!(state.join(DEFAULT_DB_FILE).is_file());
+        let kv = KvStore::open_state_dir(&state)?;
+        kv.check_schema()?;
+        assert_eq!(sorted(kv.keys("default")?), ["user:alice", "user:bob"]);
+        assert_eq!(
+            kv.get("default", "user:alice")?.as_deref(),
+            Some(&b"{\"name\":\"Alice\"}"[..])
+        );
+        // The table definition is Spin's, byte for byte.
+        let sql: String = kv.with_connection(|c| {
+            Ok(c.query_row(
+                "SELECT sql FROM sqlite_master WHERE type='table' AND name='spin_key_value'",
+                [],
+                |r| r.get(0),
+            )?)
+        })?;
+        assert_eq!(sql, CREATE_TABLE.replacen(" IF NOT EXISTS", "", 1));
+        Ok(())
+    }
+
+    #[test]
+    fn opens_a_database_written_elsewhere() -> anyhow::Result<()> {
+        // A file created by another program with Spin's schema (as `spin up`
+        // would leave it) is read as is.
+        let dir = TempDir::new("kv-foreign");
+        let path = dir.path().join(DEFAULT_DB_FILE);
+        {
+            let c = Connection::open(&path)?;
+            c.execute_batch(
+                "CREATE TABLE spin_key_value (store TEXT NOT NULL, key TEXT NOT NULL,
+                 value BLOB NOT NULL, PRIMARY KEY (store, key));
+                 INSERT INTO spin_key_value VALUES ('default', 'k', x'0102');",
+            )?;
+        }
+        let kv = KvStore::open_state_dir(dir.path())?;
+        assert_eq!(kv.get("default", "k")?, Some(vec![1, 2]));
+        Ok(())
+    }
+}

@@ -1,0 +1,104 @@
+//! Shared fixture: a host with seeded users, and request helpers.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use ldap_sync_host::{Host, HostOptions, Response};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+/// A base32 TOTP secret (RFC 6238's test key).
+pub const TOTP_SECRET: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
+/// The fixed time tests start at (a step boundary: 1_800_000_000 / 30).
+pub const T0: u64 = 1_800_000_000;
+
+pub fn sha256_hex(text: &str) -> String {
+    Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub fn hash_token(token: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(Sha256::digest(token.as_bytes()))
+}
+
+/// The TOTP code for unix time `t`.
+pub fn totp_at(t: u64) -> String {
+    let bytes = totp_rs::Secret::Encoded(TOTP_SECRET.into()).to_bytes().expect("base32");
+    totp_rs::TOTP::new_unchecked(totp_rs::Algorithm::SHA1, 6, 0, 30, bytes).generate(t)
+}
+
+/// A user document with one login token `tok-<id>`.
+pub fn user(id: &str, username: Option<&str>, roles: &[&str], services: Value) -> Value {
+    let mut services = services;
+    services["resume"] = json!({"loginTokens": [{"when": {"$date": 0}, "hashedToken": hash_token(&format!("tok-{id}"))}]});
+    let mut doc = json!({"_id": id, "roles": roles, "services": services, "type": "user", "active": true});
+    if let Some(name) = username {
+        doc["username"] = json!(name);
+    }
+    doc
+}
+
+pub fn bcrypt_of_password(password: &str) -> String {
+    bcrypt::hash(sha256_hex(password), 4).expect("bcrypt")
+}
+
+/// A host with an in-memory store, the guest clock at [`T0`], and `vars`.
+pub fn host(vars: &[(&str, &str)]) -> Host {
+    let variables: BTreeMap<String, String> = vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    let host = Host::new(HostOptions { variables, ..HostOptions::default() }).expect("host starts");
+    host.set_time(UNIX_EPOCH + Duration::from_secs(T0));
+    host
+}
+
+pub fn put(host: &Host, key: &str, value: &Value) {
+    host.kv_set(key, value.to_string().as_bytes()).expect("kv set");
+}
+
+pub fn get(host: &Host, key: &str) -> Option<Value> {
+    host.kv_get(key).expect("kv get").map(|v| serde_json::from_slice(&v).expect("stored JSON"))
+}
+
+/// POST /api/v1/ldap.syncNow with these headers.
+pub async fn sync_now(host: &Host, headers: &[(&str, &[u8])]) -> Response {
+    send(host, "POST", "/api/v1/ldap.syncNow", headers, Vec::new()).await
+}
+
+pub async fn send(host: &Host, method: &str, path: &str, headers: &[(&str, &[u8])], body: Vec<u8>) -> Response {
+    let mut req = http::Request::builder().method(method).uri(path);
+    for (name, value) in headers {
+        req = req.header(*name, http::HeaderValue::from_bytes(value).expect("header value"));
+    }
+    host.send(req.body(body).expect("request")).await.expect("host answers")
+}
+
+/// `X-User-Id` / `X-Auth-Token` of a seeded user.
+pub fn login(id: &str) -> Vec<(&'static str, Vec<u8>)> {
+    vec![("x-user-id", id.as_bytes().to_vec()), ("x-auth-token", format!("tok-{id}").into_bytes())]
+}
+
+pub fn with<'a>(base: &'a [(&'static str, Vec<u8>)], extra: &'a [(&'static str, &'a str)]) -> Vec<(&'a str, &'a [u8])> {
+    base.iter().map(|(n, v)| (*n, v.as_slice())).chain(extra.iter().map(|(n, v)| (*n, v.as_bytes()))).collect()
+}
+
+/// Asserts status and exact JSON body.
+#[track_caller]
+pub fn assert_reply(res: &Response, status: u16, body: Value) {
+    assert_eq!((res.status, res.json()), (status, body), "error: {:?}", res.error);
+    assert_eq!(res.header("content-type"), Some("application/json"));
+}
+
+pub fn now_unix() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// Every key and value of the default store.
+pub fn dump(host: &Host) -> BTreeMap<String, Vec<u8>> {
+    host.kv_keys()
+        .expect("keys")
+        .into_iter()
+        .map(|k| {
+            let v = host.kv_get(&k).expect("get").expect("listed key exists");
+            (k, v)
+        })
+        .collect()
+}

@@ -1,0 +1,7 @@
+//! End-to-end tests: the real `.wasm` in the Spin-compatible host, real HTTP
+//! requests, real SQLite store, and (for the sync) a real slapd. One test
+//! binary, so the component is compiled once.
+
+mod common;
+mod gate;
+mod sync;

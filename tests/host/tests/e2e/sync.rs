@@ -1,0 +1,245 @@
+//! The sync against a real slapd, through the real component.
+
+use std::time::Instant;
+
+use ldap_sync_host::Host;
+use ldap_sync_host::slapd::{Slapd, SlapdOptions};
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+const BASE: &str = "ou=people,dc=example,dc=org";
+const SUCCESS: &str = r#"{"message":"Sync_in_progress","success":true}"#;
+
+fn person(rdn: &str, uid: &str, cn: &str, mails: &[&str]) -> String {
+    let mut out = format!("dn: {rdn},{BASE}\nobjectClass: inetOrgPerson\nuid: {uid}\ncn: {cn}\nsn: {cn}\n");
+    for m in mails {
+        out.push_str(&format!("mail: {m}\n"));
+    }
+    out + "\n"
+}
+
+/// Ten people, more than the size limit of 5, so only a paged search sees
+/// everyone; a non-root service account (the root DN ignores limits).
+fn directory() -> String {
+    let mut ldif = String::from(
+        "dn: dc=example,dc=org\nobjectClass: dcObject\nobjectClass: organization\ndc: example\no: Example\n\n\
+         dn: cn=svc,dc=example,dc=org\nobjectClass: organizationalRole\nobjectClass: simpleSecurityObject\ncn: svc\nuserPassword: svcpw\n\n\
+         dn: ou=people,dc=example,dc=org\nobjectClass: organizationalUnit\nou: people\n\n",
+    );
+    ldif += &person("uid=alice", "alice", "Alice Smith", &["alice@example.org"]);
+    ldif += &person("uid=bob", "bob", "Bob Jones", &["bob@example.org", "bob.jones@example.org"]);
+    ldif += &person("uid=nomail", "nomail", "No Mail", &[]);
+    ldif += &person("uid=jurgen", "Jürgen Müller", "Jürgen Müller", &["jurgen@example.org"]);
+    ldif += &person("uid=wangwei", "王伟", "王伟", &["wang@example.org"]);
+    ldif += &person("cn=Smith\\, John", "jsmith", "Smith, John", &["jsmith@example.org"]);
+    ldif += &person("cn=Plus\\+Sign", "plus", "Plus+Sign", &["plus@example.org"]);
+    ldif += &person("uid=maryann1", "Mary Ann", "Mary Ann", &["mary1@example.org"]);
+    ldif += &person("uid=maryann2", "mary.ann", "Mary Ann Two", &["mary2@example.org"]);
+    ldif += &person("uid=carol", "carol", "Carol King", &["carol@example.org"]);
+    ldif
+}
+
+fn start_slapd(tls: bool) -> Slapd {
+    Slapd::start(SlapdOptions { size_limit: Some(5), tls, ldif: directory(), ..SlapdOptions::default() })
+        .unwrap_or_else(|e| panic!("{e:#}"))
+}
+
+fn ldap_vars(port: u16) -> Vec<(&'static str, String)> {
+    vec![
+        ("ldap_enable", "true".into()),
+        ("ldap_server_type", String::new()),
+        ("ldap_ip", "127.0.0.1".into()),
+        ("ldap_port", port.to_string()),
+        ("ldap_basedn", BASE.into()),
+        ("ldap_authentication", "true".into()),
+        ("ldap_authentication_userdn", "cn=svc,dc=example,dc=org".into()),
+        ("ldap_authentication_password", "svcpw".into()),
+        ("ldap_unique_identifier_field", "entryUUID".into()),
+        ("ldap_search_page_size", "3".into()),
+    ]
+}
+
+fn sync_host(vars: &[(&'static str, String)]) -> Host {
+    let pairs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let host = host(&pairs);
+    let pw = json!({"password": {"bcrypt": bcrypt_of_password("secret")}});
+    put(&host, "user:admin", &user("admin", Some("admin"), &["admin"], pw));
+    host
+}
+
+async fn call(host: &Host) -> ldap_sync_host::Response {
+    sync_now(host, &with(&login("admin"), &[("x-2fa-code", &sha256_hex("secret"))])).await
+}
+
+fn user_by(host: &Host, index_key: &str) -> Value {
+    let id = get(host, index_key).unwrap_or_else(|| panic!("no index key {index_key}"));
+    get(host, &format!("user:{}", id.as_str().expect("id string"))).expect("user document")
+}
+
+#[track_caller]
+fn assert_sync_failed(res: &ldap_sync_host::Response, starts_with: &str) {
+    assert_eq!(res.status, 400, "{}", res.text());
+    let body = res.json();
+    assert_eq!(body["error"], json!("LDAP_Sync_failed"), "{body}");
+    assert_eq!(body["success"], json!(false));
+    let message = body["details"]["error"].as_str().expect("message");
+    assert!(message.starts_with(starts_with), "{message:?} does not start with {starts_with:?}");
+    assert!(!res.text().contains("svcpw"), "the bind password leaked: {}", res.text());
+}
+
+#[tokio::test]
+async fn full_sync_creates_then_changes_nothing_then_follows_modifications() {
+    let slapd = start_slapd(false);
+    let host = sync_host(&ldap_vars(slapd.port()));
+
+    let res = call(&host).await;
+    assert_eq!((res.status, res.text()), (200, SUCCESS.to_owned()), "{:?}", res.error);
+
+    let report = get(&host, "sync-report:last").expect("report");
+    assert_eq!(
+        (report["outcome"].clone(), report["entries"].clone(), report["pages"].clone(), report["created"].clone(), report["failed"].clone()),
+        (json!("success"), json!(10), json!(4), json!(8), json!(2))
+    );
+    let reasons: Vec<Value> = report["problems"].as_array().expect("list").iter().map(|p| json!([p["dn"], p["reason"]])).collect();
+    assert_eq!(
+        reasons,
+        vec![
+            json!([format!("uid=nomail,{BASE}"), "no e-mail address: none of mail holds an address and ldap_default_domain is empty"]),
+            json!([format!("uid=maryann2,{BASE}"), "username \"mary.ann\" is taken by another user"]),
+        ]
+    );
+
+    let alice = user_by(&host, "username:alice");
+    let id = alice["_id"].as_str().expect("id").to_owned();
+    assert_eq!(id.len(), 17);
+    let uuid = alice["services"]["ldap"]["id"].as_str().expect("ldap id").to_owned();
+    assert_eq!(uuid.len(), 72, "hex of the 36-character entryUUID text");
+    assert_eq!(
+        alice,
+        json!({
+            "_id": id, "username": "alice", "name": "Alice Smith",
+            "emails": [{"address": "alice@example.org", "verified": true}],
+            "roles": ["user"], "active": true,
+            "services": {"ldap": {"id": uuid, "idAttribute": "entryUUID"}},
+            "createdAt": {"$date": (T0 * 1000)}, "type": "user", "status": "offline", "ldap": true,
+            "importIds": [format!("uid=alice,{BASE}")], "_updatedAt": {"$date": (T0 * 1000)}
+        })
+    );
+    assert_eq!(get(&host, &format!("ldap-id:entryUUID:{uuid}")), Some(json!(id)));
+    assert_eq!(get(&host, "email:alice@example.org"), Some(json!(id)));
+
+    let bob = user_by(&host, "username:bob");
+    assert_eq!(bob["emails"], json!([{"address": "bob@example.org", "verified": true}, {"address": "bob.jones@example.org", "verified": true}]));
+    assert_eq!(get(&host, "email:bob.jones@example.org"), Some(bob["_id"].clone()));
+    assert_eq!(user_by(&host, "username:jurgen.muller")["name"], json!("Jürgen Müller"));
+    assert_eq!(user_by(&host, "username:wang.wei")["name"], json!("王伟"));
+    assert_eq!(user_by(&host, "username:jsmith")["importIds"], json!([format!("cn=Smith\\, John,{BASE}")]));
+    assert_eq!(user_by(&host, "username:plus")["importIds"], json!([format!("cn=Plus\\+Sign,{BASE}")]));
+    assert_eq!(user_by(&host, "username:mary.ann")["emails"][0]["address"], json!("mary1@example.org"));
+    assert_eq!(get(&host, "email:mary2@example.org"), None);
+    assert_eq!(get(&host, "schema-version"), Some(json!(1)));
+
+    // A second run with no directory change writes nothing but the report.
+    let before = dump(&host);
+    host.advance(std::time::Duration::from_secs(60));
+    assert_eq!(call(&host).await.status, 200);
+    let after = dump(&host);
+    let strip = |mut m: std::collections::BTreeMap<String, Vec<u8>>| {
+        m.remove("sync-report:last");
+        m
+    };
+    assert_eq!(strip(before), strip(after));
+    assert_eq!(get(&host, "sync-report:last").expect("report")["unchanged"], json!(8));
+
+    // Modify and rename: the change shows up, the renamed user keeps id and document.
+    let carol_before = user_by(&host, "username:carol");
+    slapd
+        .modify(&format!(
+            "dn: uid=alice,{BASE}\nchangetype: modify\nreplace: cn\ncn: Alice Cooper\n-\nreplace: mail\nmail: alice.cooper@example.org\n\n\
+             dn: uid=carol,{BASE}\nchangetype: modrdn\nnewrdn: uid=caroline\ndeleteoldrdn: 1\n"
+        ))
+        .expect("ldapmodify");
+    host.advance(std::time::Duration::from_secs(60));
+    assert_eq!(call(&host).await.status, 200);
+    let alice = user_by(&host, "username:alice");
+    assert_eq!((alice["name"].clone(), alice["emails"].clone()), (json!("Alice Cooper"), json!([{"address": "alice.cooper@example.org", "verified": true}])));
+    assert_eq!(alice["createdAt"], json!({"$date": (T0 * 1000)}));
+    assert_eq!(get(&host, "email:alice@example.org"), None);
+    let caroline = user_by(&host, "username:caroline");
+    assert_eq!(caroline["_id"], carol_before["_id"]);
+    assert_eq!(caroline["importIds"], json!([format!("uid=carol,{BASE}"), format!("uid=caroline,{BASE}")]));
+    assert_eq!(get(&host, "username:carol"), None);
+    let report = get(&host, "sync-report:last").expect("report");
+    assert_eq!((report["updated"].clone(), report["unchanged"].clone()), (json!(2), json!(6)));
+}
+
+#[tokio::test]
+async fn unpaged_search_over_the_size_limit_fails_without_writing() {
+    let slapd = start_slapd(false);
+    let mut vars = ldap_vars(slapd.port());
+    vars.push(("ldap_search_page_size", "0".into()));
+    let host = sync_host(&vars);
+    let res = call(&host).await;
+    assert_sync_failed(&res, "search failed: sizeLimitExceeded (4)");
+    assert_eq!(get(&host, "username:alice"), None);
+    assert_eq!(get(&host, "sync-report:last").expect("report")["outcome"], json!("failed"));
+}
+
+#[tokio::test]
+async fn wrong_bind_password_stopped_server_and_bad_filter_are_clear_400s() {
+    let mut slapd = start_slapd(false);
+    let mut vars = ldap_vars(slapd.port());
+    vars.push(("ldap_authentication_password", "wrong-pw".into()));
+    let res = call(&sync_host(&vars)).await;
+    assert_sync_failed(&res, "bind failed: invalidCredentials (49)");
+    assert!(!res.text().contains("wrong-pw"));
+
+    let mut vars = ldap_vars(slapd.port());
+    vars.push(("ldap_user_search_filter", "(&(objectClass=person)(cn=Smith)".into()));
+    let res = call(&sync_host(&vars)).await;
+    assert_eq!(res.status, 400);
+    let error = res.json()["error"].as_str().expect("error").to_owned();
+    assert!(error.starts_with("invalid value for variable ldap_user_search_filter: "), "{error}");
+    assert!(error.contains("position"), "{error}");
+
+    let port = slapd.port();
+    slapd.stop();
+    let host = sync_host(&ldap_vars(port));
+    let started = Instant::now();
+    let res = call(&host).await;
+    assert_sync_failed(&res, &format!("cannot connect to 127.0.0.1:{port}"));
+    // Generous bound: the connect timeout is 1 s; refusing is immediate.
+    assert!(started.elapsed().as_secs() < 10, "took {:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn tls_ldaps_and_starttls() {
+    let slapd = start_slapd(true);
+    let ca = slapd.ca_pem().expect("ca");
+    let ldaps = slapd.ldaps_port().expect("ldaps port").to_string();
+
+    let mut vars = ldap_vars(slapd.port());
+    vars.extend([("ldap_encryption", "tls".into()), ("ldap_ca_cert", ca.clone())]);
+    assert_eq!(call(&sync_host(&vars)).await.text(), SUCCESS);
+
+    let mut vars = ldap_vars(0);
+    vars.extend([("ldap_port", ldaps.clone()), ("ldap_encryption", "ssl".into()), ("ldap_ca_cert", ca), ("ldap_host", "localhost".into())]);
+    let host = sync_host(&vars);
+    assert_eq!(call(&host).await.text(), SUCCESS);
+    assert!(get(&host, "username:alice").is_some());
+
+    let mut vars = ldap_vars(0);
+    vars.extend([("ldap_port", ldaps.clone()), ("ldap_encryption", "ssl".into()), ("ldap_ca_cert", slapd.other_ca_pem().expect("other ca"))]);
+    let res = call(&sync_host(&vars)).await;
+    assert_sync_failed(&res, &format!("TLS with 127.0.0.1:{ldaps} failed: invalid peer certificate"));
+
+    let mut vars = ldap_vars(0);
+    vars.extend([
+        ("ldap_port", ldaps),
+        ("ldap_encryption", "ssl".into()),
+        ("ldap_ca_cert", slapd.other_ca_pem().expect("other ca")),
+        ("ldap_reject_unauthorized", "false".into()),
+    ]);
+    assert_eq!(call(&sync_host(&vars)).await.text(), SUCCESS);
+}
