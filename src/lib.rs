@@ -23,7 +23,7 @@
 //! Each request is a fresh instance (Spin's WASIp2 model): nothing survives
 //! between requests except what is in the store.
 
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 mod api;
 mod auth;

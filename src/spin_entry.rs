@@ -1,6 +1,10 @@
 //! The Spin entry point and adapters: the only code that names `spin_sdk`
 //! besides `store::spin`.
 
+// `#[http_component]` expands to the SDK's `unsafe` export glue; nothing
+// hand-written here is unsafe.
+#![allow(unsafe_code)]
+
 use spin_sdk::http::{IntoResponse, Request, Response};
 use spin_sdk::http_component;
 

@@ -25,7 +25,10 @@
 //!
 //! A trap or an error before the guest sets a response gives a 500 with an
 //! empty body, as in Spin; the error text is printed to stderr and kept in
-//! [`Response::error`].
+//! [`Response::error`]. So does a request header value that is not UTF-8
+//! (Spin refuses those in its executor). A request whose `Host` header and
+//! URI authority disagree makes [`Host::send`] fail: Spin drops such a
+//! request without any response.
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
@@ -288,8 +291,21 @@ pub(crate) fn prepare_request(
         return Ok(Prepared::Respond(Response::empty(404)));
     };
 
+    // Spin fails these before routing to the component: the connection gets
+    // no response at all, so this is an error of `send`.
     set_req_uri(&mut parts)?;
-    let extra = spin_headers(&parts, &route, client)?;
+    // Spin fails these inside the executor, which it turns into an empty 500.
+    let extra = match spin_headers(&parts, &route, client) {
+        Ok(extra) => extra,
+        Err(e) => {
+            let error = format!("{e:#}");
+            eprintln!("ldap-sync-host: error processing request: {error}");
+            return Ok(Prepared::Respond(Response {
+                error: Some(error),
+                ..Response::empty(500)
+            }));
+        }
+    };
     // Spin rebuilds the header map from the client's headers followed by its
     // own (HeaderMap::extend appends): a client-sent `spin-*` header comes
     // first and is NOT removed.
@@ -739,6 +755,22 @@ mod tests {
         match prepare(req, "127.0.0.1:1") {
             Prepared::Respond(r) => assert_eq!((r.status, r.text().as_str()), (200, "OK")),
             Prepared::Invoke(_) => unreachable!("health is answered by the host"),
+        }
+    }
+
+    #[test]
+    fn non_utf8_header_is_an_empty_500_as_in_spin() {
+        let req = http::Request::get("/api/v1/x")
+            .header("x-auth-token", HeaderValue::from_bytes(b"\xff\xfe").expect("value"))
+            .body(())
+            .expect("request");
+        match prepare(req, "127.0.0.1:1") {
+            Prepared::Respond(r) => {
+                assert_eq!(r.status, 500);
+                assert!(r.body.is_empty());
+                assert!(r.error.is_some());
+            }
+            Prepared::Invoke(_) => unreachable!("Spin refuses non-UTF-8 header values"),
         }
     }
 
