@@ -68,3 +68,27 @@ fn settings_errors_come_after_authentication() {
         (400, json!({"success": false, "error": "invalid value \"x\" for variable ldap_port: expected an integer from 1 to 65535"}))
     );
 }
+
+#[test]
+fn non_utf8_header_values_are_wrong_credentials_not_panics() {
+    let store = store_with_admin();
+    let r = call(&store, &[], "POST", "/api/v1/ldap.syncNow", &[("x-user-id", "admin1")]);
+    assert_eq!(r.status, 401);
+    let vars = Vars(BTreeMap::new());
+    let clock = || Date { millis: 1 };
+    let random = |buf: &mut [u8]| buf.fill(7);
+    let env = Env { store: &store, variables: &vars, clock: &clock, random: &random };
+    let headers = vec![
+        ("X-User-Id".to_owned(), b"admin1".to_vec()),
+        ("X-Auth-Token".to_owned(), b"to\xffk".to_vec()),
+    ];
+    let r = route(&Request::new("POST", "/api/v1/ldap.syncNow", headers), &env);
+    assert_eq!(r.status, 401);
+    let headers = vec![
+        ("x-user-id".to_owned(), b"admin1".to_vec()),
+        ("x-auth-token".to_owned(), b"tok".to_vec()),
+        ("x-2fa-code".to_owned(), b"\xff\xfe".to_vec()),
+    ];
+    let r = route(&Request::new("POST", "/api/v1/ldap.syncNow", headers), &env);
+    assert_eq!(r.body["errorType"], json!("totp-invalid"));
+}

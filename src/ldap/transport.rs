@@ -174,13 +174,21 @@ fn classify(op: &'static str, e: &std::io::Error, timeout_ms: u32) -> LdapError 
 
 fn connect(addr: SocketAddr, timeout_ms: u32) -> Result<TcpStream, LdapError> {
     let timeout = Duration::from_millis(u64::from(timeout_ms));
-    TcpStream::connect_timeout(&addr, timeout).map_err(|e| LdapError::Connect {
+    let failed = |e: std::io::Error| LdapError::Connect {
         addr: addr.to_string(),
         reason: match e.kind() {
             ErrorKind::WouldBlock | ErrorKind::TimedOut => format!("no answer within {timeout_ms} ms (ldap_connect_timeout)"),
             _ => e.to_string(),
         },
-    })
+    };
+    let tcp = TcpStream::connect_timeout(&addr, timeout).map_err(failed)?;
+    // On wasip2 a refused non-blocking connect can come back as success;
+    // the socket's pending error (or a missing peer) tells the truth.
+    if let Ok(Some(e)) = tcp.take_error() {
+        return Err(failed(e));
+    }
+    tcp.peer_addr().map_err(failed)?;
+    Ok(tcp)
 }
 
 fn io_error(op: &'static str, e: &std::io::Error) -> LdapError {

@@ -146,7 +146,10 @@ fn spin_err(e: anyhow::Error) -> spin_kv::Error {
 impl spin_kv::Host for State {}
 
 impl spin_kv::HostStore for State {
-    fn open(&mut self, label: String) -> anyhow::Result<Result<Resource<SpinStore>, spin_kv::Error>> {
+    fn open(
+        &mut self,
+        label: String,
+    ) -> anyhow::Result<Result<Resource<SpinStore>, spin_kv::Error>> {
         match self.check_label(&label) {
             Ok(()) => Ok(Ok(self.table.push(SpinStore { label })?)),
             Err(OpenError::AccessDenied) => Ok(Err(spin_kv::Error::AccessDenied)),
@@ -239,7 +242,10 @@ impl State {
 }
 
 impl wasi_store::Host for State {
-    fn open(&mut self, identifier: String) -> anyhow::Result<Result<Resource<Bucket>, wasi_store::Error>> {
+    fn open(
+        &mut self,
+        identifier: String,
+    ) -> anyhow::Result<Result<Resource<Bucket>, wasi_store::Error>> {
         match self.check_label(&identifier) {
             Ok(()) => Ok(Ok(self.table.push(Bucket { label: identifier })?)),
             Err(OpenError::AccessDenied) => Ok(Err(wasi_store::Error::AccessDenied)),
@@ -394,7 +400,11 @@ impl atomics::Host for State {
         delta: i64,
     ) -> anyhow::Result<Result<i64, wasi_store::Error>> {
         let label = self.bucket_label(&bucket)?;
-        Ok(self.spin.kv.increment(&label, &key, delta).map_err(wasi_err))
+        Ok(self
+            .spin
+            .kv
+            .increment(&label, &key, delta)
+            .map_err(wasi_err))
     }
 
     fn swap(

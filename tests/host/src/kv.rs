@@ -169,9 +169,10 @@ impl KvStore {
         let conn = self.lock()?;
         let mut stmt = conn.prepare_cached(GET_MANY)?;
         let rows = stmt
-            .query_map(named_params! {":name": store, ":keys": array(keys)}, |row| {
-                <(String, Option<Vec<u8>>)>::try_from(row)
-            })?
+            .query_map(
+                named_params! {":name": store, ":keys": array(keys)},
+                |row| <(String, Option<Vec<u8>>)>::try_from(row),
+            )?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }
@@ -399,7 +400,10 @@ mod tests {
             ("c".to_owned(), b"4".to_vec()),
         ];
         assert!(kv.set_many("default", batch.clone()).is_err());
-        assert!(kv.keys("default")?.is_empty(), "a failed set-many left rows");
+        assert!(
+            kv.keys("default")?.is_empty(),
+            "a failed set-many left rows"
+        );
         kv.with_connection(|c| {
             assert!(c.is_autocommit(), "transaction left open");
             Ok(())
@@ -421,7 +425,10 @@ mod tests {
         assert_eq!(kv.increment("default", "n", 1)?, 1);
         assert_eq!(kv.increment("default", "n", 2)?, 3);
         assert_eq!(kv.increment("default", "n", -10)?, -7);
-        assert_eq!(kv.get("default", "n")?, Some((-7i64).to_le_bytes().to_vec()));
+        assert_eq!(
+            kv.get("default", "n")?,
+            Some((-7i64).to_le_bytes().to_vec())
+        );
         kv.set("default", "bad", b"xyz")?;
         assert!(kv.increment("default", "bad", 1).is_err());
         kv.set("default", "max", &i64::MAX.to_le_bytes())?;

@@ -48,6 +48,7 @@ pub mod clock;
 pub mod kv;
 pub mod manifest;
 pub mod net;
+pub mod slapd;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -69,8 +70,8 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpView as _};
 
 use crate::bindings::{SpinState, State};
 pub use crate::clock::TestClock;
-pub use crate::kv::KvStore;
 use crate::kv::DEFAULT_STORE;
+pub use crate::kv::KvStore;
 pub use crate::manifest::Manifest;
 use crate::manifest::{Resolved, RouteMatch};
 use crate::net::{AllowedHosts, OutboundHttp};
@@ -211,7 +212,9 @@ fn load_component(wasm: &Path, app_dir: &Path) -> anyhow::Result<ProxyPre<State>
         .with_context(|| format!("compiling {}", wasm.display()))?;
     let mut linker = Linker::<State>::new(engine());
     wt(wasmtime_wasi::p2::add_to_linker_async(&mut linker))?;
-    wt(wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker))?;
+    wt(wasmtime_wasi_http::p2::add_only_http_to_linker_async(
+        &mut linker,
+    ))?;
     bindings::add_to_linker(&mut linker)?;
     let pre = wt(linker.instantiate_pre(&component))
         .and_then(|pre| wt(ProxyPre::new(pre)))
@@ -321,7 +324,8 @@ fn set_req_uri(parts: &mut http::request::Parts) -> anyhow::Result<()> {
         .get(HOST)
         .map(|h| -> anyhow::Result<Authority> {
             let s = h.to_str().context("'Host' header is not valid UTF-8")?;
-            s.parse().context("'Host' header contains an invalid authority")
+            s.parse()
+                .context("'Host' header contains an invalid authority")
         })
         .transpose()?;
     let mut uri_parts = parts.uri.clone().into_parts();
@@ -504,7 +508,10 @@ impl Host {
     async fn invoke(&self, req: http::Request<Full<Bytes>>) -> anyhow::Result<Response> {
         let mut store = self.new_store();
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let req = wt(store.data_mut().http().new_incoming_request(Scheme::Http, req))?;
+        let req = wt(store
+            .data_mut()
+            .http()
+            .new_incoming_request(Scheme::Http, req))?;
         let out = wt(store.data_mut().http().new_response_outparam(tx))?;
         let pre = self.pre.clone();
         let task = tokio::task::spawn(async move {
@@ -515,12 +522,12 @@ impl Host {
                 .await
         });
 
-        let guest_error = |joined: Result<wasmtime::Result<()>, tokio::task::JoinError>| match joined
-        {
-            Ok(Ok(())) => None,
-            Ok(Err(e)) => Some(format!("{:?}", anyhow::Error::from(e))),
-            Err(e) => Some(format!("guest task failed: {e}")),
-        };
+        let guest_error =
+            |joined: Result<wasmtime::Result<()>, tokio::task::JoinError>| match joined {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(format!("{:?}", anyhow::Error::from(e))),
+                Err(e) => Some(format!("guest task failed: {e}")),
+            };
 
         match rx.await {
             Ok(Ok(resp)) => {
@@ -533,7 +540,9 @@ impl Host {
                     Ok(b) => b.to_bytes().to_vec(),
                     Err(e) => bail!(
                         "the response body failed: {e:?}{}",
-                        error.map(|e| format!("; guest error: {e}")).unwrap_or_default()
+                        error
+                            .map(|e| format!("; guest error: {e}"))
+                            .unwrap_or_default()
                     ),
                 };
                 if let Some(e) = &error {
@@ -657,8 +666,11 @@ mod tests {
     use super::*;
 
     fn manifest() -> Manifest {
-        Manifest::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../spin.toml")))
-            .expect("manifest loads")
+        Manifest::load(Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../spin.toml"
+        )))
+        .expect("manifest loads")
     }
 
     fn prepare(req: http::Request<()>, client: &str) -> Prepared {
@@ -690,7 +702,10 @@ mod tests {
             .body(())
             .expect("request");
         let parts = invoked(prepare(req, "127.0.0.1:8777"));
-        assert_eq!(parts.uri.to_string(), "http://127.0.0.1:3000/api/v1/ldap.syncNow?x=1");
+        assert_eq!(
+            parts.uri.to_string(),
+            "http://127.0.0.1:3000/api/v1/ldap.syncNow?x=1"
+        );
         assert_eq!(
             h(&parts, "spin-full-url"),
             ["http://127.0.0.1:3000/api/v1/ldap.syncNow?x=1"]
@@ -716,7 +731,10 @@ mod tests {
             .body(())
             .expect("request");
         let parts = invoked(prepare(req, "10.0.0.5:40000"));
-        assert_eq!(h(&parts, "spin-full-url"), ["http://example.test:8080/api/v1/me"]);
+        assert_eq!(
+            h(&parts, "spin-full-url"),
+            ["http://example.test:8080/api/v1/me"]
+        );
         assert_eq!(h(&parts, "spin-client-addr"), ["10.0.0.5:40000"]);
 
         let req = http::Request::get("http://a.test/api/v1/me")
@@ -761,7 +779,10 @@ mod tests {
     #[test]
     fn non_utf8_header_is_an_empty_500_as_in_spin() {
         let req = http::Request::get("/api/v1/x")
-            .header("x-auth-token", HeaderValue::from_bytes(b"\xff\xfe").expect("value"))
+            .header(
+                "x-auth-token",
+                HeaderValue::from_bytes(b"\xff\xfe").expect("value"),
+            )
             .body(())
             .expect("request");
         match prepare(req, "127.0.0.1:1") {
@@ -795,8 +816,9 @@ mod tests {
             unreachable!("a missing file cannot load");
         };
         assert!(
-            err.to_string()
-                .starts_with("component not built: run `cargo build --target wasm32-wasip2 --release` in"),
+            err.to_string().starts_with(
+                "component not built: run `cargo build --target wasm32-wasip2 --release` in"
+            ),
             "{err}"
         );
     }

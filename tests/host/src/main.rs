@@ -164,7 +164,9 @@ async fn main() -> anyhow::Result<()> {
     }
     println!(
         "Key-value store: {}",
-        state_dir.join(ldap_sync_host::kv::DEFAULT_DB_FILE).display()
+        state_dir
+            .join(ldap_sync_host::kv::DEFAULT_DB_FILE)
+            .display()
     );
 
     loop {

@@ -414,8 +414,8 @@ impl Manifest {
 
     /// Parses manifest text; `dir` is where relative `source` paths start.
     pub fn parse(text: &str, path: PathBuf, dir: PathBuf) -> anyhow::Result<Self> {
-        let raw: RawManifest = toml::from_str(text)
-            .with_context(|| format!("parsing manifest {}", path.display()))?;
+        let raw: RawManifest =
+            toml::from_str(text).with_context(|| format!("parsing manifest {}", path.display()))?;
         ensure!(
             raw.spin_manifest_version.as_integer() == Some(2)
                 || raw.spin_manifest_version.as_str() == Some("2"),
@@ -513,7 +513,10 @@ impl Manifest {
         }
 
         Ok(Self {
-            app_name: raw.application.name.unwrap_or_else(|| "<unnamed>".to_owned()),
+            app_name: raw
+                .application
+                .name
+                .unwrap_or_else(|| "<unnamed>".to_owned()),
             app_version: raw.application.version,
             variables,
             routes,
@@ -656,8 +659,14 @@ mod tests {
         assert_eq!(m.raw_route, "/api/v1/...");
         assert_eq!(m.component_route, "/api/v1");
         assert_eq!(route(&routes, "/api/v1").expect("matches").1.path_info, "");
-        assert_eq!(route(&routes, "/api/v1/").expect("matches").1.path_info, "/");
-        assert_eq!(route(&routes, "/api/v1/a/b/").expect("matches").1.path_info, "/a/b/");
+        assert_eq!(
+            route(&routes, "/api/v1/").expect("matches").1.path_info,
+            "/"
+        );
+        assert_eq!(
+            route(&routes, "/api/v1/a/b/").expect("matches").1.path_info,
+            "/a/b/"
+        );
         assert!(route(&routes, "/api/v1x").is_none());
         assert!(route(&routes, "/api/v2/ldap.syncNow").is_none());
         assert!(route(&routes, "/").is_none());
@@ -668,7 +677,10 @@ mod tests {
             Route::parse("/one/two/...").expect("route"),
             Route::parse("/one/two").expect("route"),
         ];
-        assert_eq!(route(&routes, "/one/two/three").expect("m").0.raw(), "/one/two/...");
+        assert_eq!(
+            route(&routes, "/one/two/three").expect("m").0.raw(),
+            "/one/two/..."
+        );
         assert_eq!(route(&routes, "/one/two").expect("m").0.raw(), "/one/two");
         assert_eq!(route(&routes, "/one/x").expect("m").0.raw(), "/one/...");
         let (r, m) = route(&routes, "/").expect("m");
@@ -707,11 +719,16 @@ mod tests {
     fn resolves_the_projects_manifest() {
         let m = real_manifest();
         let none = |_: &str| None;
-        let r = m.resolve_with_env(&BTreeMap::new(), none).expect("resolves");
+        let r = m
+            .resolve_with_env(&BTreeMap::new(), none)
+            .expect("resolves");
         assert_eq!(r.component_variables["ldap_ip"], "127.0.0.1");
         assert_eq!(r.component_variables["ldap_port"], "389");
         assert_eq!(r.allowed_outbound_hosts, ["tcp://127.0.0.1:389"]);
-        assert!(r.allowed_hosts.allows_socket("tcp", "127.0.0.1:389".parse().expect("addr")));
+        assert!(
+            r.allowed_hosts
+                .allows_socket("tcp", "127.0.0.1:389".parse().expect("addr"))
+        );
 
         // Precedence: overrides > SPIN_VARIABLE_* > default.
         let env = |k: &str| match k {
@@ -756,17 +773,25 @@ mod tests {
         let m = parse(text).expect("parses");
         assert_eq!(m.component.source, PathBuf::from("/app/c.wasm"));
         let none = |_: &str| None;
-        let err = m.resolve_with_env(&BTreeMap::new(), none).expect_err("required");
+        let err = m
+            .resolve_with_env(&BTreeMap::new(), none)
+            .expect_err("required");
         assert!(err.to_string().contains("SPIN_VARIABLE_HOST"), "{err}");
         let overrides: BTreeMap<String, String> =
             [("host".to_owned(), "10.1.1.1".to_owned())].into();
         let r = m.resolve_with_env(&overrides, none).expect("resolves");
-        assert_eq!(r.component_variables["url"], "ldap://10.1.1.1:389/dc=example");
+        assert_eq!(
+            r.component_variables["url"],
+            "ldap://10.1.1.1:389/dc=example"
+        );
         assert_eq!(r.component_variables["fixed"], "literal");
         assert_eq!(r.allowed_outbound_hosts[0], "tcp://10.1.1.1:389");
         let env = |k: &str| (k == "SPIN_VARIABLE_HOST").then(|| "10.2.2.2".to_owned());
         let r = m.resolve_with_env(&BTreeMap::new(), env).expect("resolves");
-        assert_eq!(r.component_variables["url"], "ldap://10.2.2.2:389/dc=example");
+        assert_eq!(
+            r.component_variables["url"],
+            "ldap://10.2.2.2:389/dc=example"
+        );
     }
 
     #[test]

@@ -148,7 +148,10 @@ fn parse_cidr(host: &str) -> Option<(IpAddr, u8)> {
         Some((addr, prefix)) => (addr, Some(prefix)),
         None => (host, None),
     };
-    let addr = addr.strip_prefix('[').and_then(|a| a.strip_suffix(']')).unwrap_or(addr);
+    let addr = addr
+        .strip_prefix('[')
+        .and_then(|a| a.strip_suffix(']'))
+        .unwrap_or(addr);
     let ip: IpAddr = addr.parse().ok()?;
     let max = if ip.is_ipv4() { 32 } else { 128 };
     let prefix = match prefix {
@@ -199,7 +202,10 @@ impl HostRule {
             !host.contains('*'),
             "invalid allowed host {host}: wildcards are allowed only as subdomains"
         );
-        ensure!(!host.is_empty(), "allowed outbound host has an empty host part");
+        ensure!(
+            !host.is_empty(),
+            "allowed outbound host has an empty host part"
+        );
         Ok(Self::Name(host.trim_end_matches('/').to_owned()))
     }
 
@@ -242,10 +248,9 @@ impl PortRule {
                 .with_context(|| format!("port range {port:?} contains a non-number"))?;
             return Ok(Self::Range(start, end));
         }
-        Ok(Self::Port(
-            port.parse()
-                .with_context(|| format!("port {port:?} is not a number"))?,
-        ))
+        Ok(Self::Port(port.parse().with_context(|| {
+            format!("port {port:?} is not a number")
+        })?))
     }
 
     fn allows(&self, port: Option<u16>, scheme: &str) -> bool {
@@ -272,7 +277,9 @@ impl AllowedHosts {
         if let [only] = entries
             && only.as_ref() == "insecure:allow-all"
         {
-            bail!("'insecure:allow-all' is not allowed: use '*://*:*' to allow all outbound traffic");
+            bail!(
+                "'insecure:allow-all' is not allowed: use '*://*:*' to allow all outbound traffic"
+            );
         }
         entries
             .iter()
@@ -403,7 +410,10 @@ mod tests {
         let h = hosts(&["tcp://10.0.0.0/8:1..1024"]);
         assert!(h.allows_socket("tcp", sa("10.1.2.3:389")));
         assert!(h.allows_socket("tcp", sa("10.255.255.255:1")));
-        assert!(!h.allows_socket("tcp", sa("10.1.2.3:1024")), "range end is excluded");
+        assert!(
+            !h.allows_socket("tcp", sa("10.1.2.3:1024")),
+            "range end is excluded"
+        );
         assert!(!h.allows_socket("tcp", sa("11.0.0.1:389")));
 
         let h = hosts(&["tcp://*:636"]);
@@ -473,19 +483,63 @@ mod tests {
     #[test]
     fn socket_check_rules() {
         let h = hosts(&["tcp://127.0.0.1:389"]);
-        assert!(socket_addr_allowed(&h, sa("127.0.0.1:389"), SocketAddrUse::TcpConnect));
-        assert!(!socket_addr_allowed(&h, sa("127.0.0.1:22"), SocketAddrUse::TcpConnect));
+        assert!(socket_addr_allowed(
+            &h,
+            sa("127.0.0.1:389"),
+            SocketAddrUse::TcpConnect
+        ));
+        assert!(!socket_addr_allowed(
+            &h,
+            sa("127.0.0.1:22"),
+            SocketAddrUse::TcpConnect
+        ));
         // The implicit bind of a connect (wasmtime 48), both families.
-        assert!(socket_addr_allowed(&h, sa("0.0.0.0:0"), SocketAddrUse::TcpBind));
-        assert!(socket_addr_allowed(&h, sa("[::]:0"), SocketAddrUse::TcpBind));
+        assert!(socket_addr_allowed(
+            &h,
+            sa("0.0.0.0:0"),
+            SocketAddrUse::TcpBind
+        ));
+        assert!(socket_addr_allowed(
+            &h,
+            sa("[::]:0"),
+            SocketAddrUse::TcpBind
+        ));
         // Any explicit bind: refused, as in Spin.
-        assert!(!socket_addr_allowed(&h, sa("0.0.0.0:8080"), SocketAddrUse::TcpBind));
-        assert!(!socket_addr_allowed(&h, sa("127.0.0.1:0"), SocketAddrUse::TcpBind));
-        assert!(!socket_addr_allowed(&h, sa("127.0.0.1:389"), SocketAddrUse::TcpBind));
+        assert!(!socket_addr_allowed(
+            &h,
+            sa("0.0.0.0:8080"),
+            SocketAddrUse::TcpBind
+        ));
+        assert!(!socket_addr_allowed(
+            &h,
+            sa("127.0.0.1:0"),
+            SocketAddrUse::TcpBind
+        ));
+        assert!(!socket_addr_allowed(
+            &h,
+            sa("127.0.0.1:389"),
+            SocketAddrUse::TcpBind
+        ));
         // Listening, accepting and UDP: refused.
-        assert!(!socket_addr_allowed(&h, sa("0.0.0.0:0"), SocketAddrUse::TcpListen));
-        assert!(!socket_addr_allowed(&h, sa("127.0.0.1:389"), SocketAddrUse::TcpAccept));
-        assert!(!socket_addr_allowed(&h, sa("0.0.0.0:0"), SocketAddrUse::UdpBind));
-        assert!(!socket_addr_allowed(&h, sa("127.0.0.1:389"), SocketAddrUse::UdpSend));
+        assert!(!socket_addr_allowed(
+            &h,
+            sa("0.0.0.0:0"),
+            SocketAddrUse::TcpListen
+        ));
+        assert!(!socket_addr_allowed(
+            &h,
+            sa("127.0.0.1:389"),
+            SocketAddrUse::TcpAccept
+        ));
+        assert!(!socket_addr_allowed(
+            &h,
+            sa("0.0.0.0:0"),
+            SocketAddrUse::UdpBind
+        ));
+        assert!(!socket_addr_allowed(
+            &h,
+            sa("127.0.0.1:389"),
+            SocketAddrUse::UdpSend
+        ));
     }
 }

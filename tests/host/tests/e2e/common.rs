@@ -1,7 +1,7 @@
 //! Shared fixture: a host with seeded users, and request helpers.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use base64::Engine as _;
 use ldap_sync_host::{Host, HostOptions, Response};
@@ -85,10 +85,6 @@ pub fn with<'a>(base: &'a [(&'static str, Vec<u8>)], extra: &'a [(&'static str, 
 pub fn assert_reply(res: &Response, status: u16, body: Value) {
     assert_eq!((res.status, res.json()), (status, body), "error: {:?}", res.error);
     assert_eq!(res.header("content-type"), Some("application/json"));
-}
-
-pub fn now_unix() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 /// Every key and value of the default store.
