@@ -51,6 +51,13 @@ impl Request {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
     }
+
+    /// The last value of header `name`. Spin appends its `spin-*` headers
+    /// after the client's own, so for those the last value is Spin's and an
+    /// earlier one is a client trying to spoof it.
+    pub fn last_header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().rev().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
 }
 
 /// A JSON response.
@@ -72,7 +79,7 @@ impl Response {
 /// The credential headers of a request. The client IP comes from Spin's
 /// `spin-client-addr` (upstream uses the connection's address by default).
 pub fn credentials(req: &Request) -> Credentials<'_> {
-    let client_addr = req.header("spin-client-addr").unwrap_or_default();
+    let client_addr = req.last_header("spin-client-addr").unwrap_or_default();
     let client_ip = match client_addr.parse::<std::net::SocketAddr>() {
         Ok(addr) => addr.ip().to_string(),
         Err(_) => client_addr.to_owned(),

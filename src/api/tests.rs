@@ -92,3 +92,13 @@ fn non_utf8_header_values_are_wrong_credentials_not_panics() {
     let r = route(&Request::new("POST", "/api/v1/ldap.syncNow", headers), &env);
     assert_eq!(r.body["errorType"], json!("totp-invalid"));
 }
+
+#[test]
+fn a_spoofed_client_address_does_not_escape_the_rate_limiter() {
+    let req = Request::new(
+        "POST",
+        "/api/v1/ldap.syncNow",
+        [("spin-client-addr".to_owned(), b"6.6.6.6:1".to_vec()), ("spin-client-addr".to_owned(), b"10.0.0.7:5000".to_vec())],
+    );
+    assert_eq!(credentials(&req).client_ip, "10.0.0.7");
+}

@@ -153,8 +153,8 @@ fn verify_totp(
     let Some(secret) = totp.secret.as_deref() else {
         return false;
     };
-    if code.chars().count() == totp::BACKUP_CODE_LEN {
-        if let Some(hashed) = &totp.hashed_backup {
+    if code.chars().count() == totp::BACKUP_CODE_LEN
+        && let Some(hashed) = &totp.hashed_backup {
             let Some(index) = totp::backup_code_index(hashed, code) else {
                 return false;
             };
@@ -165,7 +165,6 @@ fn verify_totp(
             *user_after = Some(updated);
             return true;
         }
-    }
     let unix_seconds = u64::try_from(now.millis / 1000).unwrap_or(0);
     match totp::matching_step(secret, code, unix_seconds, settings.max_delta) {
         // A step at or before the last accepted one is a replay.

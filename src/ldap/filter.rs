@@ -1209,8 +1209,8 @@ mod tests {
 
         // The implied parentheses of a user filter count as one level.
         let user_ok = format!(
-            "{}(a=b){}",
-            "!".to_owned() + &"(!".repeat(MAX_DEPTH - 2),
+            "!{}(a=b){}",
+            "(!".repeat(MAX_DEPTH - 2),
             ")".repeat(MAX_DEPTH - 2)
         );
         assert!(parse_user_filter(&user_ok).is_ok(), "{user_ok}");

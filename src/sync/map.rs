@@ -166,11 +166,10 @@ pub fn slugify(text: &str) -> String {
     for c in ascii.chars() {
         match c {
             'a'..='z' | '0'..='9' | '_' => out.push(c),
-            c if c.is_ascii_whitespace() || c.is_ascii_punctuation() => {
-                if !out.ends_with('.') {
+            c if (c.is_ascii_whitespace() || c.is_ascii_punctuation())
+                && !out.ends_with('.') => {
                     out.push('.');
                 }
-            }
             _ => {}
         }
     }

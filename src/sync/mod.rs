@@ -109,7 +109,7 @@ fn scan(
         return Err(SyncError::NoSearchField);
     }
     let mut parts: Vec<_> = filter::parse_user_filter(&search.user_search_filter)?.into_iter().collect();
-    parts.push(filter::or(search.search_fields.iter().map(|f| filter::present(f)).collect()));
+    parts.push(filter::or(search.search_fields.iter().map(filter::present).collect()));
     let spec = SearchSpec {
         base: search.base_dn.clone(),
         scope: match search.scope {

@@ -183,11 +183,10 @@ fn updated_doc(before: &UserDoc, user: &RcUser, loaded: &Loaded, ctx: &PlanConte
         })
         .collect();
     let import_ids = doc.extra.entry("importIds").or_insert_with(|| json!([]));
-    if let Value::Array(ids) = import_ids {
-        if !ids.iter().any(|v| v.as_str() == Some(user.dn.as_str())) {
+    if let Value::Array(ids) = import_ids
+        && !ids.iter().any(|v| v.as_str() == Some(user.dn.as_str())) {
             ids.push(json!(user.dn));
         }
-    }
     if let Some(name) = &user.name {
         doc.name = Some(name.clone());
     }

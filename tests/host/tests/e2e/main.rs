@@ -2,6 +2,9 @@
 //! requests, real SQLite store, and (for the sync) a real slapd. One test
 //! binary, so the component is compiled once.
 
+// Test fixtures fail by panicking with the reason.
+#![allow(clippy::panic)]
+
 mod common;
 mod gate;
 mod sync;
