@@ -244,3 +244,13 @@ async fn tls_ldaps_and_starttls() {
     ]);
     assert_eq!(call(&sync_host(&vars)).await.text(), SUCCESS);
 }
+
+#[tokio::test]
+async fn anonymous_access_when_authentication_is_off() {
+    let slapd = start_slapd(false);
+    let mut vars = ldap_vars(slapd.port());
+    vars.push(("ldap_authentication", "false".into()));
+    let host = sync_host(&vars);
+    assert_eq!(call(&host).await.text(), SUCCESS);
+    assert_eq!(get(&host, "sync-report:last").expect("report")["created"], json!(8));
+}
