@@ -85,6 +85,9 @@ pub const VARIABLES: &[Variable] = &[
     var("api_enable_rate_limiter", "true"),
     var("api_enable_rate_limiter_limit_calls_default", "10"),
     var("api_enable_rate_limiter_limit_time_default", "60000"),
+    var("admin_username", ""),
+    secret("admin_pass"),
+    var("admin_email", ""),
 ];
 
 /// Upstream features this port does not implement yet. Their switches are
@@ -210,6 +213,39 @@ pub struct RateLimit {
     pub enabled: bool,
     pub calls: u32,
     pub window_ms: u32,
+}
+
+/// The local admin created on first use (Rocket.Chat's `ADMIN_USERNAME`,
+/// `ADMIN_PASS`, `ADMIN_EMAIL`).
+#[derive(Clone)]
+pub struct AdminBootstrap {
+    pub username: String,
+    pub password: String,
+    /// Empty = no e-mail.
+    pub email: String,
+}
+
+impl std::fmt::Debug for AdminBootstrap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminBootstrap").field("username", &self.username).field("email", &self.email).finish_non_exhaustive()
+    }
+}
+
+impl AdminBootstrap {
+    /// The bootstrap admin, when `admin_username` and `admin_pass` are both set.
+    pub fn load(source: &dyn VariableSource) -> Result<Option<Self>, SettingsError> {
+        let r = Reader { source };
+        let username = r.text(lookup("admin_username"))?.trim().to_owned();
+        let password = r.text(lookup("admin_pass"))?;
+        let email = r.text(lookup("admin_email"))?.trim().to_owned();
+        if username.is_empty() || password.is_empty() {
+            return Ok(None);
+        }
+        if !email.is_empty() && !email.contains('@') {
+            return Err(r.invalid(lookup("admin_email"), &email, "an e-mail address"));
+        }
+        Ok(Some(Self { username, password, email }))
+    }
 }
 
 /// Every setting, parsed.

@@ -32,7 +32,8 @@ fn handle(req: Request) -> impl IntoResponse {
         &req.method().to_string(),
         req.path_and_query().unwrap_or(req.path()),
         req.headers().map(|(name, value)| (name.to_owned(), value.as_bytes().to_vec())),
-    );
+    )
+    .with_body(req.into_body());
     let response = match SpinStore::open("default") {
         Ok(store) => {
             let env = api::Env { store: &store, variables: &SpinVariables, clock: &now, random: &random };

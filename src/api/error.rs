@@ -32,6 +32,18 @@ pub enum ApiError {
     /// The sync aborted (connect, TLS, bind, search, store); newest upstream's body.
     #[error(transparent)]
     Sync(#[from] SyncError),
+    /// A malformed request: bad JSON, a missing or oversized field.
+    #[error("{0}")]
+    BadRequest(String),
+    /// A field fails the route's schema (upstream's ajv `invalid-params`).
+    #[error("{0}")]
+    InvalidParams(String),
+    /// The caller lacks a permission the route requires (`permissionsRequired`).
+    #[error("forbidden")]
+    Forbidden,
+    /// Upstream's `Error('User not found.')` and friends: a 400 with a fixed text.
+    #[error("{0}")]
+    Plain(&'static str),
     /// The store failed outside the gate.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -56,6 +68,18 @@ impl ApiError {
                 json!({"error": "LDAP_Sync_failed", "details": {"error": e.to_string()}, "success": false}),
                 Vec::new(),
             ),
+            ApiError::BadRequest(message) => (400, plain(&message), Vec::new()),
+            ApiError::InvalidParams(message) => (
+                400,
+                json!({"success": false, "error": format!("{message} [invalid-params]"), "errorType": "invalid-params"}),
+                Vec::new(),
+            ),
+            ApiError::Forbidden => (
+                403,
+                plain("User does not have the permissions required for this action [error-unauthorized]"),
+                Vec::new(),
+            ),
+            ApiError::Plain(message) => (400, plain(message), Vec::new()),
             ApiError::Store(e) => (500, plain(&e.to_string()), Vec::new()),
         };
         Response { status, headers, body }

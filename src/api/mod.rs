@@ -5,12 +5,14 @@
 pub mod error;
 pub mod reply;
 pub mod sync_now;
+pub mod views;
 
 pub use error::ApiError;
 
 use crate::auth::Credentials;
 use crate::auth::second_factor::Presented;
-use crate::settings::VariableSource;
+use crate::auth;
+use crate::settings::{AdminBootstrap, VariableSource};
 use crate::store::KvStore;
 use crate::store::schema::Date;
 
@@ -33,18 +35,54 @@ pub struct Request {
     pub method: String,
     /// Path without the query string.
     pub path: String,
+    /// The raw query string, without `?`.
+    pub query: String,
     pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
 }
+
+/// Largest JSON body a route parses. Login and method calls carry a few
+/// hundred bytes; anything near this is an attack or a mistake.
+pub const MAX_JSON_BODY: usize = 64 * 1024;
 
 impl Request {
     /// Builds a request from raw parts.
     pub fn new(method: &str, path_and_query: &str, headers: impl IntoIterator<Item = (String, Vec<u8>)>) -> Self {
-        let path = path_and_query.split(['?', '#']).next().unwrap_or_default().to_owned();
+        let without_fragment = path_and_query.split('#').next().unwrap_or_default();
+        let (path, query) = without_fragment.split_once('?').unwrap_or((without_fragment, ""));
         let headers = headers
             .into_iter()
             .map(|(name, value)| (name.to_ascii_lowercase(), String::from_utf8_lossy(&value).into_owned()))
             .collect();
-        Self { method: method.to_ascii_uppercase(), path, headers }
+        Self { method: method.to_ascii_uppercase(), path: path.to_owned(), query: query.to_owned(), headers, body: Vec::new() }
+    }
+
+    /// The same request with a body.
+    pub fn with_body(mut self, body: Vec<u8>) -> Self {
+        self.body = body;
+        self
+    }
+
+    /// The body as a JSON object. Upstream turns malformed JSON into `{}`
+    /// and fails later with a confusing error; we answer a clear 400.
+    pub fn json_object(&self) -> Result<serde_json::Map<String, serde_json::Value>, ApiError> {
+        if self.body.len() > MAX_JSON_BODY {
+            return Err(ApiError::BadRequest(format!("request body is larger than {MAX_JSON_BODY} bytes")));
+        }
+        match serde_json::from_slice::<serde_json::Value>(&self.body) {
+            Ok(serde_json::Value::Object(map)) => Ok(map),
+            Ok(_) => Err(ApiError::BadRequest("request body must be a JSON object".to_owned())),
+            Err(e) => Err(ApiError::BadRequest(format!("request body is not valid JSON: {e}"))),
+        }
+    }
+
+    /// The decoded value of query parameter `name`.
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        self.query
+            .split('&')
+            .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
+            .find(|(k, _)| percent_decode(k) == name)
+            .map(|(_, v)| percent_decode(v))
     }
 
     /// The first value of header `name` (lower case).
@@ -58,6 +96,28 @@ impl Request {
     pub fn last_header(&self, name: &str) -> Option<&str> {
         self.headers.iter().rev().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
     }
+}
+
+/// `application/x-www-form-urlencoded` decoding: `+` is a space, `%xx` a byte.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => match text.get(i + 1..i + 3).and_then(|hex| u8::from_str_radix(hex, 16).ok()) {
+                Some(b) => {
+                    out.push(b);
+                    i += 2;
+                }
+                None => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// A JSON response.
@@ -92,11 +152,26 @@ pub fn credentials(req: &Request) -> Credentials<'_> {
     }
 }
 
-/// One route: path, method, handler.
+/// Creates the bootstrap admin if configured and missing (every request
+/// checks with one key read; creation happens once).
+fn bootstrap_admin(env: &Env<'_>) -> Result<(), ApiError> {
+    if let Some(admin) = AdminBootstrap::load(env.variables)? {
+        auth::bootstrap::ensure_admin(env.store, &admin, (env.clock)())?;
+    }
+    Ok(())
+}
+
+/// One route: path (a trailing `/` matches any suffix), method, handler.
 struct Route {
     path: &'static str,
     method: &'static str,
     handler: fn(&Request, &Env<'_>) -> Response,
+}
+
+impl Route {
+    fn matches(&self, path: &str) -> bool {
+        self.path == path || (self.path.ends_with('/') && path.starts_with(self.path) && path.len() > self.path.len())
+    }
 }
 
 /// The route table. Upstream matches REST paths case-sensitively.
@@ -105,12 +180,15 @@ const ROUTES: &[Route] = &[Route { path: "/api/v1/ldap.syncNow", method: "POST",
 /// Dispatches a request; unknown paths and methods get JSON errors, not
 /// the SDK router's plain-text defaults.
 pub fn route(req: &Request, env: &Env<'_>) -> Response {
-    let mut on_path = ROUTES.iter().filter(|r| r.path == req.path).peekable();
+    let mut on_path = ROUTES.iter().filter(|r| r.matches(&req.path)).peekable();
     if on_path.peek().is_none() {
         return ApiError::NotFound.into_response();
     }
     match on_path.clone().find(|r| r.method == req.method) {
-        Some(r) => (r.handler)(req, env),
+        Some(r) => match bootstrap_admin(env) {
+            Ok(()) => (r.handler)(req, env),
+            Err(e) => e.into_response(),
+        },
         None => ApiError::MethodNotAllowed { allow: on_path.map(|r| r.method).collect::<Vec<_>>().join(", ") }.into_response(),
     }
 }

@@ -24,3 +24,11 @@ impl Reply {
         }
     }
 }
+
+/// Upstream's `API.v1.success(obj)`: the object with `"success": true`
+/// appended as the last key.
+pub fn success(body: serde_json::Map<String, serde_json::Value>) -> Response {
+    let mut body = body;
+    body.insert("success".to_owned(), serde_json::Value::Bool(true));
+    Response { status: 200, headers: Vec::new(), body: serde_json::Value::Object(body) }
+}

@@ -6,6 +6,7 @@
 //!
 //! No HTTP here: the API layer turns [`AuthError`] into Rocket.Chat bodies.
 
+pub mod bootstrap;
 pub mod error;
 pub mod permission;
 pub mod rate_limit;
@@ -84,6 +85,24 @@ pub fn authenticate(store: &dyn KvStore, creds: &Credentials<'_>, policy: &Route
     let bypass_permission: Option<Permission> = take(next(4))?;
     let user = user.filter(|u| token::holds_token(u, token)).ok_or(AuthError::NotLoggedIn)?;
     Ok(Authenticated { user, guard: guard.unwrap_or_default(), rate_window, route_permission, bypass_permission })
+}
+
+/// Authentication alone, for routes without a second factor: the caller's
+/// user document when `X-User-Id`/`X-Auth-Token` match.
+pub fn authenticate_user(store: &dyn KvStore, creds: &Credentials<'_>) -> Result<UserDoc, AuthError> {
+    let (Some(user_id), Some(token)) = (creds.user_id, creds.token) else {
+        return Err(AuthError::NotLoggedIn);
+    };
+    let key = keys::user(user_id);
+    let user: Option<UserDoc> = decode(&key, store.get_many(std::slice::from_ref(&key))?.pop().flatten())?;
+    user.filter(|u| token::holds_token(u, token)).ok_or(AuthError::NotLoggedIn)
+}
+
+/// Whether `user` holds `permission` (the stored record, else upstream's default roles).
+pub fn has_permission(store: &dyn KvStore, user: &UserDoc, permission: &str) -> Result<bool, StoreError> {
+    let key = keys::permission(permission);
+    let stored: Option<Permission> = decode(&key, store.get_many(std::slice::from_ref(&key))?.pop().flatten())?;
+    Ok(permission::grants(permission, stored.as_ref(), &user.roles))
 }
 
 /// Steps 2–6: username, rate limiter, second factor, permission. Limiter

@@ -7,11 +7,20 @@ pub const SYNC_AUTH_SERVICES_USERS: &str = "sync-auth-services-users";
 /// Callers with this permission skip the rate limiter.
 pub const API_BYPASS_RATE_LIMIT: &str = "api-bypass-rate-limit";
 
-/// The roles upstream seeds for a permission that has no stored record.
+/// `users.info`: see every field of other users.
+pub const VIEW_FULL_OTHER_USER_INFO: &str = "view-full-other-user-info";
+/// `users.list` requires it.
+pub const VIEW_D_ROOM: &str = "view-d-room";
+/// `ldap.testConnection` / `ldap.testSearch` require it.
+pub const TEST_ADMIN_OPTIONS: &str = "test-admin-options";
+
+/// The roles upstream seeds for a permission that has no stored record
+/// (`apps/meteor/app/authorization/server/constant/permissions.ts`).
 pub fn default_roles(permission: &str) -> &'static [&'static str] {
     match permission {
-        SYNC_AUTH_SERVICES_USERS => &["admin"],
+        SYNC_AUTH_SERVICES_USERS | VIEW_FULL_OTHER_USER_INFO | TEST_ADMIN_OPTIONS => &["admin"],
         API_BYPASS_RATE_LIMIT => &["admin", "bot", "app"],
+        VIEW_D_ROOM => &["admin", "user", "bot", "app", "guest"],
         _ => &[],
     }
 }

@@ -111,6 +111,13 @@ impl Session {
         }
     }
 
+    /// Binds as `dn` (a user proving their password at login). A wrong
+    /// password is `LdapError::Result` with `invalidCredentials (49)`.
+    pub fn bind_as(&mut self, dn: &str, password: &str) -> Result<(), LdapError> {
+        self.conn.bind(dn, password)?;
+        self.expect("bind", Event::Bound)
+    }
+
     /// Unbinds and closes; errors are irrelevant once the work is done.
     pub fn close(mut self) {
         if self.conn.unbind().is_ok() {

@@ -33,6 +33,10 @@ impl KvStore for MemoryStore {
         Ok(())
     }
 
+    fn keys(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self.map.borrow().keys().cloned().collect())
+    }
+
     fn delete_many(&self, keys: &[String]) -> Result<(), StoreError> {
         let mut map = self.map.borrow_mut();
         for key in keys {

@@ -28,6 +28,8 @@ pub trait KvStore {
     fn set_many(&self, pairs: Vec<(String, Vec<u8>)>) -> Result<(), StoreError>;
     /// Deletes many keys in one call.
     fn delete_many(&self, keys: &[String]) -> Result<(), StoreError>;
+    /// Every key in the store (for listings; the sync never scans).
+    fn keys(&self) -> Result<Vec<String>, StoreError>;
 }
 
 /// Decodes a stored JSON value; a value that does not parse is an error

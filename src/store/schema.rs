@@ -34,6 +34,28 @@ pub fn new_user_id(random: &dyn Fn(&mut [u8])) -> String {
     id
 }
 
+impl Date {
+    /// ISO 8601 in UTC with milliseconds, as JavaScript's `Date.toJSON`
+    /// (what Rocket.Chat's REST responses show).
+    pub fn iso(self) -> String {
+        let secs = self.millis.div_euclid(1000);
+        let ms = self.millis.rem_euclid(1000);
+        let days = secs.div_euclid(86_400);
+        let rem = secs.rem_euclid(86_400);
+        // Howard Hinnant's civil_from_days.
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z.rem_euclid(146_097);
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        let year = yoe + era * 400 + i64::from(month <= 2);
+        format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{ms:03}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    }
+}
+
 /// A user document (`users` collection shape, spec §4.1).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct UserDoc {

@@ -36,12 +36,31 @@ impl KvStore for SpinStore {
             .map_err(|e| StoreError::Backend { op: "set-many", reason: describe(&e) })
     }
 
+    fn keys(&self) -> Result<Vec<String>, StoreError> {
+        self.list()
+    }
+
     fn delete_many(&self, keys: &[String]) -> Result<(), StoreError> {
         if keys.is_empty() {
             return Ok(());
         }
         batch::delete_many(&self.bucket, keys)
             .map_err(|e| StoreError::Backend { op: "delete-many", reason: describe(&e) })
+    }
+}
+
+impl SpinStore {
+    fn list(&self) -> Result<Vec<String>, StoreError> {
+        let mut all = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = self.bucket.list_keys(cursor.as_deref()).map_err(|e| StoreError::Backend { op: "list-keys", reason: describe(&e) })?;
+            all.extend(page.keys);
+            match page.cursor {
+                Some(next) if !next.is_empty() => cursor = Some(next),
+                _ => return Ok(all),
+            }
+        }
     }
 }
 

@@ -96,21 +96,21 @@ fn finish(
     Ok(report)
 }
 
-/// Builds the search (spec §3.3) and applies it page by page.
-fn scan(
-    store: &dyn KvStore,
-    settings: &Settings,
-    directory: &mut dyn Directory,
-    ctx: &mut RunContext<'_>,
-    report: &mut SyncReport,
-) -> Result<(), SyncError> {
+/// The user search (spec §3.3): `(&<ldap_user_search_filter><username clause>)`,
+/// where the clause matches `username` (escaped) on every search field, or
+/// any value when `username` is `None` (the directory scan).
+pub fn user_search(settings: &Settings, username: Option<&str>) -> Result<SearchSpec, SyncError> {
     let search = &settings.search;
     if search.search_fields.is_empty() {
         return Err(SyncError::NoSearchField);
     }
     let mut parts: Vec<_> = filter::parse_user_filter(&search.user_search_filter)?.into_iter().collect();
-    parts.push(filter::or(search.search_fields.iter().map(filter::present).collect()));
-    let spec = SearchSpec {
+    let clause = |field: &String| match username {
+        Some(name) => filter::equality(field.as_str(), name),
+        None => filter::present(field.as_str()),
+    };
+    parts.push(filter::or(search.search_fields.iter().map(clause).collect()));
+    Ok(SearchSpec {
         base: search.base_dn.clone(),
         scope: match search.scope {
             Scope::Base => LdapSearchScope::Base,
@@ -121,7 +121,52 @@ fn scan(
         attributes: map::attributes_to_request(search),
         page_size: search.page_size,
         size_limit: search.size_limit,
+    })
+}
+
+/// Finds the one entry whose search field equals `username`; `None` when
+/// there is none or more than one (as upstream treats an ambiguous match).
+pub fn find_entry(directory: &mut dyn Directory, settings: &Settings, username: &str) -> Result<Option<DirectoryEntry>, SyncError> {
+    let spec = user_search(settings, Some(username))?;
+    let mut found = Vec::new();
+    directory.search(spec, &mut |page| {
+        found.extend(page.into_iter().take(2));
+        Ok(())
+    })?;
+    Ok(if found.len() == 1 { found.pop() } else { None })
+}
+
+/// Creates or updates the user of one entry with exactly the sync's
+/// mapping and rules (login uses this), and returns the stored document.
+pub fn upsert_entry(store: &dyn KvStore, settings: &Settings, entry: DirectoryEntry, ctx: &mut RunContext<'_>) -> Result<Result<UserDoc, String>, SyncError> {
+    let mut report = SyncReport::default();
+    let mapped = map::map_entry(&entry, &settings.search, &settings.accounts);
+    apply_page(store, settings, vec![entry], false, ctx, &mut report)?;
+    if let Some(problem) = report.problems.pop() {
+        return Ok(Err(problem.reason));
+    }
+    let Ok(user) = mapped else {
+        return Ok(Err("the directory entry cannot be mapped to a user".to_owned()));
     };
+    let index_key = keys::ldap_id(&user.id_attribute, &user.id);
+    let id: Option<String> = decode(&index_key, store.get_many(std::slice::from_ref(&index_key))?.pop().flatten())?;
+    let Some(id) = id else {
+        return Ok(Err("the user was not written".to_owned()));
+    };
+    let user_key = keys::user(&id);
+    let doc: Option<UserDoc> = decode(&user_key, store.get_many(std::slice::from_ref(&user_key))?.pop().flatten())?;
+    Ok(doc.ok_or_else(|| "the user was not written".to_owned()))
+}
+
+/// Builds the search (spec §3.3) and applies it page by page.
+fn scan(
+    store: &dyn KvStore,
+    settings: &Settings,
+    directory: &mut dyn Directory,
+    ctx: &mut RunContext<'_>,
+    report: &mut SyncReport,
+) -> Result<(), SyncError> {
+    let spec = user_search(settings, None)?;
     eprintln!(
         "ldap-sync: searching base={:?} filter={} page_size={}",
         spec.base,
