@@ -2,12 +2,24 @@
 
 use serde_json::json;
 
+use crate::auth::second_factor::Refusal;
 use crate::auth::{AuthError, SecondFactorRefusal};
 use crate::settings::SettingsError;
 use crate::store::StoreError;
 use crate::sync::SyncError;
 
 use super::Response;
+
+/// Why a login failed (HTTP 401 in upstream's login shape).
+#[derive(Debug)]
+pub enum LoginFailure {
+    /// Wrong password, unknown user, or a directory refusal: one answer for all.
+    Unauthorized,
+    /// The account is deactivated.
+    NotActivated,
+    /// The user's second factor is missing or wrong.
+    SecondFactor(Refusal),
+}
 
 /// Everything a route can answer other than success.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +44,12 @@ pub enum ApiError {
     /// The sync aborted (connect, TLS, bind, search, store); newest upstream's body.
     #[error(transparent)]
     Sync(#[from] SyncError),
+    /// Login refused.
+    #[error("login failed")]
+    Login(LoginFailure),
+    /// `ldap.testConnection` could not connect, secure or bind.
+    #[error("{0}")]
+    ConnectionFailed(String),
     /// A malformed request: bad JSON, a missing or oversized field.
     #[error("{0}")]
     BadRequest(String),
@@ -68,6 +86,13 @@ impl ApiError {
                 json!({"error": "LDAP_Sync_failed", "details": {"error": e.to_string()}, "success": false}),
                 Vec::new(),
             ),
+            ApiError::Login(failure) => (401, login_failure(failure), Vec::new()),
+            ApiError::ConnectionFailed(reason) => (
+                400,
+                json!({"error": "LDAP_Connection_failed_reason", "errorType": "error-ldap-connection-failed",
+                       "details": {"reason": reason}, "success": false}),
+                Vec::new(),
+            ),
             ApiError::BadRequest(message) => (400, plain(&message), Vec::new()),
             ApiError::InvalidParams(message) => (
                 400,
@@ -83,6 +108,29 @@ impl ApiError {
             ApiError::Store(e) => (500, plain(&e.to_string()), Vec::new()),
         };
         Response { status, headers, body }
+    }
+}
+
+/// Upstream 7.x's login catch block: `unauthorized()` plus `status`,
+/// `error`, `details` and `message` of the Meteor error.
+fn login_failure(failure: LoginFailure) -> serde_json::Value {
+    match failure {
+        LoginFailure::Unauthorized => {
+            json!({"success": false, "error": "Unauthorized", "status": "error", "message": "Unauthorized"})
+        }
+        LoginFailure::NotActivated => json!({"success": false, "error": "error-user-is-not-activated", "status": "error",
+            "details": {"function": "Accounts.validateLoginAttempt"}, "message": "User is not activated"}),
+        LoginFailure::SecondFactor(refusal) => {
+            let (error, message) = match refusal.kind {
+                SecondFactorRefusal::Required => ("totp-required", "TOTP Required"),
+                SecondFactorRefusal::Invalid => ("totp-invalid", "TOTP Invalid"),
+                SecondFactorRefusal::MaxAttempts => ("totp-max-attempts", "TOTP Maximun Failed Attempts Reached"),
+            };
+            let available: Vec<&str> = refusal.available.iter().map(|m| m.name()).collect();
+            json!({"success": false, "error": error, "status": "error",
+                "details": {"method": refusal.method.name(), "codeGenerated": false, "availableMethods": available},
+                "message": message})
+        }
     }
 }
 

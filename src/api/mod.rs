@@ -3,6 +3,9 @@
 //! [`Response`] back, so routing is unit-tested natively.
 
 pub mod error;
+pub mod ldap_test;
+pub mod login;
+pub mod method_call;
 pub mod reply;
 pub mod sync_now;
 pub mod views;
@@ -175,7 +178,15 @@ impl Route {
 }
 
 /// The route table. Upstream matches REST paths case-sensitively.
-const ROUTES: &[Route] = &[Route { path: "/api/v1/ldap.syncNow", method: "POST", handler: sync_now::handle }];
+const ROUTES: &[Route] = &[
+    Route { path: "/api/v1/ldap.syncNow", method: "POST", handler: sync_now::handle },
+    Route { path: "/api/v1/login", method: "POST", handler: login::login },
+    Route { path: "/api/v1/logout", method: "POST", handler: login::logout },
+    Route { path: "/api/v1/me", method: "GET", handler: login::me },
+    Route { path: "/api/v1/method.call/", method: "POST", handler: method_call::handle },
+    Route { path: "/api/v1/ldap.testConnection", method: "POST", handler: ldap_test::connection },
+    Route { path: "/api/v1/ldap.testSearch", method: "POST", handler: ldap_test::search },
+];
 
 /// Dispatches a request; unknown paths and methods get JSON errors, not
 /// the SDK router's plain-text defaults.

@@ -7,6 +7,7 @@
 //! No HTTP here: the API layer turns [`AuthError`] into Rocket.Chat bodies.
 
 pub mod bootstrap;
+pub mod enrolment;
 pub mod error;
 pub mod permission;
 pub mod rate_limit;

@@ -78,37 +78,53 @@ pub struct Refusal {
     pub available: Vec<Method>,
 }
 
+/// Whether a user without any enabled method must still give a code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Requirement {
+    /// `requireSecondFactor` (routes like `ldap.syncNow` on a server
+    /// without a licence): nothing enabled means the password is forced.
+    Forced,
+    /// Login: only users with an enabled method give a code; no password fallback.
+    IfEnabled,
+}
+
 /// Runs the check for `user` at `now`.
 pub fn check(user: &UserDoc, guard: &TwoFactorGuard, presented: Presented<'_>, settings: &TwoFactor, now: Date) -> Outcome {
+    check_with(user, guard, presented, settings, now, Requirement::Forced)
+}
+
+/// [`check`] with an explicit [`Requirement`].
+pub fn check_with(
+    user: &UserDoc,
+    guard: &TwoFactorGuard,
+    presented: Presented<'_>,
+    settings: &TwoFactor,
+    now: Date,
+    requirement: Requirement,
+) -> Outcome {
     let pass = Outcome { verdict: Ok(()), guard: None, user: None };
     if !settings.enabled {
         return pass;
     }
     let available = available_methods(user, settings);
-    let method = match presented.method {
-        Some("totp") => Method::Totp,
-        Some("email") => Method::Email,
-        // Any other value (absent, "password", garbage) means auto-selection;
-        // with nothing enabled the route's requireSecondFactor forces the password.
-        _ => available.first().copied().unwrap_or(Method::Password),
+    let method = match (presented.method, available.first(), requirement) {
+        (Some("totp"), _, _) => Method::Totp,
+        (Some("email"), _, _) => Method::Email,
+        // Any other value (absent, "password", garbage) means auto-selection.
+        (_, Some(first), _) => *first,
+        // Nothing enabled: requireSecondFactor forces the password...
+        (_, None, Requirement::Forced) => Method::Password,
+        // ...while login lets the user through without a code.
+        (_, None, Requirement::IfEnabled) => return pass,
     };
     let refuse = |kind| Refusal { kind, method, available: available.clone() };
 
     let Some(code) = presented.code else {
         return Outcome { verdict: Err(refuse(SecondFactorRefusal::Required)), ..pass };
     };
-    let mut guard = guard.clone();
-    if let Some(until) = guard.locked_until {
-        if until > now {
-            return Outcome { verdict: Err(refuse(SecondFactorRefusal::MaxAttempts)), ..pass };
-        }
-        guard.locked_until = None;
-        guard.failed_attempts = 0;
-    }
-
     let mut user_after = None;
-    let accepted = match method {
-        Method::Totp => verify_totp(user, &mut guard, code, settings, now, &mut user_after),
+    let (verdict, guard) = guarded(guard, now, |guard| match method {
+        Method::Totp => verify_totp(user, guard, code, settings, now, &mut user_after),
         Method::Email => false,
         Method::Password => user
             .services
@@ -116,20 +132,40 @@ pub fn check(user: &UserDoc, guard: &TwoFactorGuard, presented: Presented<'_>, s
             .as_ref()
             .and_then(|p| p.bcrypt.as_deref())
             .is_some_and(|hash| totp::password_matches(code, hash)),
-    };
-    if accepted {
+    });
+    match verdict {
+        Ok(()) => Outcome { verdict: Ok(()), guard: Some(guard), user: user_after },
+        Err(kind) => Outcome { verdict: Err(refuse(kind)), guard: Some(guard), user: None },
+    }
+}
+
+/// Runs `verify` under the guard: refused while locked, failures counted,
+/// [`MAX_FAILED_ATTEMPTS`] in a row start a lock of [`LOCK_MILLIS`]. Returns
+/// the verdict and the guard to store.
+pub fn guarded(
+    guard: &TwoFactorGuard,
+    now: Date,
+    verify: impl FnOnce(&mut TwoFactorGuard) -> bool,
+) -> (Result<(), SecondFactorRefusal>, TwoFactorGuard) {
+    let mut guard = guard.clone();
+    if let Some(until) = guard.locked_until {
+        if until > now {
+            return (Err(SecondFactorRefusal::MaxAttempts), guard);
+        }
+        guard.locked_until = None;
         guard.failed_attempts = 0;
-        return Outcome { verdict: Ok(()), guard: Some(guard), user: user_after };
+    }
+    if verify(&mut guard) {
+        guard.failed_attempts = 0;
+        return (Ok(()), guard);
     }
     guard.failed_attempts += 1;
-    let kind = if guard.failed_attempts >= MAX_FAILED_ATTEMPTS {
+    if guard.failed_attempts >= MAX_FAILED_ATTEMPTS {
         guard.failed_attempts = 0;
         guard.locked_until = Some(Date { millis: now.millis + LOCK_MILLIS });
-        SecondFactorRefusal::MaxAttempts
-    } else {
-        SecondFactorRefusal::Invalid
-    };
-    Outcome { verdict: Err(refuse(kind)), guard: Some(guard), user: None }
+        return (Err(SecondFactorRefusal::MaxAttempts), guard);
+    }
+    (Err(SecondFactorRefusal::Invalid), guard)
 }
 
 /// Enabled methods in upstream's order; e-mail is never enabled here.
@@ -138,7 +174,8 @@ pub fn available_methods(user: &UserDoc, settings: &TwoFactor) -> Vec<Method> {
     if totp_on { vec![Method::Totp] } else { Vec::new() }
 }
 
-/// TOTPCheck: backup code when 8 characters and a list exists, else RFC 6238.
+/// TOTPCheck on the user's enabled secret; a used backup code is removed
+/// from the copy put in `user_after`.
 fn verify_totp(
     user: &UserDoc,
     guard: &mut TwoFactorGuard,
@@ -153,26 +190,53 @@ fn verify_totp(
     let Some(secret) = totp.secret.as_deref() else {
         return false;
     };
-    if code.chars().count() == totp::BACKUP_CODE_LEN
-        && let Some(hashed) = &totp.hashed_backup {
-            let Some(index) = totp::backup_code_index(hashed, code) else {
-                return false;
-            };
+    match verify_code(secret, totp.hashed_backup.as_deref(), code, guard, settings, now) {
+        Verified::Totp => true,
+        Verified::Backup(index) => {
             let mut updated = user.clone();
             if let Some(list) = updated.services.totp.as_mut().and_then(|t| t.hashed_backup.as_mut()) {
                 list.remove(index);
             }
             *user_after = Some(updated);
-            return true;
-        }
-    let unix_seconds = u64::try_from(now.millis / 1000).unwrap_or(0);
-    match totp::matching_step(secret, code, unix_seconds, settings.max_delta) {
-        // A step at or before the last accepted one is a replay.
-        Some(step) if guard.last_totp_step.is_none_or(|last| step > last) => {
-            guard.last_totp_step = Some(step);
             true
         }
-        _ => false,
+        Verified::No => false,
+    }
+}
+
+/// What [`verify_code`] matched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verified {
+    /// A TOTP code of a step after the last accepted one (now recorded in the guard).
+    Totp,
+    /// The backup code at this index of the list.
+    Backup(usize),
+    No,
+}
+
+/// Upstream's TOTPCheck: an 8-character code is only ever a backup code
+/// (when a list exists); anything else is an RFC 6238 code, and a step at
+/// or before the last accepted one is a replay.
+pub fn verify_code(
+    secret: &str,
+    backups: Option<&[String]>,
+    code: &str,
+    guard: &mut TwoFactorGuard,
+    settings: &TwoFactor,
+    now: Date,
+) -> Verified {
+    if code.chars().count() == totp::BACKUP_CODE_LEN
+        && let Some(hashed) = backups
+    {
+        return totp::backup_code_index(hashed, code).map_or(Verified::No, Verified::Backup);
+    }
+    let unix_seconds = u64::try_from(now.millis / 1000).unwrap_or(0);
+    match totp::matching_step(secret, code, unix_seconds, settings.max_delta) {
+        Some(step) if guard.last_totp_step.is_none_or(|last| step > last) => {
+            guard.last_totp_step = Some(step);
+            Verified::Totp
+        }
+        _ => Verified::No,
     }
 }
 

@@ -4,7 +4,7 @@ use base64::Engine as _;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::store::schema::UserDoc;
+use crate::store::schema::{Date, LoginToken, UserDoc};
 
 /// Meteor's `Accounts._hashLoginToken`: base64(SHA-256(UTF-8 token)).
 pub fn hash_token(token: &str) -> String {
@@ -26,6 +26,19 @@ pub fn holds_token(user: &UserDoc, token: &str) -> bool {
             found | stored.hashed_token.as_bytes().ct_eq(presented.as_bytes())
         })
         .into()
+}
+
+/// A new login token: 32 random bytes as 43 URL-safe base64 characters
+/// (the shape of Meteor's `Random.secret()`), and the entry to store.
+pub fn new_login_token(random: &dyn Fn(&mut [u8]), now: Date) -> (String, LoginToken) {
+    let mut bytes = [0u8; 32];
+    random(&mut bytes);
+    let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let mut entry = LoginToken { hashed_token: hash_token(&token), ..LoginToken::default() };
+    let mut extra = serde_json::Map::new();
+    extra.insert("when".to_owned(), serde_json::json!(now));
+    entry.extra = extra;
+    (token, entry)
 }
 
 #[cfg(test)]

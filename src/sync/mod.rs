@@ -7,6 +7,7 @@
 //! [`KvStore`].
 
 pub mod error;
+pub mod login;
 pub mod map;
 pub mod plan;
 pub mod report;

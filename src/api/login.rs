@@ -1,0 +1,237 @@
+//! `POST /api/v1/login`, `POST /api/v1/logout`, `GET /api/v1/me`.
+//!
+//! Login checks the directory first when LDAP is on (binding as the user,
+//! then creating or updating them with the sync's mapping), else the local
+//! bcrypt password. Every credential failure is upstream 7.x's single
+//! `Unauthorized` body, so a caller cannot tell a wrong password from an
+//! unknown user.
+
+use serde_json::{Map, Value, json};
+
+use crate::auth::second_factor::{Presented, Requirement};
+use crate::auth::{self, rate_limit, second_factor, token, totp};
+use crate::settings::Settings;
+use crate::store::schema::{RateWindow, TwoFactorGuard, UserDoc};
+use crate::store::{decode, encode, keys};
+use crate::sync::RunContext;
+use crate::sync::login::{DirectoryLogin, authenticate};
+
+use super::error::LoginFailure;
+use super::reply::success;
+use super::{ApiError, Env, Request, Response, credentials, views};
+
+/// Longest password accepted (Meteor's `passwordMaxLength`).
+const MAX_PASSWORD_CHARS: usize = 256;
+/// The rate limiter's route key for login.
+const LOGIN_RATE_KEY: &str = "/api/v1/loginpost";
+
+/// What the caller claims.
+struct LoginRequest {
+    /// A username or an e-mail address.
+    user: String,
+    secret: Secret,
+    code: Option<String>,
+}
+
+/// The password as sent.
+enum Secret {
+    Plain(String),
+    /// SHA-256 hex of the password (`{"digest","algorithm":"sha-256"}`).
+    Digest(String),
+}
+
+/// `POST /api/v1/login`.
+pub fn login(req: &Request, env: &Env<'_>) -> Response {
+    let mut headers = Vec::new();
+    let mut response = match run_login(req, env, &mut headers) {
+        Ok(body) => success(body),
+        Err(e) => e.into_response(),
+    };
+    response.headers.extend(headers);
+    response
+}
+
+fn run_login(req: &Request, env: &Env<'_>, headers: &mut Vec<(&'static str, String)>) -> Result<Map<String, Value>, ApiError> {
+    let claim = parse_login(req)?;
+    let settings = Settings::load(env.variables)?;
+    let now = (env.clock)();
+    let client_ip = credentials(req).client_ip;
+    if settings.rate_limit.enabled {
+        let key = keys::rate_limit(&client_ip, LOGIN_RATE_KEY);
+        let stored: Option<RateWindow> = decode(&key, env.store.get_many(std::slice::from_ref(&key))?.pop().flatten())?;
+        let decision = rate_limit::count_call(stored, &settings.rate_limit, now);
+        env.store.set_many(vec![encode(key, &decision.window)?])?;
+        headers.extend(decision.headers());
+        if let Some(wait_seconds) = decision.refused_for {
+            return Err(auth::AuthError::RateLimited { wait_seconds }.into());
+        }
+    }
+
+    let user = find_user(env, &settings, &claim)?;
+    if user.active == Some(false) {
+        return Err(ApiError::Login(LoginFailure::NotActivated));
+    }
+    let guard_key = keys::two_factor(&user.id);
+    let guard: TwoFactorGuard =
+        decode(&guard_key, env.store.get_many(std::slice::from_ref(&guard_key))?.pop().flatten())?.unwrap_or_default();
+    let presented = Presented { code: claim.code.as_deref(), method: req.header("x-2fa-method") };
+    let outcome = second_factor::check_with(&user, &guard, presented, &settings.two_factor, now, Requirement::IfEnabled);
+    let mut writes = Vec::new();
+    if let Some(g) = outcome.guard.as_ref().filter(|g| **g != guard) {
+        writes.push(encode(guard_key, g)?);
+    }
+    if let Err(refusal) = outcome.verdict {
+        env.store.set_many(writes)?;
+        return Err(ApiError::Login(LoginFailure::SecondFactor(refusal)));
+    }
+    let mut user = outcome.user.unwrap_or(user);
+    let (plaintext, entry) = token::new_login_token(env.random, now);
+    user.services.resume.get_or_insert_with(Default::default).login_tokens.push(entry);
+    writes.push(encode(keys::user(&user.id), &user)?);
+    env.store.set_many(writes)?;
+
+    let mut data = Map::new();
+    data.insert("userId".to_owned(), json!(user.id));
+    data.insert("authToken".to_owned(), json!(plaintext));
+    data.insert("me".to_owned(), Value::Object(views::me(&user, &origin(req))));
+    let mut body = Map::new();
+    body.insert("status".to_owned(), json!("success"));
+    body.insert("data".to_owned(), Value::Object(data));
+    Ok(body)
+}
+
+/// Accepts upstream's forms: `{"user"|"username"|"email", "password"}`
+/// with a plain or digest password, `user` as a string or
+/// `{"username"}`/`{"email"}`, and the LDAP form `{"ldap":true, "username", "ldapPass"}`.
+fn parse_login(req: &Request) -> Result<LoginRequest, ApiError> {
+    let body = req.json_object()?;
+    let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_owned);
+    let code = text(body.get("code")).or_else(|| req.header("x-2fa-code").map(str::to_owned));
+    if body.get("ldap") == Some(&Value::Bool(true)) {
+        let user = text(body.get("username")).ok_or_else(|| missing("username"))?;
+        let password = text(body.get("ldapPass")).ok_or_else(|| missing("ldapPass"))?;
+        return checked(LoginRequest { user, secret: Secret::Plain(password), code });
+    }
+    let user = match body.get("user") {
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Object(o)) => text(o.get("username")).or_else(|| text(o.get("email"))),
+        _ => None,
+    }
+    .or_else(|| text(body.get("username")))
+    .or_else(|| text(body.get("email")))
+    .ok_or_else(|| missing("user"))?;
+    let secret = match body.get("password") {
+        Some(Value::String(p)) => Secret::Plain(p.clone()),
+        Some(Value::Object(p)) if p.get("algorithm").and_then(Value::as_str) == Some("sha-256") => {
+            Secret::Digest(text(p.get("digest")).ok_or_else(|| missing("password.digest"))?)
+        }
+        Some(_) => return Err(ApiError::InvalidParams("password must be a string or {\"digest\",\"algorithm\":\"sha-256\"}".to_owned())),
+        None => return Err(missing("password")),
+    };
+    checked(LoginRequest { user, secret, code })
+}
+
+fn checked(claim: LoginRequest) -> Result<LoginRequest, ApiError> {
+    let len = match &claim.secret {
+        Secret::Plain(p) | Secret::Digest(p) => p.chars().count(),
+    };
+    if len > MAX_PASSWORD_CHARS {
+        return Err(ApiError::BadRequest(format!("password is longer than {MAX_PASSWORD_CHARS} characters")));
+    }
+    if claim.user.chars().count() > MAX_PASSWORD_CHARS || claim.user.trim().is_empty() {
+        return Err(ApiError::InvalidParams("user must be a non-empty string of at most 256 characters".to_owned()));
+    }
+    if claim.code.as_ref().is_some_and(|c| c.len() > 64) {
+        return Err(ApiError::BadRequest("code is longer than 64 characters".to_owned()));
+    }
+    Ok(claim)
+}
+
+fn missing(field: &str) -> ApiError {
+    ApiError::InvalidParams(format!("must have required property '{field}'"))
+}
+
+/// The directory first (when LDAP is on and the password is plain), then
+/// the local password. Directory users cannot log in with a local password.
+fn find_user(env: &Env<'_>, settings: &Settings, claim: &LoginRequest) -> Result<UserDoc, ApiError> {
+    if let (true, Secret::Plain(password)) = (settings.ldap_enabled, &claim.secret) {
+        let mut new_id = || crate::store::schema::new_user_id(env.random);
+        let mut ctx = RunContext { clock: env.clock, new_id: &mut new_id };
+        match authenticate(env.store, settings, &claim.user, password, &mut ctx) {
+            Ok(DirectoryLogin::Accepted(user)) => return Ok(user),
+            Ok(DirectoryLogin::Refused(reason)) => {
+                eprintln!("ldap-sync: login of {:?} refused by the directory: {reason}", claim.user);
+                return Err(ApiError::Login(LoginFailure::Unauthorized));
+            }
+            Ok(DirectoryLogin::NotFound) => {}
+            // Upstream falls back to the local password when the directory fails.
+            Err(e) => eprintln!("ldap-sync: directory unavailable for login, trying the local password: {e}"),
+        }
+    }
+    let key = if claim.user.contains('@') { keys::email(&claim.user) } else { keys::username(&claim.user) };
+    let id: Option<String> = decode(&key, env.store.get_many(std::slice::from_ref(&key))?.pop().flatten())?;
+    let user: Option<UserDoc> = match id {
+        Some(id) => {
+            let user_key = keys::user(&id);
+            decode(&user_key, env.store.get_many(std::slice::from_ref(&user_key))?.pop().flatten())?
+        }
+        None => None,
+    };
+    let digest = match &claim.secret {
+        Secret::Plain(p) => totp::sha256_hex(p),
+        Secret::Digest(d) => d.clone(),
+    };
+    let hash = user.as_ref().and_then(|u| u.services.password.as_ref()).and_then(|p| p.bcrypt.clone());
+    let matches = match hash.as_deref() {
+        Some(hash) => totp::password_matches(&digest, hash),
+        None => {
+            // Spend what a comparison costs, so timing does not tell which usernames exist.
+            let _ = bcrypt::hash(&digest, auth::bootstrap::BCRYPT_COST);
+            false
+        }
+    };
+    let directory_user = user.as_ref().is_some_and(|u| u.services.extra.contains_key("ldap"));
+    match user {
+        Some(user) if matches && !(directory_user && settings.ldap_enabled) => Ok(user),
+        _ => Err(ApiError::Login(LoginFailure::Unauthorized)),
+    }
+}
+
+/// `POST /api/v1/logout`: removes the presented token only.
+pub fn logout(req: &Request, env: &Env<'_>) -> Response {
+    let run = || -> Result<Value, ApiError> {
+        let creds = credentials(req);
+        let mut user = auth::authenticate_user(env.store, &creds)?;
+        let hashed = token::hash_token(creds.token.unwrap_or_default());
+        if let Some(resume) = user.services.resume.as_mut() {
+            resume.login_tokens.retain(|t| t.hashed_token != hashed);
+        }
+        env.store.set_many(vec![encode(keys::user(&user.id), &user)?])?;
+        // Upstream up to 7.3; from 7.4 its router drops this body (issue #35922).
+        Ok(json!({"status": "success", "data": {"message": "You've been logged out!"}}))
+    };
+    match run() {
+        Ok(body) => Response { status: 200, headers: Vec::new(), body },
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `GET /api/v1/me`.
+pub fn me(req: &Request, env: &Env<'_>) -> Response {
+    match auth::authenticate_user(env.store, &credentials(req)) {
+        Ok(user) => success(views::me(&user, &origin(req))),
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+/// `scheme://host` of the request, from Spin's `spin-full-url`.
+fn origin(req: &Request) -> String {
+    let url = req.last_header("spin-full-url").unwrap_or("http://localhost/");
+    match url.find("://").map(|i| i + 3) {
+        Some(start) => {
+            let end = url[start..].find('/').map_or(url.len(), |i| start + i);
+            url[..end].to_owned()
+        }
+        None => "http://localhost".to_owned(),
+    }
+}
