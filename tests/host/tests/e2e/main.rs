@@ -7,4 +7,5 @@
 
 mod common;
 mod gate;
+mod session;
 mod sync;
