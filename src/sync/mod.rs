@@ -142,7 +142,12 @@ pub fn find_entry(directory: &mut dyn Directory, settings: &Settings, username: 
 pub fn upsert_entry(store: &dyn KvStore, settings: &Settings, entry: DirectoryEntry, ctx: &mut RunContext<'_>) -> Result<Result<UserDoc, String>, SyncError> {
     let mut report = SyncReport::default();
     let mapped = map::map_entry(&entry, &settings.search, &settings.accounts);
-    apply_page(store, settings, vec![entry], false, ctx, &mut report)?;
+    // Login creates and updates whatever the background-sync switches say
+    // (upstream's login path ignores them; `LDAP_Update_Data_On_Login` is on).
+    let mut login_settings = settings.clone();
+    login_settings.sync.import_new_users = true;
+    login_settings.sync.keep_existing_updated = true;
+    apply_page(store, &login_settings, vec![entry], true, ctx, &mut report)?;
     if let Some(problem) = report.problems.pop() {
         return Ok(Err(problem.reason));
     }

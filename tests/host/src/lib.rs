@@ -45,6 +45,7 @@
 
 mod bindings;
 pub mod clock;
+pub mod demo;
 pub mod kv;
 pub mod manifest;
 pub mod net;

@@ -2,9 +2,10 @@
 //!
 //! [`Slapd::start`] owns everything it creates: a fresh directory under
 //! [`std::env::temp_dir`] (`slapd.conf`, the `mdb` database, TLS material,
-//! `slapd.log`), one or two free ports on 127.0.0.1 and the `slapd` child
-//! process. [`Slapd::stop`] (also run on `Drop`, so on a panicking test too)
-//! kills the process, waits for it and removes the directory.
+//! `slapd.log`), one or two free ports on 127.0.0.1 (or the fixed plain LDAP
+//! port of [`SlapdOptions::port`]) and the `slapd` child process.
+//! [`Slapd::stop`] (also run on `Drop`, so on a panicking test too) kills the
+//! process, waits for it and removes the directory.
 //!
 //! The server uses Debian's binaries (`/usr/sbin/slapd`, `/usr/sbin/slapadd`,
 //! `ldapmodify`) with a `slapd.conf`: schemas core, cosine, nis and
@@ -64,11 +65,15 @@ pub struct SlapdOptions {
     /// Initial entries (no `changetype`), loaded with `slapadd` before start;
     /// parents first, starting with the suffix entry itself.
     pub ldif: String,
+    /// The plain LDAP port on 127.0.0.1; `None` (or `Some(0)`) = a free port.
+    /// A fixed port that is taken fails the start, naming the port. The LDAPS
+    /// port (with `tls`) is always a free one.
+    pub port: Option<u16>,
 }
 
 impl Default for SlapdOptions {
     /// `dc=example,dc=org`, rootdn `cn=admin,dc=example,dc=org` / `secret`,
-    /// no size limit, no TLS, empty LDIF.
+    /// no size limit, no TLS, empty LDIF, a free port.
     fn default() -> Self {
         Self {
             suffix: "dc=example,dc=org".into(),
@@ -77,6 +82,7 @@ impl Default for SlapdOptions {
             size_limit: None,
             tls: false,
             ldif: String::new(),
+            port: None,
         }
     }
 }
@@ -95,8 +101,8 @@ pub struct Slapd {
 }
 
 impl Slapd {
-    /// Writes the config, loads `opts.ldif`, starts slapd on free ports and
-    /// waits (up to 10 s) until it answers an LDAP bind.
+    /// Writes the config, loads `opts.ldif`, starts slapd on free ports (or
+    /// on `opts.port`) and waits (up to 10 s) until it answers an LDAP bind.
     pub fn start(opts: SlapdOptions) -> anyhow::Result<Slapd> {
         require_slapd()?;
         for (what, v) in [
@@ -138,8 +144,16 @@ impl Slapd {
                 "slapadd (initial LDIF)",
             )?;
         }
+        let fixed_port = opts.port.filter(|&p| p != 0);
         for attempt in 1..=3 {
-            s.port = free_port()?;
+            s.port = match fixed_port {
+                Some(p) => {
+                    // Otherwise the readiness probe could reach whoever holds it.
+                    require_port_free(p)?;
+                    p
+                }
+                None => free_port()?,
+            };
             s.ldaps_port = if opts.tls { Some(free_port()?) } else { None };
             let mut listen = format!("ldap://127.0.0.1:{}/", s.port);
             if let Some(p) = s.ldaps_port {
@@ -160,7 +174,8 @@ impl Slapd {
                 Ok(()) => return Ok(s),
                 Err(e) => {
                     s.kill();
-                    // A port grabbed by someone else between probing and binding: retry.
+                    // A port grabbed by someone else between probing and binding:
+                    // retry (a fixed port is probed again, and fails clearly if taken).
                     if attempt < 3 && s.log_tail(20).contains("Address already in use") {
                         continue;
                     }
@@ -381,6 +396,13 @@ fn free_port() -> anyhow::Result<u16> {
         held.push(l);
     }
     bail!("no free port on 127.0.0.1")
+}
+
+/// Fails, naming the port, when 127.0.0.1:`port` cannot be listened on.
+fn require_port_free(port: u16) -> anyhow::Result<()> {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, port))
+        .map(drop)
+        .with_context(|| format!("port {port} on 127.0.0.1 is not available for slapd"))
 }
 
 /// An anonymous LDAPv3 simple bind (message 1), answered with success.
