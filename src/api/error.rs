@@ -65,6 +65,13 @@ pub enum ApiError {
     /// The store failed outside the gate.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A listing's `sort` or `query` is refused: not JSON, not 1/-1
+    /// (`error-invalid-sort`), an attribute or operation `isValidQuery` does
+    /// not allow, or a filter we do not evaluate (`error-invalid-query`).
+    /// A client bug, or a probe for fields the caller may not see.
+    /// `helper_method` is upstream's `details.helperMethod` (`parseJsonQuery`'s own refusals).
+    #[error("{error}")]
+    Query { error: String, error_type: &'static str, helper_method: Option<&'static str> },
 }
 
 impl ApiError {
@@ -106,6 +113,13 @@ impl ApiError {
             ),
             ApiError::Plain(message) => (400, plain(message), Vec::new()),
             ApiError::Store(e) => (500, plain(&e.to_string()), Vec::new()),
+            ApiError::Query { error, error_type, helper_method } => {
+                let mut body = json!({"success": false, "error": format!("{error} [{error_type}]"), "errorType": error_type});
+                if let Some(helper) = helper_method {
+                    body["details"] = json!({"helperMethod": helper});
+                }
+                (400, body, Vec::new())
+            }
         };
         Response { status, headers, body }
     }

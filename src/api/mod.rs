@@ -8,6 +8,7 @@ pub mod login;
 pub mod method_call;
 pub mod reply;
 pub mod sync_now;
+pub mod users;
 pub mod views;
 
 pub use error::ApiError;
@@ -186,6 +187,8 @@ const ROUTES: &[Route] = &[
     Route { path: "/api/v1/method.call/", method: "POST", handler: method_call::handle },
     Route { path: "/api/v1/ldap.testConnection", method: "POST", handler: ldap_test::connection },
     Route { path: "/api/v1/ldap.testSearch", method: "POST", handler: ldap_test::search },
+    Route { path: "/api/v1/users.info", method: "GET", handler: users::info },
+    Route { path: "/api/v1/users.list", method: "GET", handler: users::list },
 ];
 
 /// Dispatches a request; unknown paths and methods get JSON errors, not

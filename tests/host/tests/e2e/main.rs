@@ -7,5 +7,7 @@
 
 mod common;
 mod gate;
+mod quickstart;
 mod session;
 mod sync;
+mod users;
