@@ -158,7 +158,7 @@ fn find_user(env: &Env<'_>, settings: &Settings, claim: &LoginRequest) -> Result
         let mut new_id = || crate::store::schema::new_user_id(env.random);
         let mut ctx = RunContext { clock: env.clock, new_id: &mut new_id };
         match authenticate(env.store, settings, &claim.user, password, &mut ctx) {
-            Ok(DirectoryLogin::Accepted(user)) => return Ok(user),
+            Ok(DirectoryLogin::Accepted(user)) => return Ok(*user),
             Ok(DirectoryLogin::Refused(reason)) => {
                 eprintln!("ldap-sync: login of {:?} refused by the directory: {reason}", claim.user);
                 return Err(ApiError::Login(LoginFailure::Unauthorized));

@@ -14,7 +14,7 @@ use super::{Directory, RunContext, SyncError, find_entry, upsert_entry};
 #[derive(Debug)]
 pub enum DirectoryLogin {
     /// Password accepted; the stored user, created or updated from the entry.
-    Accepted(UserDoc),
+    Accepted(Box<UserDoc>),
     /// The entry exists but refused the password (or cannot become a user).
     Refused(String),
     /// No single entry matches the username.
@@ -59,7 +59,7 @@ fn authenticate_on(
         Err(other) => return Err(other.into()),
     }
     Ok(match upsert_entry(store, settings, entry, ctx)? {
-        Ok(user) => DirectoryLogin::Accepted(user),
+        Ok(user) => DirectoryLogin::Accepted(Box::new(user)),
         Err(reason) => DirectoryLogin::Refused(reason),
     })
 }
