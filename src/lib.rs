@@ -1,10 +1,13 @@
-//! ldap-sync: Rocket.Chat's `POST /api/v1/ldap.syncNow` as a Spin component.
+//! ldap-sync: Rocket.Chat's `POST /api/v1/ldap.syncNow` as a Spin component,
+//! with the routes a client needs around it (login, logout, me, TOTP
+//! enrolment through `method.call`, users.info/list, the LDAP test routes).
 //!
 //! Three parts: a thin edge, a pure core, and I/O at the rim.
 //!
 //! * `api` is the edge: the route table, request parsing, and the only
 //!   place errors become Rocket.Chat JSON bodies.
-//! * `auth` (login token, rate limiter, second factor, permission) and
+//! * `auth` (login token, rate limiter, second factor, permission,
+//!   bootstrap admin, TOTP enrolment) and
 //!   `settings` (every Spin variable, parsed once per request into types)
 //!   are pure: time, variables and the store come in as arguments.
 //! * `ldap` is the client: a sans-IO protocol state machine over
@@ -16,9 +19,9 @@
 //!   one trait ([`store::KvStore`]) through which everything is read and
 //!   written, in batches.
 //!
-//! Only the entry point below and the Spin adapters (`store::spin`,
-//! `spin_variables`) touch `spin_sdk`; natively the crate is plain Rust, so
-//! unit tests and benchmarks run without a Wasm host.
+//! Only `spin_entry` (the `#[http_component]` and the variables adapter)
+//! and `store::spin` touch `spin_sdk`; natively the crate is plain Rust, so
+//! unit tests run without a Wasm host.
 //!
 //! Each request is a fresh instance (Spin's WASIp2 model): nothing survives
 //! between requests except what is in the store.

@@ -150,12 +150,7 @@ async fn concurrent_first_requests_create_one_admin() {
 
 #[tokio::test]
 async fn totp_enrolment_then_sync_now_with_a_real_code_and_backup_codes() {
-    let slapd = start_demo(None).expect("demo directory");
-    let vars: Vec<(&str, String)> = demo_variables(slapd.port());
-    let mut pairs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    pairs.extend(ADMIN);
-    pairs.push(("api_enable_rate_limiter", "false"));
-    let host = host(&pairs);
+    let (_slapd, host) = demo_host(&[]);
     let (id, token) = login_ok(&host, json!({"user": "root", "password": "rootpw"})).await;
     let (_, other_token) = login_ok(&host, json!({"user": "root", "password": "rootpw"})).await;
     let creds = auth_headers(&id, &token);
@@ -208,6 +203,43 @@ async fn totp_enrolment_then_sync_now_with_a_real_code_and_backup_codes() {
     assert_eq!(unknown["error"]["error"], json!(404));
 }
 
+#[tokio::test]
+async fn method_call_envelope_errors() {
+    let host = admin_host(&[]);
+    let (id, token) = login_ok(&host, json!({"user": "root", "password": "rootpw"})).await;
+    let creds = auth_headers(&id, &token);
+    let h = with(&creds, &[]);
+    let path = "/api/v1/method.call/2fa:enable";
+    assert_eq!(post_json(&host, path, &[], json!({"message": "{}"})).await.status, 401);
+    assert_reply(&post_json(&host, path, &h, json!({})).await, 400,
+        json!({"success": false, "error": "must have required property 'message' [invalid-params]", "errorType": "invalid-params"}));
+    assert_reply(&post_json(&host, path, &h, json!({"message": "{}", "x": 1})).await, 400,
+        json!({"success": false, "error": "must NOT have additional properties [invalid-params]", "errorType": "invalid-params"}));
+    assert_reply(&post_json(&host, path, &h, json!({"message": "{\"msg\":\"method\"}"})).await, 400,
+        json!({"success": false, "error": "Invalid method call"}));
+    let res = post_json(&host, path, &h, json!({"message": "not json"})).await;
+    assert_eq!((res.status, res.json()["success"].clone()), (400, json!(false)));
+    let res = send(&host, "POST", path, &h, vec![b'{'; 70_000]).await;
+    assert_reply(&res, 400, json!({"success": false, "error": "request body is larger than 65536 bytes"}));
+}
+
+/// The demo directory and a host pointed at it, with the bootstrap admin
+/// and the rate limiter off (these tests log in many times).
+fn demo_host(extra: &[(&str, &str)]) -> (ldap_sync_host::slapd::Slapd, Host) {
+    let slapd = start_demo(None).expect("demo directory");
+    let host = demo_host_for(slapd.port(), extra);
+    (slapd, host)
+}
+
+fn demo_host_for(port: u16, extra: &[(&str, &str)]) -> Host {
+    let vars: Vec<(&str, String)> = demo_variables(port);
+    let mut pairs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    pairs.extend(ADMIN);
+    pairs.push(("api_enable_rate_limiter", "false"));
+    pairs.extend_from_slice(extra);
+    host(&pairs)
+}
+
 fn totp_at_secret(secret: &str, t: u64) -> String {
     let bytes = totp_rs::Secret::Encoded(secret.into()).to_bytes().expect("base32");
     totp_rs::TOTP::new_unchecked(totp_rs::Algorithm::SHA1, 6, 0, 30, bytes).generate(t)
@@ -215,11 +247,7 @@ fn totp_at_secret(secret: &str, t: u64) -> String {
 
 #[tokio::test]
 async fn ldap_users_log_in_with_their_directory_password() {
-    let slapd = start_demo(None).expect("demo directory");
-    let vars: Vec<(&str, String)> = demo_variables(slapd.port());
-    let mut pairs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    pairs.push(("api_enable_rate_limiter", "false"));
-    let host = host(&pairs);
+    let (slapd, host) = demo_host(&[]);
     let (id, _) = login_ok(&host, json!({"user": "alice", "password": DEMO_USER_PASSWORD})).await;
     let doc = get(&host, &format!("user:{id}")).expect("created from the directory");
     assert_eq!((doc["username"].clone(), doc["ldap"].clone()), (json!("alice"), json!(true)));
@@ -241,12 +269,7 @@ async fn ldap_users_log_in_with_their_directory_password() {
 
 #[tokio::test]
 async fn ldap_test_routes() {
-    let slapd = start_demo(None).expect("demo directory");
-    let vars: Vec<(&str, String)> = demo_variables(slapd.port());
-    let mut pairs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    pairs.extend(ADMIN);
-    pairs.push(("api_enable_rate_limiter", "false"));
-    let host = host(&pairs);
+    let (slapd, host) = demo_host(&[]);
     let (id, token) = login_ok(&host, json!({"user": "root", "password": "rootpw"})).await;
     let admin = auth_headers(&id, &token);
     let h = with(&admin, &[]);
@@ -267,9 +290,7 @@ async fn ldap_test_routes() {
         json!({"success": false, "error": "User does not have the permissions required for this action [error-unauthorized]"}));
 
     // A wrong service password is a clear error without the password.
-    let mut bad: Vec<(&str, &str)> = pairs.clone();
-    bad.push(("ldap_authentication_password", "not-the-pw"));
-    let host = crate::common::host(&bad);
+    let host = demo_host_for(slapd.port(), &[("ldap_authentication_password", "not-the-pw")]);
     let (id, token) = login_ok(&host, json!({"user": "root", "password": "rootpw"})).await;
     let admin = auth_headers(&id, &token);
     let res = post_json(&host, "/api/v1/ldap.testConnection", &with(&admin, &[]), json!({})).await;
