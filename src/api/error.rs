@@ -84,10 +84,8 @@ impl ApiError {
             ApiError::BackgroundSyncDisabled => (400, plain("LDAP_Background_Sync_disabled"), Vec::new()),
             ApiError::NotFound => (404, plain("API endpoint not found"), Vec::new()),
             ApiError::MethodNotAllowed { allow } => (405, plain("Method not allowed"), vec![("Allow", allow)]),
-            ApiError::Sync(SyncError::Filter(e)) => {
-                (400, plain(&format!("invalid value for variable ldap_user_search_filter: {e}")), Vec::new())
-            }
-            ApiError::Sync(SyncError::NoSearchField) => (400, plain(&SyncError::NoSearchField.to_string()), Vec::new()),
+            // Configuration problems: the setting's own message, as for other bad variables.
+            ApiError::Sync(e @ (SyncError::Filter(_) | SyncError::NoSearchField)) => (400, plain(&e.to_string()), Vec::new()),
             ApiError::Sync(e @ (SyncError::Ldap(_) | SyncError::Store(_))) => (
                 400,
                 json!({"error": "LDAP_Sync_failed", "details": {"error": e.to_string()}, "success": false}),

@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 use crate::auth::{self, permission};
 use crate::ldap::Session;
 use crate::settings::Settings;
-use crate::sync::{self, Directory, SyncError};
+use crate::sync::{self, Directory};
 
 use super::reply::success;
 use super::{ApiError, Env, Request, Response, credentials};
@@ -47,7 +47,6 @@ pub fn search(req: &Request, env: &Env<'_>) -> Response {
         match found {
             Ok(Some(_)) => Ok(message("LDAP_User_Found")),
             Ok(None) => Err(ApiError::Plain("User not found")),
-            Err(SyncError::Filter(e)) => Err(ApiError::BadRequest(format!("invalid value for variable ldap_user_search_filter: {e}"))),
             Err(e) => Err(ApiError::BadRequest(e.to_string())),
         }
     };

@@ -59,12 +59,10 @@ fn run_login(req: &Request, env: &Env<'_>, headers: &mut Vec<(&'static str, Stri
     if settings.rate_limit.enabled {
         let key = keys::rate_limit(&client_ip, LOGIN_RATE_KEY);
         let stored: Option<RateWindow> = decode(&key, env.store.get_many(std::slice::from_ref(&key))?.pop().flatten())?;
-        let decision = rate_limit::count_call(stored, &settings.rate_limit, now);
-        env.store.set_many(vec![encode(key, &decision.window)?])?;
-        headers.extend(decision.headers());
-        if let Some(wait_seconds) = decision.refused_for {
-            return Err(auth::AuthError::RateLimited { wait_seconds }.into());
-        }
+        let mut writes = Vec::new();
+        let counted = rate_limit::enforce(stored, key, &settings.rate_limit, now, headers, &mut writes);
+        env.store.set_many(writes)?;
+        counted?;
     }
 
     let user = find_user(env, &settings, &claim)?;

@@ -10,7 +10,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::settings::AdminBootstrap;
-use crate::store::schema::{Date, Email, Password, UserDoc};
+use crate::store::schema::{Date, Email, ID_ALPHABET, Password, UserDoc};
 use crate::store::{KvStore, StoreError, decode, encode, keys};
 
 use super::totp::sha256_hex;
@@ -54,9 +54,8 @@ pub fn ensure_admin(store: &dyn KvStore, admin: &AdminBootstrap, now: Date) -> R
 
 /// A Meteor-shaped `_id` that depends only on the username.
 pub fn admin_id(username: &str) -> String {
-    const ALPHABET: &[u8] = b"23456789ABCDEFGHJKLMNPQRSTWXYZabcdefghijkmnopqrstuvwxyz";
     let digest = Sha256::digest(format!("ldap-sync bootstrap admin\0{}", username.to_lowercase()).as_bytes());
-    digest.iter().take(17).map(|b| char::from(ALPHABET[usize::from(*b) % ALPHABET.len()])).collect()
+    digest.iter().take(17).map(|b| char::from(ID_ALPHABET[usize::from(*b) % ID_ALPHABET.len()])).collect()
 }
 
 #[cfg(test)]

@@ -8,15 +8,15 @@
 use serde_json::{Map, Value, json};
 
 use crate::settings::TwoFactor;
-use crate::store::schema::{Date, Totp, TwoFactorGuard, UserDoc};
+use crate::store::schema::{Date, Totp, TwoFactorGuard, UserDoc, random_id};
 
 use super::second_factor::{Verified, guarded, verify_code};
 use super::totp::sha256_hex;
 
 /// Backup codes per enrolment (spec §4.3).
 const BACKUP_CODES: usize = 12;
-/// Meteor's `Random.id` alphabet, used for backup codes.
-const CODE_ALPHABET: &[u8] = b"23456789ABCDEFGHJKLMNPQRSTWXYZabcdefghijkmnopqrstuvwxyz";
+/// Characters of a backup code (`Random.id(8)`); also what makes a code a backup code.
+const CODE_LEN: usize = super::totp::BACKUP_CODE_LEN;
 /// Bytes of a new TOTP secret: 160 bits, RFC 4226's recommended length.
 const SECRET_BYTES: usize = 20;
 
@@ -177,25 +177,9 @@ pub fn call(name: &str, params: &[Value], ctx: &CallContext<'_>) -> Option<Call>
 
 /// Twelve 8-character codes and their SHA-256 hex hashes.
 fn backup_codes(random: &dyn Fn(&mut [u8])) -> (Vec<String>, Vec<String>) {
-    let codes: Vec<String> = (0..BACKUP_CODES).map(|_| random_code(random)).collect();
+    let codes: Vec<String> = (0..BACKUP_CODES).map(|_| random_id(CODE_LEN, random)).collect();
     let hashed = codes.iter().map(|c| sha256_hex(c)).collect();
     (codes, hashed)
-}
-
-fn random_code(random: &dyn Fn(&mut [u8])) -> String {
-    // Rejection sampling keeps the 55 characters equally likely.
-    let limit = 256 - 256 % CODE_ALPHABET.len();
-    let mut out = String::with_capacity(8);
-    let mut buf = [0u8; 16];
-    while out.len() < 8 {
-        random(&mut buf);
-        for b in buf.iter().map(|b| usize::from(*b)).filter(|b| *b < limit) {
-            if out.len() < 8 {
-                out.push(char::from(CODE_ALPHABET[b % CODE_ALPHABET.len()]));
-            }
-        }
-    }
-    out
 }
 
 /// RFC 4648 base32 without padding (what authenticator apps read).

@@ -139,12 +139,8 @@ fn admit_inner(
     let user = &caller.user;
     let bypass = permission::grants(permission::API_BYPASS_RATE_LIMIT, caller.bypass_permission.as_ref(), &user.roles);
     if settings.rate_limit.enabled && !bypass {
-        let decision = rate_limit::count_call(caller.rate_window, &settings.rate_limit, now);
-        writes.push(encode(keys::rate_limit(&creds.client_ip, policy.rate_key), &decision.window)?);
-        response_headers.extend(decision.headers());
-        if let Some(wait_seconds) = decision.refused_for {
-            return Err(AuthError::RateLimited { wait_seconds });
-        }
+        let key = keys::rate_limit(&creds.client_ip, policy.rate_key);
+        rate_limit::enforce(caller.rate_window, key, &settings.rate_limit, now, response_headers, writes)?;
     }
 
     let outcome = second_factor::check(user, &caller.guard, creds.second_factor, &settings.two_factor, now);

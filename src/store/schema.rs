@@ -13,21 +13,26 @@ pub struct Date {
 }
 
 /// Meteor's `Random.id` alphabet (no look-alike characters).
-const ID_ALPHABET: &[u8] = b"23456789ABCDEFGHJKLMNPQRSTWXYZabcdefghijkmnopqrstuvwxyz";
+pub const ID_ALPHABET: &[u8] = b"23456789ABCDEFGHJKLMNPQRSTWXYZabcdefghijkmnopqrstuvwxyz";
 /// Length of a Meteor `Random.id`.
 const ID_LEN: usize = 17;
 
 /// A new user `_id` in Meteor's format, from `random` (secure bytes).
-/// Rejection sampling keeps the 55 characters equally likely.
 pub fn new_user_id(random: &dyn Fn(&mut [u8])) -> String {
-    let limit = 255 - (256 % ID_ALPHABET.len()) as u8;
-    let mut id = String::with_capacity(ID_LEN);
+    random_id(ID_LEN, random)
+}
+
+/// `len` characters of [`ID_ALPHABET`] (Meteor's `Random.id(len)`).
+/// Rejection sampling keeps the 55 characters equally likely.
+pub fn random_id(len: usize, random: &dyn Fn(&mut [u8])) -> String {
+    let limit = 256 - 256 % ID_ALPHABET.len();
+    let mut id = String::with_capacity(len);
     let mut buf = [0u8; 32];
-    while id.len() < ID_LEN {
+    while id.len() < len {
         random(&mut buf);
-        for b in buf.iter().filter(|b| **b <= limit) {
-            if id.len() < ID_LEN {
-                id.push(char::from(ID_ALPHABET[usize::from(*b) % ID_ALPHABET.len()]));
+        for b in buf.iter().map(|b| usize::from(*b)).filter(|b| *b < limit) {
+            if id.len() < len {
+                id.push(char::from(ID_ALPHABET[b % ID_ALPHABET.len()]));
             }
         }
     }
