@@ -180,13 +180,14 @@ fn scan(
         spec.page_size
     );
     let mut first_page = true;
-    let stats = directory.search(spec, &mut |entries| {
+    // Counted page by page, so a run that fails mid-search still reports what it wrote.
+    directory.search(spec, &mut |entries| {
+        report.pages += 1;
+        report.entries += entries.len() as u64;
         let written = apply_page(store, settings, entries, first_page, ctx, report);
         first_page = false;
         written
     })?;
-    report.pages = stats.pages;
-    report.entries = stats.entries;
     Ok(())
 }
 

@@ -152,7 +152,10 @@ fn a_failed_read_aborts_but_keeps_written_pages_valid() {
     assert_eq!(err.to_string(), "search: the LDAP server closed the connection");
     assert!(json_at(&store, "user:fixedid0000000001").is_some());
     let report = json_at(&store, REPORT_KEY).expect("report stored");
-    assert_eq!((report["outcome"].clone(), report["created"].clone()), (json!("failed"), json!(1)));
+    assert_eq!(
+        (report["outcome"].clone(), report["created"].clone(), report["pages"].clone(), report["entries"].clone()),
+        (json!("failed"), json!(1), json!(1), json!(1))
+    );
 }
 
 #[test]

@@ -98,6 +98,7 @@ pub struct Slapd {
     root_password: String,
     ca_pem: Option<String>,
     other_ca_pem: Option<String>,
+    load_time: Option<Duration>,
 }
 
 impl Slapd {
@@ -124,6 +125,7 @@ impl Slapd {
             root_password: opts.root_password.clone(),
             ca_pem: None,
             other_ca_pem: None,
+            load_time: None,
         };
         // From here on, an early return drops `s`, which removes the dir.
         let dir = s.dir.clone();
@@ -139,10 +141,12 @@ impl Slapd {
         if !opts.ldif.trim().is_empty() {
             let ldif = dir.join("init.ldif");
             fs::write(&ldif, &opts.ldif).context("writing init.ldif")?;
+            let started = Instant::now();
             run(
                 Command::new(SLAPADD).arg("-f").arg(&conf).arg("-l").arg(&ldif),
                 "slapadd (initial LDIF)",
             )?;
+            s.load_time = Some(started.elapsed());
         }
         let fixed_port = opts.port.filter(|&p| p != 0);
         for attempt in 1..=3 {
@@ -214,6 +218,12 @@ impl Slapd {
     /// PEM of a second, unrelated CA (when `tls`), for "wrong CA" tests.
     pub fn other_ca_pem(&self) -> Option<String> {
         self.other_ca_pem.clone()
+    }
+
+    /// How long `slapadd` took to load [`SlapdOptions::ldif`] (`None` when
+    /// the LDIF was empty and nothing was loaded).
+    pub fn load_time(&self) -> Option<Duration> {
+        self.load_time
     }
 
     /// The temp directory (config, `db/`, `*.pem`, `slapd.log`).

@@ -1,0 +1,498 @@
+//! `ldap-sync-bench`: how fast a full `ldap.syncNow` run is, end to end.
+//!
+//! ```text
+//! cargo run -p ldap-sync-host --bin ldap-sync-bench -- [--users N] [--page-size P]
+//! ```
+//!
+//! What it does:
+//!
+//! 1. Generates a directory of `N` `inetOrgPerson` users (default 10,000:
+//!    `uid=u00001..`, `cn`, `sn`, `mail`) under `ou=people,dc=example,dc=org`
+//!    plus the service account `cn=svc,dc=example,dc=org`, loads it into a
+//!    throwaway OpenLDAP `slapd` with `slapadd` (timed on its own) and starts
+//!    the server. The sync binds as `cn=svc` (not the rootdn, which no limit
+//!    applies to); slapd keeps its default size limit of 500, which the fixture
+//!    states explicitly with paged searches unlimited, so only the RFC 2696
+//!    paged search sees everyone, as against a real server.
+//! 2. Runs the real component (`target/wasm32-wasip2/release/ldap_sync.wasm`)
+//!    in the test host with a **file-backed** key-value store in a fresh temp
+//!    dir (`sqlite_key_value.db` under `$TMPDIR`, SQLite with its default
+//!    journal and `fsync` per transaction, as Spin's default store), and an
+//!    admin seeded as the e2e tests do (login token, bcrypt cost 4, second
+//!    factor = SHA-256 of the password). Page size: `--page-size` (default 250,
+//!    the component's default).
+//! 3. Times three `POST /api/v1/ldap.syncNow` calls, each a whole HTTP request
+//!    through the host (fresh instance, gate, bind, paged search, batched
+//!    writes, report):
+//!    * **first**: an empty store, every user is created;
+//!    * **no change**: nothing changed in the directory, nothing is written
+//!      but the report;
+//!    * **1% changed**: `cn` of every 100th user replaced with `ldapmodify`
+//!      (one LDIF, timed separately), then the same call.
+//!
+//! How to read the output. Per run: wall time of the request, `users/s` =
+//! directory entries read (`entries` in `sync-report:last`) / wall seconds,
+//! the component's own `durationMs` from the report, the report's
+//! created/updated/unchanged counts (checked against what they must be: the
+//! bench fails otherwise), the number of keys in the store and the size of the
+//! SQLite file after the run. `× best peer` divides users/s by 15, the best
+//! field figure of the open-source peers (`peers.md`: 1–15 users/s). The
+//! first run is also compared with a design that writes one key at a time:
+//! about 4 writes per user at ~1,500 `set`/s on Spin's SQLite store
+//! (`spin-platform.md` §10), i.e. `4·N/1500` seconds. Peak RSS is `VmHWM` of
+//! this process: the host runs the guest in-process (wasmtime, the compiled
+//! component, SQLite), so it covers host and guest; slapd is a separate
+//! process and not included.
+//!
+//! Any failure (slapd, a status other than 200, a failed run, counts that are
+//! not what they must be) ends the bench with a message and a non-zero exit.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context as _, bail, ensure};
+use base64::Engine as _;
+use ldap_sync_host::kv::DEFAULT_DB_FILE;
+use ldap_sync_host::slapd::{Slapd, SlapdOptions};
+use ldap_sync_host::{Host, HostOptions};
+use serde_json::{Value, json};
+use sha2::{Digest as _, Sha256};
+
+const USAGE: &str = "\
+usage: ldap-sync-bench [--users N] [--page-size P]
+
+  --users N      users in the generated directory (default 10000)
+  --page-size P  ldap_search_page_size, the RFC 2696 page size (default 250)
+
+Times a first, an unchanged and a 1%-changed ldap.syncNow run against a local slapd.
+";
+
+const SUFFIX: &str = "dc=example,dc=org";
+const BASE: &str = "ou=people,dc=example,dc=org";
+const SVC_DN: &str = "cn=svc,dc=example,dc=org";
+const SVC_PASSWORD: &str = "svcpw";
+const ADMIN_ID: &str = "admin";
+const ADMIN_TOKEN: &str = "bench-login-token";
+const ADMIN_PASSWORD: &str = "bench-admin-pw";
+const SUCCESS: &str = r#"{"message":"Sync_in_progress","success":true}"#;
+
+/// Best field throughput of the open-source peers (peers.md §2: 1–15 users/s).
+const BEST_PEER_USERS_PER_S: f64 = 15.0;
+/// Single-key `set`s per second on Spin 4's SQLite store (spin-platform.md §10).
+const SINGLE_SETS_PER_S: f64 = 1_500.0;
+/// Key writes per created user in a one-key-at-a-time design (spin-platform.md §10).
+const WRITES_PER_USER: f64 = 4.0;
+
+#[derive(Debug)]
+struct Args {
+    users: usize,
+    page_size: u32,
+}
+
+/// Parses the command line; `Ok(None)` means `--help` was asked for.
+fn parse_args(args: impl IntoIterator<Item = String>) -> anyhow::Result<Option<Args>> {
+    let mut out = Args {
+        users: 10_000,
+        page_size: 250,
+    };
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        let (name, inline) = match arg.split_once('=') {
+            Some((n, v)) => (n.to_owned(), Some(v.to_owned())),
+            None => (arg.clone(), None),
+        };
+        let mut value = |name: &str| match inline.clone() {
+            Some(v) => Ok(v),
+            None => args.next().with_context(|| format!("{name} needs a value")),
+        };
+        match name.as_str() {
+            "-h" | "--help" => return Ok(None),
+            "--users" => {
+                let v = value("--users")?;
+                out.users = v
+                    .replace('_', "")
+                    .parse()
+                    .with_context(|| format!("--users {v:?} is not a number"))?;
+                ensure!(out.users >= 1, "--users must be at least 1");
+            }
+            "--page-size" => {
+                let v = value("--page-size")?;
+                out.page_size = v
+                    .parse()
+                    .with_context(|| format!("--page-size {v:?} is not a number"))?;
+            }
+            _ => bail!("unknown argument {arg:?}\n\n{USAGE}"),
+        }
+    }
+    Ok(Some(out))
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ldap-sync-bench: FAILED: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The `uid` of user `i` (1-based): `u00001`, wider past 99,999 users.
+fn uid(i: usize, width: usize) -> String {
+    format!("u{i:0width$}")
+}
+
+/// The directory: suffix, service account, `ou=people` and `n` users.
+fn directory(n: usize, width: usize) -> String {
+    let mut l = format!(
+        "dn: {SUFFIX}\nobjectClass: dcObject\nobjectClass: organization\ndc: example\no: Example\n\n\
+         dn: {SVC_DN}\nobjectClass: organizationalRole\nobjectClass: simpleSecurityObject\ncn: svc\n\
+         userPassword: {SVC_PASSWORD}\n\n\
+         dn: {BASE}\nobjectClass: organizationalUnit\nou: people\n\n"
+    );
+    l.reserve(n * 160);
+    for i in 1..=n {
+        let u = uid(i, width);
+        // Writing into a String cannot fail.
+        let _ = write!(
+            l,
+            "dn: uid={u},{BASE}\nobjectClass: inetOrgPerson\nuid: {u}\ncn: User {u}\nsn: {u}\n\
+             mail: {u}@example.org\n\n"
+        );
+    }
+    l
+}
+
+/// `ldapmodify` records replacing `cn` of every 100th user (at least one).
+fn modifications(n: usize, width: usize) -> (usize, String) {
+    let count = (n / 100).max(1);
+    let step = n / count;
+    let mut l = String::with_capacity(count * 120);
+    for k in 1..=count {
+        let u = uid(k * step, width);
+        let _ = write!(
+            l,
+            "dn: uid={u},{BASE}\nchangetype: modify\nreplace: cn\ncn: User {u} (renamed)\n\n"
+        );
+    }
+    (count, l)
+}
+
+fn sha256_hex(text: &str) -> String {
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .fold(String::with_capacity(64), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+/// The admin the e2e tests seed: one login token, bcrypt of SHA-256(password).
+fn seed_admin(host: &Host) -> anyhow::Result<()> {
+    let hashed_token =
+        base64::engine::general_purpose::STANDARD.encode(Sha256::digest(ADMIN_TOKEN.as_bytes()));
+    let bcrypt = bcrypt::hash(sha256_hex(ADMIN_PASSWORD), 4).context("bcrypt")?;
+    let doc = json!({
+        "_id": ADMIN_ID, "username": ADMIN_ID, "roles": ["admin"],
+        "services": {
+            "password": {"bcrypt": bcrypt},
+            "resume": {"loginTokens": [{"when": {"$date": 0}, "hashedToken": hashed_token}]}
+        },
+        "type": "user", "active": true
+    });
+    host.kv_set(&format!("user:{ADMIN_ID}"), doc.to_string().as_bytes())
+}
+
+fn variables(port: u16, page_size: u32) -> BTreeMap<String, String> {
+    [
+        ("ldap_enable", "true".to_owned()),
+        ("ldap_server_type", String::new()),
+        ("ldap_ip", "127.0.0.1".into()),
+        ("ldap_port", port.to_string()),
+        ("ldap_basedn", BASE.into()),
+        ("ldap_authentication", "true".into()),
+        ("ldap_authentication_userdn", SVC_DN.into()),
+        ("ldap_authentication_password", SVC_PASSWORD.into()),
+        ("ldap_unique_identifier_field", "entryUUID".into()),
+        ("ldap_search_page_size", page_size.to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
+/// A fresh directory under `$TMPDIR`, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> anyhow::Result<Self> {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let dir =
+            std::env::temp_dir().join(format!("ldap-sync-bench-{}-{nanos}", std::process::id()));
+        fs::create_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        Ok(Self(dir))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// One timed sync.
+struct Run {
+    name: &'static str,
+    wall: Duration,
+    guest_ms: u64,
+    entries: u64,
+    created: u64,
+    updated: u64,
+    unchanged: u64,
+    keys: usize,
+    db_bytes: u64,
+    peak_rss_kib: u64,
+}
+
+impl Run {
+    fn users_per_s(&self) -> f64 {
+        self.entries as f64 / self.wall.as_secs_f64()
+    }
+}
+
+/// Expected report counts: (created, updated, unchanged).
+type Expect = (u64, u64, u64);
+
+fn sync_once(
+    rt: &tokio::runtime::Runtime,
+    host: &Host,
+    db: &Path,
+    name: &'static str,
+    n: usize,
+    expect: Expect,
+) -> anyhow::Result<Run> {
+    let req = http::Request::post("/api/v1/ldap.syncNow")
+        .header("x-user-id", ADMIN_ID)
+        .header("x-auth-token", ADMIN_TOKEN)
+        .header("x-2fa-code", sha256_hex(ADMIN_PASSWORD))
+        .body(Vec::new())
+        .context("building the request")?;
+    let started = Instant::now();
+    let res = rt
+        .block_on(host.send(req))
+        .with_context(|| format!("{name}: the host did not answer"))?;
+    let wall = started.elapsed();
+    ensure!(
+        res.status == 200 && res.text() == SUCCESS,
+        "{name}: ldap.syncNow answered {} {}{}",
+        res.status,
+        res.text(),
+        res.error
+            .as_deref()
+            .map(|e| format!(" (guest error: {e})"))
+            .unwrap_or_default()
+    );
+    let report: Value = host
+        .kv_get("sync-report:last")?
+        .with_context(|| format!("{name}: no sync-report:last after the run"))
+        .and_then(|v| serde_json::from_slice(&v).context("sync-report:last is not JSON"))?;
+    let count = |field: &str| -> anyhow::Result<u64> {
+        report[field]
+            .as_u64()
+            .with_context(|| format!("{name}: sync-report:last has no {field}: {report}"))
+    };
+    let run = Run {
+        name,
+        wall,
+        guest_ms: count("durationMs")?,
+        entries: count("entries")?,
+        created: count("created")?,
+        updated: count("updated")?,
+        unchanged: count("unchanged")?,
+        keys: host.kv_keys()?.len(),
+        db_bytes: fs::metadata(db)
+            .with_context(|| format!("reading the size of {}", db.display()))?
+            .len(),
+        peak_rss_kib: peak_rss_kib()?,
+    };
+    ensure!(
+        report["outcome"] == json!("success")
+            && count("failed")? == 0
+            && count("skipped")? == 0
+            && run.entries == n as u64
+            && (run.created, run.updated, run.unchanged) == expect,
+        "{name}: the report is not what it must be (expected {n} entries, \
+         created/updated/unchanged {expect:?}, nothing failed or skipped): {report}"
+    );
+    Ok(run)
+}
+
+/// `VmHWM` of this process (peak resident set), KiB.
+fn peak_rss_kib() -> anyhow::Result<u64> {
+    let status = fs::read_to_string("/proc/self/status").context("reading /proc/self/status")?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("no VmHWM line in /proc/self/status")
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+fn run() -> anyhow::Result<()> {
+    let Some(args) = parse_args(std::env::args().skip(1))? else {
+        print!("{USAGE}");
+        return Ok(());
+    };
+    let n = args.users;
+    let width = n.to_string().len().max(5);
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    println!(
+        "ldap-sync-bench: {n} users, page size {}, {cores} CPU(s), {} build",
+        args.page_size,
+        if cfg!(debug_assertions) {
+            "dev (debug host, optimised deps)"
+        } else {
+            "release"
+        }
+    );
+
+    // 1. The directory.
+    let ldif = directory(n, width);
+    let ldif_bytes = ldif.len();
+    let started = Instant::now();
+    let slapd = Slapd::start(SlapdOptions {
+        suffix: SUFFIX.into(),
+        // slapd's own default, written out so that paged searches are unlimited
+        // (without it the paged total is capped at 500 too, see slapd.conf(5)).
+        size_limit: Some(500),
+        ldif,
+        ..SlapdOptions::default()
+    })
+    .context("starting slapd")?;
+    let slapd_total = started.elapsed();
+    let load = slapd.load_time().context("slapd loaded no LDIF")?;
+    println!(
+        "slapadd: {n} users ({:.1} MiB LDIF) in {:.2} s ({:.0} entries/s); slapd up {:.2} s later",
+        mib(ldif_bytes as u64),
+        load.as_secs_f64(),
+        (n + 3) as f64 / load.as_secs_f64(),
+        slapd_total.saturating_sub(load).as_secs_f64()
+    );
+
+    // 2. The host, with a file-backed store.
+    let state = TempDir::new()?;
+    let db = state.0.join(DEFAULT_DB_FILE);
+    let started = Instant::now();
+    let host = Host::new(HostOptions {
+        state_dir: Some(state.0.clone()),
+        variables: variables(slapd.port(), args.page_size),
+        ..HostOptions::default()
+    })
+    .context("starting the host")?;
+    println!(
+        "host: component compiled in {:.2} s; store {}",
+        started.elapsed().as_secs_f64(),
+        db.display()
+    );
+    seed_admin(&host)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+
+    // 3. Three runs.
+    let mut runs = Vec::new();
+    runs.push(sync_once(
+        &rt,
+        &host,
+        &db,
+        "first (all new)",
+        n,
+        (n as u64, 0, 0),
+    )?);
+    runs.push(sync_once(
+        &rt,
+        &host,
+        &db,
+        "no change",
+        n,
+        (0, 0, n as u64),
+    )?);
+    let (changed, mods) = modifications(n, width);
+    let started = Instant::now();
+    slapd.modify(&mods).context("ldapmodify")?;
+    println!(
+        "ldapmodify: {changed} cn changes in {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
+    let c = changed as u64;
+    runs.push(sync_once(
+        &rt,
+        &host,
+        &db,
+        "1% changed",
+        n,
+        (0, c, n as u64 - c),
+    )?);
+
+    // 4. The table and the ratios.
+    println!();
+    println!(
+        "{:<16} {:>8} {:>9} {:>10} {:>9} {:>8} {:>8} {:>9} {:>8} {:>8} {:>8}",
+        "run",
+        "wall s",
+        "guest s",
+        "users/s",
+        "x peer",
+        "created",
+        "updated",
+        "unchanged",
+        "KV keys",
+        "DB MiB",
+        "RSS MiB"
+    );
+    for r in &runs {
+        println!(
+            "{:<16} {:>8.2} {:>9.2} {:>10.0} {:>9.0} {:>8} {:>8} {:>9} {:>8} {:>8.1} {:>8.0}",
+            r.name,
+            r.wall.as_secs_f64(),
+            r.guest_ms as f64 / 1000.0,
+            r.users_per_s(),
+            r.users_per_s() / BEST_PEER_USERS_PER_S,
+            r.created,
+            r.updated,
+            r.unchanged,
+            r.keys,
+            mib(r.db_bytes),
+            r.peak_rss_kib as f64 / 1024.0
+        );
+    }
+    println!();
+    println!(
+        "x peer = users/s / {BEST_PEER_USERS_PER_S:.0} (best open-source peer, peers.md: 1-15 users/s)"
+    );
+    let first = &runs[0];
+    let estimate = WRITES_PER_USER * n as f64 / SINGLE_SETS_PER_S;
+    println!(
+        "first sync vs one key per set: {:.2} s measured, ~{estimate:.1} s estimated for \
+         {WRITES_PER_USER:.0} x {n} single sets at ~{SINGLE_SETS_PER_S:.0}/s \
+         (spin-platform.md section 10): {:.1}x faster",
+        first.wall.as_secs_f64(),
+        estimate / first.wall.as_secs_f64()
+    );
+    println!(
+        "peak RSS (VmHWM): {:.0} MiB, host and guest together (the guest runs in-process in \
+         wasmtime); slapd is a separate process, not counted",
+        peak_rss_kib()? as f64 / 1024.0
+    );
+    Ok(())
+}
