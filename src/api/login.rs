@@ -153,8 +153,7 @@ fn missing(field: &str) -> ApiError {
 /// the local password. Directory users cannot log in with a local password.
 fn find_user(env: &Env<'_>, settings: &Settings, claim: &LoginRequest) -> Result<UserDoc, ApiError> {
     if let (true, Secret::Plain(password)) = (settings.ldap_enabled, &claim.secret) {
-        let mut new_id = || crate::store::schema::new_user_id(env.random);
-        let mut ctx = RunContext { clock: env.clock, new_id: &mut new_id };
+        let mut ctx = RunContext { clock: env.clock };
         match authenticate(env.store, settings, &claim.user, password, &mut ctx) {
             Ok(DirectoryLogin::Accepted(user)) => return Ok(*user),
             Ok(DirectoryLogin::Refused(reason)) => {

@@ -2,7 +2,6 @@
 
 use crate::auth::{self, RoutePolicy, permission};
 use crate::settings::Settings;
-use crate::store::schema::new_user_id;
 use crate::sync::{self, RunContext};
 
 use super::reply::Reply;
@@ -32,7 +31,6 @@ fn run(req: &Request, env: &Env<'_>, headers: &mut Vec<(&'static str, String)>) 
     if !settings.sync.background_sync {
         return Err(ApiError::BackgroundSyncDisabled);
     }
-    let mut new_id = || new_user_id(env.random);
-    sync::run(env.store, &settings, &mut RunContext { clock: env.clock, new_id: &mut new_id })?;
+    sync::run(env.store, &settings, &mut RunContext { clock: env.clock })?;
     Ok(Reply::SyncInProgress)
 }

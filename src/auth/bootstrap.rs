@@ -7,10 +7,9 @@
 //! the same document to the same key.
 
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
 use crate::settings::AdminBootstrap;
-use crate::store::schema::{Date, Email, ID_ALPHABET, Password, UserDoc};
+use crate::store::schema::{Date, Email, Password, UserDoc, derived_id};
 use crate::store::{KvStore, StoreError, decode, encode, keys};
 
 use super::totp::sha256_hex;
@@ -52,10 +51,9 @@ pub fn ensure_admin(store: &dyn KvStore, admin: &AdminBootstrap, now: Date) -> R
     Ok(true)
 }
 
-/// A Meteor-shaped `_id` that depends only on the username.
+/// The admin's `_id`: derived from the username.
 pub fn admin_id(username: &str) -> String {
-    let digest = Sha256::digest(format!("ldap-sync bootstrap admin\0{}", username.to_lowercase()).as_bytes());
-    digest.iter().take(17).map(|b| char::from(ID_ALPHABET[usize::from(*b) % ID_ALPHABET.len()])).collect()
+    derived_id(&format!("ldap-sync bootstrap admin\0{}", username.to_lowercase()))
 }
 
 #[cfg(test)]

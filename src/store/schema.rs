@@ -17,9 +17,17 @@ pub const ID_ALPHABET: &[u8] = b"23456789ABCDEFGHJKLMNPQRSTWXYZabcdefghijkmnopqr
 /// Length of a Meteor `Random.id`.
 const ID_LEN: usize = 17;
 
-/// A new user `_id` in Meteor's format, from `random` (secure bytes).
-pub fn new_user_id(random: &dyn Fn(&mut [u8])) -> String {
-    random_id(ID_LEN, random)
+/// A Meteor-shaped `_id` that depends only on `seed` (SHA-256 mapped onto
+/// [`ID_ALPHABET`]). Writers that derive ids this way need no
+/// compare-and-swap: two requests creating the same user write the same
+/// document to the same key.
+pub fn derived_id(seed: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(seed.as_bytes())
+        .iter()
+        .take(ID_LEN)
+        .map(|b| char::from(ID_ALPHABET[usize::from(*b) % ID_ALPHABET.len()]))
+        .collect()
 }
 
 /// `len` characters of [`ID_ALPHABET`] (Meteor's `Random.id(len)`).

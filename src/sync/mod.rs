@@ -47,10 +47,9 @@ impl Directory for Session {
     }
 }
 
-/// Time and identity sources of a run.
+/// The clock of a run (read per page and at the end, for the report).
 pub struct RunContext<'a> {
     pub clock: &'a dyn Fn() -> Date,
-    pub new_id: &'a mut dyn FnMut() -> String,
 }
 
 /// Connects to the configured server and runs the sync. The report is
@@ -210,7 +209,8 @@ fn apply_page(
     }
     let mut loaded = Loaded::default();
     load_index(store, &mut loaded, plan::keys_to_load(&users))?;
-    let mut ids: Vec<String> = loaded.index.values().flatten().cloned().collect();
+    // Owners named by the index, and the ids these users would be created with.
+    let mut ids: Vec<String> = loaded.index.values().flatten().cloned().chain(users.iter().map(plan::directory_user_id)).collect();
     ids.sort();
     ids.dedup();
     let user_keys: Vec<String> = ids.iter().map(|id| keys::user(id)).collect();
@@ -229,7 +229,6 @@ fn apply_page(
         accounts: &settings.accounts,
         merge_existing_users: settings.search.merge_existing_users,
         now,
-        new_id: &mut *ctx.new_id,
     };
     let page = plan::plan_page(users, &mut loaded, &mut plan_ctx, report);
 

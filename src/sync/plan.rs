@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::settings::{Accounts, SyncSwitches};
 use crate::store::keys;
-use crate::store::schema::{Date, Email, UserDoc};
+use crate::store::schema::{Date, Email, UserDoc, derived_id};
 
 use super::map::{EntryProblem, RcUser};
 use super::report::SyncReport;
@@ -23,8 +23,6 @@ pub struct PlanContext<'a> {
     pub accounts: &'a Accounts,
     pub merge_existing_users: bool,
     pub now: Date,
-    /// A fresh Rocket.Chat `_id` per call.
-    pub new_id: &'a mut dyn FnMut() -> String,
 }
 
 /// The index keys (`username:`, `email:`, `ldap-id:`) the page touches,
@@ -101,6 +99,12 @@ fn plan_one(user: &RcUser, loaded: &mut Loaded, ctx: &mut PlanContext<'_>, plan:
     }
     let after = updated_doc(&before, user, loaded, ctx);
     if same_content(&before, &after) {
+        // Nothing to write, unless an index key of the user went missing.
+        for key in index_keys(&before) {
+            if loaded.index.get(&key).is_some_and(Option::is_none) {
+                set_index(loaded, plan, key, Some(before.id.clone()));
+            }
+        }
         return Ok(Outcome::Unchanged);
     }
     claim(loaded, plan, &after, Some(&before));
@@ -108,11 +112,21 @@ fn plan_one(user: &RcUser, loaded: &mut Loaded, ctx: &mut PlanContext<'_>, plan:
     Ok(Outcome::Updated)
 }
 
-/// Upstream's `findExistingUser`.
+/// The `_id` of a user the directory creates: derived from the LDAP id, so
+/// two syncs (or a sync and a login) running at once create one user, not
+/// two. Upstream uses a random id; nothing reads meaning into it.
+pub fn directory_user_id(user: &RcUser) -> String {
+    derived_id(&format!("ldap-sync directory user\0{}\0{}", user.id_attribute, user.id))
+}
+
+/// Upstream's `findExistingUser`, by LDAP id through the index, else at the
+/// derived `_id` (a document whose index key went missing), then the merges.
 fn find_existing(user: &RcUser, loaded: &Loaded, merge: bool) -> Option<UserDoc> {
     let owner = |key: &str| loaded.index.get(key).cloned().flatten().and_then(|id| loaded.docs.get(&id).cloned());
+    let same_ldap_id = |doc: &UserDoc| ldap_service(doc) == Some((user.id_attribute.clone(), user.id.clone()));
     let by_id = owner(&keys::ldap_id(&user.id_attribute, &user.id))
-        .filter(|doc| ldap_service(doc) == Some((user.id_attribute.clone(), user.id.clone())));
+        .filter(same_ldap_id)
+        .or_else(|| loaded.docs.get(&directory_user_id(user)).filter(|d| same_ldap_id(d)).cloned());
     if by_id.is_some() || !merge {
         return by_id;
     }
@@ -139,7 +153,7 @@ fn check_free(loaded: &Loaded, key: &str, owner: Option<&str>) -> Result<(), ()>
 /// Spec §3.7 "Create".
 fn new_doc(user: &RcUser, ctx: &mut PlanContext<'_>) -> UserDoc {
     let mut doc = UserDoc {
-        id: (ctx.new_id)(),
+        id: directory_user_id(user),
         username: Some(user.username.clone()),
         name: Some(user.name.clone().unwrap_or_else(|| name_from_username(&user.username))),
         emails: user.emails.iter().map(|a| Email { address: a.clone(), verified: ctx.accounts.verify_external_emails }).collect(),

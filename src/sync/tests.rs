@@ -1,6 +1,5 @@
 //! The sync against a scripted directory and the in-memory store.
 
-use std::cell::Cell;
 use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
@@ -9,6 +8,7 @@ use super::*;
 use crate::ldap::LdapError;
 use crate::settings::{Settings, VariableSource};
 use crate::store::memory::MemoryStore;
+use crate::store::schema::derived_id;
 
 struct Vars(BTreeMap<&'static str, &'static str>);
 
@@ -66,14 +66,14 @@ fn person(uuid: &str, uid: &str, mail: &str) -> DirectoryEntry {
 
 fn run_pages(store: &MemoryStore, s: &Settings, pages: Vec<Vec<DirectoryEntry>>, t: i64) -> (Result<SyncReport, SyncError>, Scripted) {
     let mut dir = Scripted { pages, fail_after: None, seen: None };
-    let counter = Cell::new(0);
-    let mut new_id = || {
-        counter.set(counter.get() + 1);
-        format!("id{:015}", counter.get() + t as usize)
-    };
     let clock = move || Date { millis: t };
-    let result = run_with(store, s, &mut dir, &mut RunContext { clock: &clock, new_id: &mut new_id });
+    let result = run_with(store, s, &mut dir, &mut RunContext { clock: &clock });
     (result, dir)
+}
+
+/// The `_id` the sync derives for an entry whose entryUUID is `hex`.
+fn id_of(hex: &str) -> String {
+    derived_id(&format!("ldap-sync directory user\0entryUUID\0{hex}"))
 }
 
 fn json_at(store: &MemoryStore, key: &str) -> Option<Value> {
@@ -92,20 +92,21 @@ fn creates_then_leaves_unchanged_then_updates() {
     assert_eq!(crate::ldap::filter::to_string(&spec.filter), "(&(objectclass=*)(uid=*))");
     assert_eq!(spec.attributes, vec!["entryUUID", "uid", "mail", "cn"]);
 
-    let id = json_at(&store, "ldap-id:entryUUID:7531").expect("index");
-    let doc = json_at(&store, &format!("user:{}", id.as_str().expect("string"))).expect("doc");
+    let alice_id = id_of("7531");
+    assert_eq!(json_at(&store, "ldap-id:entryUUID:7531"), Some(json!(alice_id)));
+    let doc = json_at(&store, &format!("user:{alice_id}")).expect("doc");
     assert_eq!(
         doc,
         json!({
-            "_id": "id000000000001001", "username": "alice", "name": "alice person",
+            "_id": alice_id, "username": "alice", "name": "alice person",
             "emails": [{"address": "alice@x.org", "verified": true}], "roles": ["user"], "active": true,
             "services": {"ldap": {"id": "7531", "idAttribute": "entryUUID"}},
             "createdAt": {"$date": 1000}, "type": "user", "status": "offline", "ldap": true,
             "importIds": ["uid=alice,dc=x"], "_updatedAt": {"$date": 1000}
         })
     );
-    assert_eq!(json_at(&store, "username:alice"), Some(json!("id000000000001001")));
-    assert_eq!(json_at(&store, "email:alice@x.org"), Some(json!("id000000000001001")));
+    assert_eq!(json_at(&store, "username:alice"), Some(json!(alice_id)));
+    assert_eq!(json_at(&store, "email:alice@x.org"), Some(json!(alice_id)));
     assert_eq!(json_at(&store, "schema-version"), Some(json!(1)));
 
     let before = store.dump();
@@ -120,10 +121,10 @@ fn creates_then_leaves_unchanged_then_updates() {
     let renamed = vec![vec![person("u1", "alicia", "alicia@x.org")]];
     let report = run_pages(&store, &s, renamed, 3000).0.expect("runs");
     assert_eq!(report.updated, 1);
-    assert_eq!(json_at(&store, "username:alicia"), Some(json!("id000000000001001")));
+    assert_eq!(json_at(&store, "username:alicia"), Some(json!(alice_id)));
     assert_eq!(json_at(&store, "username:alice"), None);
     assert_eq!(json_at(&store, "email:alice@x.org"), None);
-    let doc = json_at(&store, "user:id000000000001001").expect("doc");
+    let doc = json_at(&store, &format!("user:{alice_id}")).expect("doc");
     assert_eq!(doc["createdAt"], json!({"$date": 1000}));
     assert_eq!(doc["_updatedAt"], json!({"$date": 3000}));
     assert_eq!(doc["importIds"], json!(["uid=alice,dc=x", "uid=alicia,dc=x"]));
@@ -147,10 +148,9 @@ fn a_failed_read_aborts_but_keeps_written_pages_valid() {
     let s = settings(&[]);
     let mut dir = Scripted { pages: vec![vec![person("u1", "a", "a@x.org")], vec![person("u2", "b", "b@x.org")]], fail_after: Some(1), seen: None };
     let clock = || Date { millis: 5 };
-    let mut new_id = || "fixedid0000000001".to_owned();
-    let err = run_with(&store, &s, &mut dir, &mut RunContext { clock: &clock, new_id: &mut new_id }).expect_err("aborts");
+    let err = run_with(&store, &s, &mut dir, &mut RunContext { clock: &clock }).expect_err("aborts");
     assert_eq!(err.to_string(), "search: the LDAP server closed the connection");
-    assert!(json_at(&store, "user:fixedid0000000001").is_some());
+    assert!(json_at(&store, &format!("user:{}", id_of("7531"))).is_some());
     let report = json_at(&store, REPORT_KEY).expect("report stored");
     assert_eq!(
         (report["outcome"].clone(), report["created"].clone(), report["pages"].clone(), report["entries"].clone()),
@@ -192,4 +192,29 @@ fn merge_adopts_a_local_user_by_email() {
     assert_eq!(doc["services"]["ldap"], json!({"id": "7537", "idAttribute": "entryUUID"}));
     assert_eq!(doc["username"], json!("ann"));
     assert_eq!(json_at(&store, "ldap-id:entryUUID:7537"), Some(json!("local1")));
+}
+
+#[test]
+fn concurrent_runs_create_one_user_per_directory_entry() {
+    // Two runs that both find no user (as two overlapping syncNow calls would)
+    // write the same document to the same key.
+    let a = MemoryStore::default();
+    let b = MemoryStore::default();
+    let s = settings(&[]);
+    run_pages(&a, &s, vec![vec![person("u1", "a", "a@x.org")]], 1).0.expect("runs");
+    run_pages(&b, &s, vec![vec![person("u1", "a", "a@x.org")]], 1).0.expect("runs");
+    assert_eq!(a.dump(), b.dump());
+}
+
+#[test]
+fn a_document_whose_index_key_went_missing_is_updated_not_replaced() {
+    let store = MemoryStore::default();
+    let s = settings(&[]);
+    run_pages(&store, &s, vec![vec![person("u1", "a", "a@x.org")]], 1).0.expect("runs");
+    let id = id_of("7531");
+    store.delete_many(&["ldap-id:entryUUID:7531".to_owned()]).expect("delete");
+    let report = run_pages(&store, &s, vec![vec![person("u1", "a", "a@x.org")]], 2).0.expect("runs");
+    assert_eq!((report.created, report.updated, report.unchanged), (0, 0, 1));
+    assert_eq!(json_at(&store, &format!("user:{id}")).expect("doc")["createdAt"], json!({"$date": 1}));
+    assert_eq!(json_at(&store, "ldap-id:entryUUID:7531"), Some(json!(id)), "the index key is written again");
 }
