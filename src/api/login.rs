@@ -12,7 +12,7 @@ use crate::auth::second_factor::{Presented, Requirement};
 use crate::auth::{self, rate_limit, second_factor, token, totp};
 use crate::settings::Settings;
 use crate::store::schema::{RateWindow, TwoFactorGuard, UserDoc};
-use crate::store::{decode, encode, keys};
+use crate::store::{encode, get_json, keys};
 use crate::sync::RunContext;
 use crate::sync::login::{DirectoryLogin, authenticate};
 
@@ -58,7 +58,7 @@ fn run_login(req: &Request, env: &Env<'_>, headers: &mut Vec<(&'static str, Stri
     let client_ip = credentials(req).client_ip;
     if settings.rate_limit.enabled {
         let key = keys::rate_limit(&client_ip, LOGIN_RATE_KEY);
-        let stored: Option<RateWindow> = decode(&key, env.store.get_many(std::slice::from_ref(&key))?.pop().flatten())?;
+        let stored: Option<RateWindow> = get_json(env.store, &key)?;
         let mut writes = Vec::new();
         let counted = rate_limit::enforce(stored, key, &settings.rate_limit, now, headers, &mut writes);
         env.store.set_many(writes)?;
@@ -71,7 +71,7 @@ fn run_login(req: &Request, env: &Env<'_>, headers: &mut Vec<(&'static str, Stri
     }
     let guard_key = keys::two_factor(&user.id);
     let guard: TwoFactorGuard =
-        decode(&guard_key, env.store.get_many(std::slice::from_ref(&guard_key))?.pop().flatten())?.unwrap_or_default();
+        get_json(env.store, &guard_key)?.unwrap_or_default();
     let presented = Presented { code: claim.code.as_deref(), method: req.header("x-2fa-method") };
     let outcome = second_factor::check_with(&user, &guard, presented, &settings.two_factor, now, Requirement::IfEnabled);
     let mut writes = Vec::new();
@@ -166,11 +166,11 @@ fn find_user(env: &Env<'_>, settings: &Settings, claim: &LoginRequest) -> Result
         }
     }
     let key = if claim.user.contains('@') { keys::email(&claim.user) } else { keys::username(&claim.user) };
-    let id: Option<String> = decode(&key, env.store.get_many(std::slice::from_ref(&key))?.pop().flatten())?;
+    let id: Option<String> = get_json(env.store, &key)?;
     let user: Option<UserDoc> = match id {
         Some(id) => {
             let user_key = keys::user(&id);
-            decode(&user_key, env.store.get_many(std::slice::from_ref(&user_key))?.pop().flatten())?
+            get_json(env.store, &user_key)?
         }
         None => None,
     };

@@ -11,7 +11,7 @@ use crate::auth::enrolment::{self, CallContext, MeteorError, MethodResult};
 use crate::auth::{self, token};
 use crate::settings::Settings;
 use crate::store::schema::TwoFactorGuard;
-use crate::store::{decode, encode, keys};
+use crate::store::{encode, get_json, keys};
 
 use super::reply::success;
 use super::{ApiError, Env, Request, Response, credentials};
@@ -43,7 +43,7 @@ fn run(req: &Request, env: &Env<'_>) -> Result<Map<String, Value>, ApiError> {
     let settings = Settings::load(env.variables)?;
     let guard_key = keys::two_factor(&user.id);
     let guard: TwoFactorGuard =
-        decode(&guard_key, env.store.get_many(std::slice::from_ref(&guard_key))?.pop().flatten())?.unwrap_or_default();
+        get_json(env.store, &guard_key)?.unwrap_or_default();
     let current = token::hash_token(creds.token.unwrap_or_default());
     let ctx = CallContext {
         user: &user,

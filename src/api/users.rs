@@ -15,7 +15,7 @@ use serde_json::{Map, Value, json};
 
 use crate::auth::{self, AuthError, permission};
 use crate::store::schema::UserDoc;
-use crate::store::{KvStore, StoreError, decode, keys};
+use crate::store::{KvStore, StoreError, decode, get_json, keys};
 
 use super::{ApiError, Env, Request, Response, credentials, percent_decode, reply, views};
 use query::{Filter, Sort};
@@ -235,7 +235,7 @@ fn by_id_or_username(store: &dyn KvStore, value: &str) -> Result<Option<Map<Stri
         return Ok(None);
     };
     let key = keys::user(&id);
-    let doc: Option<Map<String, Value>> = decode(&key, store.get_many(std::slice::from_ref(&key))?.pop().flatten())?;
+    let doc: Option<Map<String, Value>> = get_json(store, &key)?;
     Ok(doc.filter(|doc| doc.get("username").and_then(Value::as_str) == Some(value)))
 }
 

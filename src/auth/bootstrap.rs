@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::settings::AdminBootstrap;
 use crate::store::schema::{Date, Email, Password, UserDoc, derived_id};
-use crate::store::{KvStore, StoreError, decode, encode, keys};
+use crate::store::{KvStore, StoreError, encode, get_json, keys};
 
 use super::totp::sha256_hex;
 
@@ -21,8 +21,7 @@ pub const BCRYPT_COST: u32 = 10;
 /// whether it was created.
 pub fn ensure_admin(store: &dyn KvStore, admin: &AdminBootstrap, now: Date) -> Result<bool, StoreError> {
     let index_key = keys::username(&admin.username);
-    let found = store.get_many(std::slice::from_ref(&index_key))?.pop().flatten();
-    if decode::<String>(&index_key, found)?.is_some() {
+    if get_json::<String>(store, &index_key)?.is_some() {
         return Ok(false);
     }
     let hash = bcrypt::hash(sha256_hex(&admin.password), BCRYPT_COST)

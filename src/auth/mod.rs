@@ -19,7 +19,7 @@ pub use error::{AuthError, SecondFactorRefusal};
 
 use crate::settings::Settings;
 use crate::store::schema::{Date, Permission, RateWindow, TwoFactorGuard, UserDoc};
-use crate::store::{KvStore, StoreError, decode, encode, keys};
+use crate::store::{KvStore, StoreError, decode, encode, get_json, keys};
 
 use second_factor::Presented;
 
@@ -95,14 +95,14 @@ pub fn authenticate_user(store: &dyn KvStore, creds: &Credentials<'_>) -> Result
         return Err(AuthError::NotLoggedIn);
     };
     let key = keys::user(user_id);
-    let user: Option<UserDoc> = decode(&key, store.get_many(std::slice::from_ref(&key))?.pop().flatten())?;
+    let user: Option<UserDoc> = get_json(store, &key)?;
     user.filter(|u| token::holds_token(u, token)).ok_or(AuthError::NotLoggedIn)
 }
 
 /// Whether `user` holds `permission` (the stored record, else upstream's default roles).
 pub fn has_permission(store: &dyn KvStore, user: &UserDoc, permission: &str) -> Result<bool, StoreError> {
     let key = keys::permission(permission);
-    let stored: Option<Permission> = decode(&key, store.get_many(std::slice::from_ref(&key))?.pop().flatten())?;
+    let stored: Option<Permission> = get_json(store, &key)?;
     Ok(permission::grants(permission, stored.as_ref(), &user.roles))
 }
 

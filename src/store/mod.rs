@@ -32,6 +32,13 @@ pub trait KvStore {
     fn keys(&self) -> Result<Vec<String>, StoreError>;
 }
 
+/// Reads one JSON document, if present (one `get-many` of one key: for
+/// lookups whose key depends on a previous read; batch everything else).
+pub fn get_json<T: serde::de::DeserializeOwned>(store: &dyn KvStore, key: &str) -> Result<Option<T>, StoreError> {
+    let value = store.get_many(&[key.to_owned()])?.pop().flatten();
+    decode(key, value)
+}
+
 /// Decodes a stored JSON value; a value that does not parse is an error
 /// naming the key, never a silent default (it would be overwritten later).
 pub fn decode<T: serde::de::DeserializeOwned>(

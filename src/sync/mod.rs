@@ -19,7 +19,7 @@ use crate::ldap::filter;
 use crate::ldap::{DirectoryEntry, LdapSearchScope, SearchSpec, SearchStats, Session};
 use crate::settings::{Scope, Settings};
 use crate::store::schema::{Date, UserDoc};
-use crate::store::{KvStore, decode, encode, keys};
+use crate::store::{KvStore, decode, encode, get_json, keys};
 
 use plan::{Loaded, PlanContext};
 
@@ -154,12 +154,12 @@ pub fn upsert_entry(store: &dyn KvStore, settings: &Settings, entry: DirectoryEn
         return Ok(Err("the directory entry cannot be mapped to a user".to_owned()));
     };
     let index_key = keys::ldap_id(&user.id_attribute, &user.id);
-    let id: Option<String> = decode(&index_key, store.get_many(std::slice::from_ref(&index_key))?.pop().flatten())?;
+    let id: Option<String> = get_json(store, &index_key)?;
     let Some(id) = id else {
         return Ok(Err("the user was not written".to_owned()));
     };
     let user_key = keys::user(&id);
-    let doc: Option<UserDoc> = decode(&user_key, store.get_many(std::slice::from_ref(&user_key))?.pop().flatten())?;
+    let doc: Option<UserDoc> = get_json(store, &user_key)?;
     Ok(doc.ok_or_else(|| "the user was not written".to_owned()))
 }
 

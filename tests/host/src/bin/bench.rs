@@ -56,6 +56,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, bail, ensure};
 use base64::Engine as _;
+use ldap_sync_host::demo::{DEMO_PEOPLE_BASE, DEMO_SUFFIX, DEMO_SVC_DN, DEMO_SVC_PASSWORD, demo_variables};
 use ldap_sync_host::kv::DEFAULT_DB_FILE;
 use ldap_sync_host::slapd::{Slapd, SlapdOptions};
 use ldap_sync_host::{Host, HostOptions};
@@ -71,10 +72,11 @@ usage: ldap-sync-bench [--users N] [--page-size P]
 Times a first, an unchanged and a 1%-changed ldap.syncNow run against a local slapd.
 ";
 
-const SUFFIX: &str = "dc=example,dc=org";
-const BASE: &str = "ou=people,dc=example,dc=org";
-const SVC_DN: &str = "cn=svc,dc=example,dc=org";
-const SVC_PASSWORD: &str = "svcpw";
+// The demo directory's layout and service account, so its variables apply.
+const SUFFIX: &str = DEMO_SUFFIX;
+const BASE: &str = DEMO_PEOPLE_BASE;
+const SVC_DN: &str = DEMO_SVC_DN;
+const SVC_PASSWORD: &str = DEMO_SVC_PASSWORD;
 const ADMIN_ID: &str = "admin";
 const ADMIN_TOKEN: &str = "bench-login-token";
 const ADMIN_PASSWORD: &str = "bench-admin-pw";
@@ -207,22 +209,13 @@ fn seed_admin(host: &Host) -> anyhow::Result<()> {
     host.kv_set(&format!("user:{ADMIN_ID}"), doc.to_string().as_bytes())
 }
 
+/// The demo directory's variables, with the page size under test.
 fn variables(port: u16, page_size: u32) -> BTreeMap<String, String> {
-    [
-        ("ldap_enable", "true".to_owned()),
-        ("ldap_server_type", String::new()),
-        ("ldap_ip", "127.0.0.1".into()),
-        ("ldap_port", port.to_string()),
-        ("ldap_basedn", BASE.into()),
-        ("ldap_authentication", "true".into()),
-        ("ldap_authentication_userdn", SVC_DN.into()),
-        ("ldap_authentication_password", SVC_PASSWORD.into()),
-        ("ldap_unique_identifier_field", "entryUUID".into()),
-        ("ldap_search_page_size", page_size.to_string()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect()
+    demo_variables(port)
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .chain([("ldap_search_page_size".to_owned(), page_size.to_string())])
+        .collect()
 }
 
 /// A fresh directory under `$TMPDIR`, removed on drop.
