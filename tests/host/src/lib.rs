@@ -44,11 +44,14 @@
 //! ```
 //!
 //! One job per module: [`Host`] (`host.rs`) runs the component, `request.rs`
-//! prepares each request as Spin does, and [`manifest`] reads `spin.toml`.
+//! prepares each request as Spin does, [`manifest`] reads `spin.toml`, and
+//! [`fixture`] holds what the end-to-end tests and `ldap-sync-bench` both
+//! seed and send.
 
 mod bindings;
 pub mod clock;
 pub mod demo;
+pub mod fixture;
 mod host;
 pub mod kv;
 pub mod manifest;

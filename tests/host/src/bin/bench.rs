@@ -55,13 +55,14 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, bail, ensure};
-use base64::Engine as _;
-use ldap_sync_host::demo::{DEMO_PEOPLE_BASE, DEMO_SUFFIX, DEMO_SVC_DN, DEMO_SVC_PASSWORD, demo_variables};
+use ldap_sync_host::demo::{DEMO_PEOPLE_BASE, DEMO_SUFFIX, demo_variables};
+use ldap_sync_host::fixture::{
+    LocalAdmin, SYNC_IN_PROGRESS, directory_root_ldif, person_ldif, variables,
+};
 use ldap_sync_host::kv::DEFAULT_DB_FILE;
 use ldap_sync_host::slapd::{Slapd, SlapdOptions};
 use ldap_sync_host::{Host, HostOptions};
 use serde_json::{Value, json};
-use sha2::{Digest as _, Sha256};
 
 const USAGE: &str = "\
 usage: ldap-sync-bench [--users N] [--page-size P]
@@ -75,12 +76,12 @@ Times a first, an unchanged and a 1%-changed ldap.syncNow run against a local sl
 // The demo directory's layout and service account, so its variables apply.
 const SUFFIX: &str = DEMO_SUFFIX;
 const BASE: &str = DEMO_PEOPLE_BASE;
-const SVC_DN: &str = DEMO_SVC_DN;
-const SVC_PASSWORD: &str = DEMO_SVC_PASSWORD;
-const ADMIN_ID: &str = "admin";
-const ADMIN_TOKEN: &str = "bench-login-token";
-const ADMIN_PASSWORD: &str = "bench-admin-pw";
-const SUCCESS: &str = r#"{"message":"Sync_in_progress","success":true}"#;
+/// The caller of every run, seeded as the e2e tests seed theirs.
+const ADMIN: LocalAdmin = LocalAdmin {
+    id: "admin",
+    password: "bench-admin-pw",
+    login_token: "bench-login-token",
+};
 
 /// Best field throughput of the open-source peers (peers.md §2: 1–15 users/s).
 const BEST_PEER_USERS_PER_S: f64 = 15.0;
@@ -150,21 +151,17 @@ fn uid(i: usize, width: usize) -> String {
 
 /// The directory: suffix, service account, `ou=people` and `n` users.
 fn directory(n: usize, width: usize) -> String {
-    let mut l = format!(
-        "dn: {SUFFIX}\nobjectClass: dcObject\nobjectClass: organization\ndc: example\no: Example\n\n\
-         dn: {SVC_DN}\nobjectClass: organizationalRole\nobjectClass: simpleSecurityObject\ncn: svc\n\
-         userPassword: {SVC_PASSWORD}\n\n\
-         dn: {BASE}\nobjectClass: organizationalUnit\nou: people\n\n"
-    );
+    let mut l = directory_root_ldif();
     l.reserve(n * 160);
     for i in 1..=n {
         let u = uid(i, width);
-        // Writing into a String cannot fail.
-        let _ = write!(
-            l,
-            "dn: uid={u},{BASE}\nobjectClass: inetOrgPerson\nuid: {u}\ncn: User {u}\nsn: {u}\n\
-             mail: {u}@example.org\n\n"
-        );
+        l.push_str(&person_ldif(
+            &format!("uid={u}"),
+            &u,
+            &format!("User {u}"),
+            &u,
+            &[&format!("{u}@example.org")],
+        ));
     }
     l
 }
@@ -176,6 +173,7 @@ fn modifications(n: usize, width: usize) -> (usize, String) {
     let mut l = String::with_capacity(count * 120);
     for k in 1..=count {
         let u = uid(k * step, width);
+        // Writing into a String cannot fail.
         let _ = write!(
             l,
             "dn: uid={u},{BASE}\nchangetype: modify\nreplace: cn\ncn: User {u} (renamed)\n\n"
@@ -184,38 +182,13 @@ fn modifications(n: usize, width: usize) -> (usize, String) {
     (count, l)
 }
 
-fn sha256_hex(text: &str) -> String {
-    Sha256::digest(text.as_bytes())
-        .iter()
-        .fold(String::with_capacity(64), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
-}
-
-/// The admin the e2e tests seed: one login token, bcrypt of SHA-256(password).
-fn seed_admin(host: &Host) -> anyhow::Result<()> {
-    let hashed_token =
-        base64::engine::general_purpose::STANDARD.encode(Sha256::digest(ADMIN_TOKEN.as_bytes()));
-    let bcrypt = bcrypt::hash(sha256_hex(ADMIN_PASSWORD), 4).context("bcrypt")?;
-    let doc = json!({
-        "_id": ADMIN_ID, "username": ADMIN_ID, "roles": ["admin"],
-        "services": {
-            "password": {"bcrypt": bcrypt},
-            "resume": {"loginTokens": [{"when": {"$date": 0}, "hashedToken": hashed_token}]}
-        },
-        "type": "user", "active": true
-    });
-    host.kv_set(&format!("user:{ADMIN_ID}"), doc.to_string().as_bytes())
-}
-
 /// The demo directory's variables, with the page size under test.
-fn variables(port: u16, page_size: u32) -> BTreeMap<String, String> {
-    demo_variables(port)
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .chain([("ldap_search_page_size".to_owned(), page_size.to_string())])
-        .collect()
+fn bench_variables(port: u16, page_size: u32) -> BTreeMap<String, String> {
+    variables(
+        demo_variables(port)
+            .into_iter()
+            .chain([("ldap_search_page_size", page_size.to_string())]),
+    )
 }
 
 /// A fresh directory under `$TMPDIR`, removed on drop.
@@ -270,19 +243,14 @@ fn sync_once(
     n: usize,
     expect: Expect,
 ) -> anyhow::Result<Run> {
-    let req = http::Request::post("/api/v1/ldap.syncNow")
-        .header("x-user-id", ADMIN_ID)
-        .header("x-auth-token", ADMIN_TOKEN)
-        .header("x-2fa-code", sha256_hex(ADMIN_PASSWORD))
-        .body(Vec::new())
-        .context("building the request")?;
+    let req = ADMIN.sync_now_request()?;
     let started = Instant::now();
     let res = rt
         .block_on(host.send(req))
         .with_context(|| format!("{name}: the host did not answer"))?;
     let wall = started.elapsed();
     ensure!(
-        res.status == 200 && res.text() == SUCCESS,
+        res.status == 200 && res.text() == SYNC_IN_PROGRESS,
         "{name}: ldap.syncNow answered {} {}{}",
         res.status,
         res.text(),
@@ -387,7 +355,7 @@ fn run() -> anyhow::Result<()> {
     let started = Instant::now();
     let host = Host::new(HostOptions {
         state_dir: Some(state.0.clone()),
-        variables: variables(slapd.port(), args.page_size),
+        variables: bench_variables(slapd.port(), args.page_size),
         ..HostOptions::default()
     })
     .context("starting the host")?;
@@ -396,7 +364,7 @@ fn run() -> anyhow::Result<()> {
         started.elapsed().as_secs_f64(),
         db.display()
     );
-    seed_admin(&host)?;
+    ADMIN.seed(&host)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

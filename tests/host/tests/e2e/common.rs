@@ -3,23 +3,18 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, UNIX_EPOCH};
 
-use base64::Engine as _;
+use ldap_sync_host::fixture::{self, user_doc, variables};
 use ldap_sync_host::{Host, HostOptions, Response};
-use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
+use serde_json::Value;
+
+// The digests every test module uses; defined in the host library so that
+// `ldap-sync-bench` seeds with the very same code.
+pub use ldap_sync_host::fixture::{hash_token, sha256_hex};
 
 /// A base32 TOTP secret (RFC 6238's test key).
 pub const TOTP_SECRET: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
 /// The fixed time tests start at (a step boundary: 1_800_000_000 / 30).
 pub const T0: u64 = 1_800_000_000;
-
-pub fn sha256_hex(text: &str) -> String {
-    Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
-}
-
-pub fn hash_token(token: &str) -> String {
-    base64::engine::general_purpose::STANDARD.encode(Sha256::digest(token.as_bytes()))
-}
 
 /// The TOTP code for unix time `t`.
 pub fn totp_at(t: u64) -> String {
@@ -29,23 +24,16 @@ pub fn totp_at(t: u64) -> String {
 
 /// A user document with one login token `tok-<id>`.
 pub fn user(id: &str, username: Option<&str>, roles: &[&str], services: Value) -> Value {
-    let mut services = services;
-    services["resume"] = json!({"loginTokens": [{"when": {"$date": 0}, "hashedToken": hash_token(&format!("tok-{id}"))}]});
-    let mut doc = json!({"_id": id, "roles": roles, "services": services, "type": "user", "active": true});
-    if let Some(name) = username {
-        doc["username"] = json!(name);
-    }
-    doc
+    user_doc(id, username, roles, services, &format!("tok-{id}"))
 }
 
 pub fn bcrypt_of_password(password: &str) -> String {
-    bcrypt::hash(sha256_hex(password), 4).expect("bcrypt")
+    fixture::bcrypt_of_password(password).expect("bcrypt")
 }
 
 /// A host with an in-memory store, the guest clock at [`T0`], and `vars`.
 pub fn host(vars: &[(&str, &str)]) -> Host {
-    let variables: BTreeMap<String, String> = vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
-    let host = Host::new(HostOptions { variables, ..HostOptions::default() }).expect("host starts");
+    let host = Host::new(HostOptions { variables: variables(vars.iter().copied()), ..HostOptions::default() }).expect("host starts");
     host.set_time(UNIX_EPOCH + Duration::from_secs(T0));
     host
 }

@@ -3,30 +3,27 @@
 use std::time::Instant;
 
 use ldap_sync_host::Host;
+use ldap_sync_host::demo::{DEMO_PEOPLE_BASE, demo_variables};
+use ldap_sync_host::fixture::{LocalAdmin, SYNC_IN_PROGRESS, directory_root_ldif, person_ldif};
 use ldap_sync_host::slapd::{Slapd, SlapdOptions};
 use serde_json::{Value, json};
 
 use crate::common::*;
 
-const BASE: &str = "ou=people,dc=example,dc=org";
-const SUCCESS: &str = r#"{"message":"Sync_in_progress","success":true}"#;
+const BASE: &str = DEMO_PEOPLE_BASE;
+const SUCCESS: &str = SYNC_IN_PROGRESS;
+/// The caller of every sync here: `admin`, password "secret", token `tok-admin`.
+const ADMIN: LocalAdmin = LocalAdmin { id: "admin", password: "secret", login_token: "tok-admin" };
 
+/// A person whose `sn` is its `cn`.
 fn person(rdn: &str, uid: &str, cn: &str, mails: &[&str]) -> String {
-    let mut out = format!("dn: {rdn},{BASE}\nobjectClass: inetOrgPerson\nuid: {uid}\ncn: {cn}\nsn: {cn}\n");
-    for m in mails {
-        out.push_str(&format!("mail: {m}\n"));
-    }
-    out + "\n"
+    person_ldif(rdn, uid, cn, cn, mails)
 }
 
 /// Ten people, more than the size limit of 5, so only a paged search sees
 /// everyone; a non-root service account (the root DN ignores limits).
 fn directory() -> String {
-    let mut ldif = String::from(
-        "dn: dc=example,dc=org\nobjectClass: dcObject\nobjectClass: organization\ndc: example\no: Example\n\n\
-         dn: cn=svc,dc=example,dc=org\nobjectClass: organizationalRole\nobjectClass: simpleSecurityObject\ncn: svc\nuserPassword: svcpw\n\n\
-         dn: ou=people,dc=example,dc=org\nobjectClass: organizationalUnit\nou: people\n\n",
-    );
+    let mut ldif = directory_root_ldif();
     ldif += &person("uid=alice", "alice", "Alice Smith", &["alice@example.org"]);
     ldif += &person("uid=bob", "bob", "Bob Jones", &["bob@example.org", "bob.jones@example.org"]);
     ldif += &person("uid=nomail", "nomail", "No Mail", &[]);
@@ -45,31 +42,23 @@ fn start_slapd(tls: bool) -> Slapd {
         .unwrap_or_else(|e| panic!("{e:#}"))
 }
 
+/// The demo directory's variables (same layout and service account), with
+/// `entryUUID` alone as the id and pages of 3. Later entries win.
 fn ldap_vars(port: u16) -> Vec<(&'static str, String)> {
-    vec![
-        ("ldap_enable", "true".into()),
-        ("ldap_server_type", String::new()),
-        ("ldap_ip", "127.0.0.1".into()),
-        ("ldap_port", port.to_string()),
-        ("ldap_basedn", BASE.into()),
-        ("ldap_authentication", "true".into()),
-        ("ldap_authentication_userdn", "cn=svc,dc=example,dc=org".into()),
-        ("ldap_authentication_password", "svcpw".into()),
-        ("ldap_unique_identifier_field", "entryUUID".into()),
-        ("ldap_search_page_size", "3".into()),
-    ]
+    let mut vars = demo_variables(port);
+    vars.extend([("ldap_unique_identifier_field", "entryUUID".into()), ("ldap_search_page_size", "3".into())]);
+    vars
 }
 
 fn sync_host(vars: &[(&'static str, String)]) -> Host {
     let pairs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let host = host(&pairs);
-    let pw = json!({"password": {"bcrypt": bcrypt_of_password("secret")}});
-    put(&host, "user:admin", &user("admin", Some("admin"), &["admin"], pw));
+    ADMIN.seed(&host).expect("seeding the admin");
     host
 }
 
 async fn call(host: &Host) -> ldap_sync_host::Response {
-    sync_now(host, &with(&login("admin"), &[("x-2fa-code", &sha256_hex("secret"))])).await
+    host.send(ADMIN.sync_now_request().expect("request")).await.expect("host answers")
 }
 
 fn user_by(host: &Host, index_key: &str) -> Value {
