@@ -8,6 +8,9 @@
 //! test checks both).
 
 use std::net::IpAddr;
+use std::num::NonZeroU32;
+
+use crate::ldap::filter::{FilterError, UserFilter};
 
 /// Where variable values come from: Spin's variables in the component, a map in tests.
 pub trait VariableSource {
@@ -166,19 +169,110 @@ pub struct LdapConnection {
 #[derive(Debug, Clone)]
 pub struct LdapSearch {
     pub base_dn: String,
-    pub user_search_filter: String,
+    /// `ldap_user_search_filter`, parsed once. A filter that does not parse
+    /// is kept as its error: only searches need it, so it fails them (with
+    /// the variable's name) and nothing else, such as a local login.
+    pub user_filter: Result<UserFilter, FilterError>,
     pub scope: Scope,
     pub search_fields: Vec<String>,
-    /// 0 = unpaged.
-    pub page_size: u32,
+    /// RFC 2696 page size; `None` (`ldap_search_page_size=0`) = unpaged.
+    pub page_size: Option<NonZeroU32>,
     pub size_limit: u32,
     pub unique_id_fields: Vec<String>,
-    pub username_field: String,
+    pub username_field: Template,
     pub email_fields: Vec<String>,
-    pub name_field: String,
+    pub name_field: Template,
     pub extension_field: String,
     pub default_domain: String,
     pub merge_existing_users: bool,
+}
+
+/// A dynamic-value setting (`getLdapDynamicValue`, spec §3.4): either a
+/// `#{attr}` template (`#{givenName} #{sn}`) or a comma-separated list of
+/// attributes whose first one with a value wins. Parsed once, by one parser,
+/// for both what a search must request and what an entry renders to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    /// The setting as written (for messages).
+    pub source: String,
+    kind: TemplateKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum TemplateKind {
+    /// Text with `#{attr}` placeholders; values of a multi-valued attribute join with `,`.
+    Pattern(Vec<TemplatePart>),
+    /// Attribute names (all white space removed, as upstream does); the first
+    /// with a value gives its first value.
+    FirstOf(Vec<String>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum TemplatePart {
+    Text(String),
+    Attribute(String),
+}
+
+impl Template {
+    /// Parses a setting. Never fails: an unterminated `#{` is literal text.
+    pub fn parse(source: &str) -> Self {
+        let kind = if source.contains("#{") {
+            let mut parts = Vec::new();
+            let mut rest = source;
+            while let Some(start) = rest.find("#{") {
+                let after = &rest[start + 2..];
+                let Some(end) = after.find('}') else {
+                    break;
+                };
+                parts.push(TemplatePart::Text(rest[..start].to_owned()));
+                parts.push(TemplatePart::Attribute(after[..end].trim().to_owned()));
+                rest = &after[end + 1..];
+            }
+            parts.push(TemplatePart::Text(rest.to_owned()));
+            parts.retain(|p| *p != TemplatePart::Text(String::new()));
+            TemplateKind::Pattern(parts)
+        } else {
+            let names = source
+                .split(',')
+                .map(|a| a.chars().filter(|c| !c.is_whitespace()).collect::<String>())
+                .filter(|a| !a.is_empty())
+                .collect();
+            TemplateKind::FirstOf(names)
+        };
+        Self { source: source.to_owned(), kind }
+    }
+
+    /// The attributes the template reads.
+    pub fn attributes(&self) -> Vec<&str> {
+        match &self.kind {
+            TemplateKind::Pattern(parts) => parts
+                .iter()
+                .filter_map(|p| match p {
+                    TemplatePart::Attribute(name) if !name.is_empty() => Some(name.as_str()),
+                    _ => None,
+                })
+                .collect(),
+            TemplateKind::FirstOf(names) => names.iter().map(String::as_str).collect(),
+        }
+    }
+
+    /// The value for an entry whose attribute values `values` gives
+    /// (non-empty values, decoded); `None` when it renders empty.
+    pub fn render(&self, values: impl Fn(&str) -> Vec<String>) -> Option<String> {
+        match &self.kind {
+            TemplateKind::Pattern(parts) => {
+                let mut out = String::new();
+                for part in parts {
+                    match part {
+                        TemplatePart::Text(text) => out.push_str(text),
+                        TemplatePart::Attribute(name) => out.push_str(&values(name).join(",")),
+                    }
+                }
+                Some(out).filter(|v| !v.is_empty())
+            }
+            TemplateKind::FirstOf(names) => names.iter().find_map(|name| values(name).into_iter().next()),
+        }
+    }
 }
 
 /// Background-sync switches (spec §2.5).
@@ -314,7 +408,7 @@ impl Settings {
         let search_fields = r.csv(pick("ldap_user_search_field", "ldap_ad_user_search_field"))?;
         let search = LdapSearch {
             base_dn: r.text(lookup("ldap_basedn"))?,
-            user_search_filter: r.text(lookup("ldap_user_search_filter"))?,
+            user_filter: UserFilter::parse(&r.text(lookup("ldap_user_search_filter"))?),
             scope: match r.text(lookup("ldap_user_search_scope"))?.as_str() {
                 "base" => Scope::Base,
                 "one" => Scope::One,
@@ -322,12 +416,12 @@ impl Settings {
                 other => return Err(r.invalid(lookup("ldap_user_search_scope"), other, "base, one or sub")),
             },
             search_fields,
-            page_size: r.number(lookup("ldap_search_page_size"), 0, 1_000_000)?,
+            page_size: NonZeroU32::new(r.number(lookup("ldap_search_page_size"), 0, 1_000_000)?),
             size_limit: r.number(lookup("ldap_search_size_limit"), 0, u32::MAX)?,
             unique_id_fields: r.csv(lookup("ldap_unique_identifier_field"))?,
-            username_field: r.text(pick("ldap_username_field", "ldap_ad_username_field"))?,
+            username_field: Template::parse(&r.text(pick("ldap_username_field", "ldap_ad_username_field"))?),
             email_fields: r.csv(pick("ldap_email_field", "ldap_ad_email_field"))?,
-            name_field: r.text(pick("ldap_name_field", "ldap_ad_name_field"))?,
+            name_field: Template::parse(&r.text(pick("ldap_name_field", "ldap_ad_name_field"))?),
             extension_field: r.text(lookup("ldap_extension_field"))?.trim().to_owned(),
             default_domain: r.text(lookup("ldap_default_domain"))?.trim().to_owned(),
             merge_existing_users: r.flag(lookup("ldap_merge_existing_users"))?,

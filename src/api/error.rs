@@ -2,30 +2,20 @@
 
 use serde_json::json;
 
-use crate::auth::second_factor::Refusal;
-use crate::auth::{AuthError, SecondFactorRefusal};
+use crate::auth::bootstrap::BootstrapError;
+use crate::auth::{AuthError, Refused, SecondFactorRefusal};
 use crate::settings::SettingsError;
 use crate::store::StoreError;
 use crate::sync::SyncError;
 
 use super::Response;
 
-/// Why a login failed (HTTP 401 in upstream's login shape).
-#[derive(Debug)]
-pub enum LoginFailure {
-    /// Wrong password, unknown user, or a directory refusal: one answer for all.
-    Unauthorized,
-    /// The account is deactivated.
-    NotActivated,
-    /// The user's second factor is missing or wrong.
-    SecondFactor(Refusal),
-}
-
 /// Everything a route can answer other than success.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
+    /// The gate refused the caller (with the limiter's verdict, if it ran).
     #[error(transparent)]
-    Auth(#[from] AuthError),
+    Auth(Refused),
     /// A Spin variable has a value we cannot use: an operator's typo.
     #[error(transparent)]
     Settings(#[from] SettingsError),
@@ -44,9 +34,12 @@ pub enum ApiError {
     /// The sync aborted (connect, TLS, bind, search, store); newest upstream's body.
     #[error(transparent)]
     Sync(#[from] SyncError),
-    /// Login refused.
-    #[error("login failed")]
-    Login(LoginFailure),
+    /// Login refused: the gate's refusal in upstream's login shape.
+    #[error("login failed: {0}")]
+    Login(Refused),
+    /// The bootstrap admin could not be created.
+    #[error(transparent)]
+    Bootstrap(#[from] BootstrapError),
     /// `ldap.testConnection` could not connect, secure or bind.
     #[error("{0}")]
     ConnectionFailed(String),
@@ -62,7 +55,8 @@ pub enum ApiError {
     /// Upstream's `Error('User not found.')` and friends: a 400 with a fixed text.
     #[error("{0}")]
     Plain(&'static str),
-    /// The store failed outside the gate.
+    /// The store failed outside the gate. The body never holds the store's
+    /// text (it may name keys and users); the log does.
     #[error(transparent)]
     Store(#[from] StoreError),
     /// A listing's `sort` or `query` is refused: not JSON, not 1/-1
@@ -74,11 +68,25 @@ pub enum ApiError {
     Query { error: String, error_type: &'static str, helper_method: Option<&'static str> },
 }
 
+impl From<AuthError> for ApiError {
+    fn from(error: AuthError) -> Self {
+        ApiError::Auth(error.into())
+    }
+}
+
+impl From<Refused> for ApiError {
+    fn from(refused: Refused) -> Self {
+        ApiError::Auth(refused)
+    }
+}
+
 impl ApiError {
     /// The status and exact body (spec §1.2, §1.5).
     pub fn into_response(self) -> Response {
         let (status, body, headers) = match self {
-            ApiError::Auth(auth) => return auth_response(auth),
+            ApiError::Auth(Refused { error, rate_limit }) => return auth_response(error).with_rate_limit(rate_limit),
+            ApiError::Login(Refused { error, rate_limit }) => return login_response(error).with_rate_limit(rate_limit),
+            ApiError::Bootstrap(e) => internal(&e.to_string()),
             ApiError::Settings(e) => (400, plain(&e.to_string()), Vec::new()),
             ApiError::LdapDisabled => (400, plain("LDAP_disabled"), Vec::new()),
             ApiError::BackgroundSyncDisabled => (400, plain("LDAP_Background_Sync_disabled"), Vec::new()),
@@ -91,7 +99,6 @@ impl ApiError {
                 json!({"error": "LDAP_Sync_failed", "details": {"error": e.to_string()}, "success": false}),
                 Vec::new(),
             ),
-            ApiError::Login(failure) => (401, login_failure(failure), Vec::new()),
             ApiError::ConnectionFailed(reason) => (
                 400,
                 json!({"error": "LDAP_Connection_failed_reason", "errorType": "error-ldap-connection-failed",
@@ -110,7 +117,7 @@ impl ApiError {
                 Vec::new(),
             ),
             ApiError::Plain(message) => (400, plain(message), Vec::new()),
-            ApiError::Store(e) => (500, plain(&e.to_string()), Vec::new()),
+            ApiError::Store(e) => internal(&e.to_string()),
             ApiError::Query { error, error_type, helper_method } => {
                 let mut body = json!({"success": false, "error": format!("{error} [{error_type}]"), "errorType": error_type});
                 if let Some(helper) = helper_method {
@@ -123,27 +130,33 @@ impl ApiError {
     }
 }
 
-/// Upstream 7.x's login catch block: `unauthorized()` plus `status`,
-/// `error`, `details` and `message` of the Meteor error.
-fn login_failure(failure: LoginFailure) -> serde_json::Value {
-    match failure {
-        LoginFailure::Unauthorized => {
+/// Upstream 7.x's login catch block (HTTP 401): `unauthorized()` plus
+/// `status`, `error`, `details` and `message` of the Meteor error. Refusals
+/// login does not have (the limiter, a broken store) answer as anywhere else.
+fn login_response(error: AuthError) -> Response {
+    let body = match error {
+        // Wrong password, unknown user, or a directory refusal: one answer for all.
+        AuthError::WrongPassword => {
             json!({"success": false, "error": "Unauthorized", "status": "error", "message": "Unauthorized"})
         }
-        LoginFailure::NotActivated => json!({"success": false, "error": "error-user-is-not-activated", "status": "error",
+        AuthError::NotActivated => json!({"success": false, "error": "error-user-is-not-activated", "status": "error",
             "details": {"function": "Accounts.validateLoginAttempt"}, "message": "User is not activated"}),
-        LoginFailure::SecondFactor(refusal) => {
-            let (error, message) = match refusal.kind {
+        AuthError::SecondFactor { kind, method, available } => {
+            let (error, message) = match kind {
                 SecondFactorRefusal::Required => ("totp-required", "TOTP Required"),
                 SecondFactorRefusal::Invalid => ("totp-invalid", "TOTP Invalid"),
                 SecondFactorRefusal::MaxAttempts => ("totp-max-attempts", "TOTP Maximun Failed Attempts Reached"),
             };
-            let available: Vec<&str> = refusal.available.iter().map(|m| m.name()).collect();
+            let available: Vec<&str> = available.iter().map(|m| m.name()).collect();
             json!({"success": false, "error": error, "status": "error",
-                "details": {"method": refusal.method.name(), "codeGenerated": false, "availableMethods": available},
+                "details": {"method": method.name(), "codeGenerated": false, "availableMethods": available},
                 "message": message})
         }
-    }
+        other @ (AuthError::NotLoggedIn | AuthError::NoUsername | AuthError::RateLimited { .. } | AuthError::NotAuthorized | AuthError::Store(_)) => {
+            return auth_response(other);
+        }
+    };
+    Response { status: 401, headers: Vec::new(), body }
 }
 
 fn auth_response(error: AuthError) -> Response {
@@ -182,9 +195,21 @@ fn auth_response(error: AuthError) -> Response {
             )
         }
         AuthError::NotAuthorized => (400, plain("error-not-authorized")),
-        AuthError::Store(e) => (500, plain(&e.to_string())),
+        // Only login refuses these; elsewhere they would be a bug, so answer as login does.
+        AuthError::WrongPassword | AuthError::NotActivated => return login_response(error),
+        AuthError::Store(e) => {
+            let (status, body, _) = internal(&e.to_string());
+            (status, body)
+        }
     };
     Response { status, headers: Vec::new(), body }
+}
+
+/// A 500 whose body says nothing about the cause (store errors name keys
+/// and users); the cause goes to the log.
+fn internal(cause: &str) -> (u16, serde_json::Value, Vec<(&'static str, String)>) {
+    eprintln!("ldap-sync: internal error: {cause}");
+    (500, plain("Internal server error"), Vec::new())
 }
 
 /// Upstream's shape for a plain `Error('x')`: `{"success":false,"error":"x"}`.

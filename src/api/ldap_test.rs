@@ -8,7 +8,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::auth::{self, permission};
+use crate::auth::{self, RoutePolicy, permission};
 use crate::ldap::Session;
 use crate::settings::Settings;
 use crate::sync::{self, Directory};
@@ -55,7 +55,7 @@ pub fn search(req: &Request, env: &Env<'_>) -> Response {
 
 /// Authentication, the permission, the settings and `LDAP_disabled`, in upstream's order.
 fn admitted(req: &Request, env: &Env<'_>) -> Result<Settings, ApiError> {
-    let user = auth::authenticate_user(env.store, &credentials(req))?;
+    let user = auth::identify(env.store, &credentials(req), &RoutePolicy::TOKEN_ONLY)?.user;
     if !auth::has_permission(env.store, &user, permission::TEST_ADMIN_OPTIONS)? {
         return Err(ApiError::Forbidden);
     }

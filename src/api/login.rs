@@ -9,21 +9,23 @@
 use serde_json::{Map, Value, json};
 
 use crate::auth::second_factor::{Presented, Requirement};
-use crate::auth::{self, rate_limit, second_factor, token, totp};
+use crate::auth::{self, AuthError, Identity, RoutePolicy, token, totp};
 use crate::settings::Settings;
-use crate::store::schema::{RateWindow, TwoFactorGuard, UserDoc};
-use crate::store::{encode, get_json, keys};
+use crate::store::Batch;
+use crate::store::schema::UserDoc;
+use crate::store::users::{Users, is_directory_user};
 use crate::sync::RunContext;
-use crate::sync::login::{DirectoryLogin, authenticate};
+use crate::sync::login::{DirectoryLogin, verify_password};
 
-use super::error::LoginFailure;
 use super::reply::success;
 use super::{ApiError, Env, Request, Response, credentials, views};
 
 /// Longest password accepted (Meteor's `passwordMaxLength`).
 const MAX_PASSWORD_CHARS: usize = 256;
-/// The rate limiter's route key for login.
-const LOGIN_RATE_KEY: &str = "/api/v1/loginpost";
+/// Login's gate: limited per client address, a second factor only for
+/// users who enabled one.
+const POLICY: RoutePolicy =
+    RoutePolicy { rate_route: Some("/api/v1/loginpost"), second_factor: Some(Requirement::IfEnabled), permission: None };
 
 /// What the caller claims.
 struct LoginRequest {
@@ -42,51 +44,24 @@ enum Secret {
 
 /// `POST /api/v1/login`.
 pub fn login(req: &Request, env: &Env<'_>) -> Response {
-    let mut headers = Vec::new();
-    let mut response = match run_login(req, env, &mut headers) {
-        Ok(body) => success(body),
-        Err(e) => e.into_response(),
-    };
-    response.headers.extend(headers);
-    response
+    run_login(req, env).unwrap_or_else(ApiError::into_response)
 }
 
-fn run_login(req: &Request, env: &Env<'_>, headers: &mut Vec<(&'static str, String)>) -> Result<Map<String, Value>, ApiError> {
+fn run_login(req: &Request, env: &Env<'_>) -> Result<Response, ApiError> {
     let claim = parse_login(req)?;
     let settings = Settings::load(env.variables)?;
     let now = (env.clock)();
-    let client_ip = credentials(req).client_ip;
-    if settings.rate_limit.enabled {
-        let key = keys::rate_limit(&client_ip, LOGIN_RATE_KEY);
-        let stored: Option<RateWindow> = get_json(env.store, &key)?;
-        let mut writes = Vec::new();
-        let counted = rate_limit::enforce(stored, key, &settings.rate_limit, now, headers, &mut writes);
-        env.store.set_many(writes)?;
-        counted?;
-    }
+    let mut creds = credentials(req);
+    creds.second_factor = Presented { code: claim.code.as_deref(), method: req.header("x-2fa-method") };
+    let mut verify = || find_user(env, &settings, &claim);
+    let admitted = auth::admit(env.store, Identity::Password(&mut verify), &creds, &POLICY, &settings, now).map_err(ApiError::Login)?;
 
-    let user = find_user(env, &settings, &claim)?;
-    if user.active == Some(false) {
-        return Err(ApiError::Login(LoginFailure::NotActivated));
-    }
-    let guard_key = keys::two_factor(&user.id);
-    let guard: TwoFactorGuard =
-        get_json(env.store, &guard_key)?.unwrap_or_default();
-    let presented = Presented { code: claim.code.as_deref(), method: req.header("x-2fa-method") };
-    let outcome = second_factor::check_with(&user, &guard, presented, &settings.two_factor, now, Requirement::IfEnabled);
-    let mut writes = Vec::new();
-    if let Some(g) = outcome.guard.as_ref().filter(|g| **g != guard) {
-        writes.push(encode(guard_key, g)?);
-    }
-    if let Err(refusal) = outcome.verdict {
-        env.store.set_many(writes)?;
-        return Err(ApiError::Login(LoginFailure::SecondFactor(refusal)));
-    }
-    let mut user = outcome.user.unwrap_or(user);
+    let mut user = admitted.user;
     let (plaintext, entry) = token::new_login_token(env.random, now);
     user.services.resume.get_or_insert_with(Default::default).login_tokens.push(entry);
-    writes.push(encode(keys::user(&user.id), &user)?);
-    env.store.set_many(writes)?;
+    let mut batch = Batch::new();
+    batch.put_user(&user)?;
+    batch.commit(env.store)?;
 
     let mut data = Map::new();
     data.insert("userId".to_owned(), json!(user.id));
@@ -95,7 +70,7 @@ fn run_login(req: &Request, env: &Env<'_>, headers: &mut Vec<(&'static str, Stri
     let mut body = Map::new();
     body.insert("status".to_owned(), json!("success"));
     body.insert("data".to_owned(), Value::Object(data));
-    Ok(body)
+    Ok(success(body).with_rate_limit(admitted.rate_limit))
 }
 
 /// Accepts upstream's forms: `{"user"|"username"|"email", "password"}`
@@ -151,29 +126,21 @@ fn missing(field: &str) -> ApiError {
 
 /// The directory first (when LDAP is on and the password is plain), then
 /// the local password. Directory users cannot log in with a local password.
-fn find_user(env: &Env<'_>, settings: &Settings, claim: &LoginRequest) -> Result<UserDoc, ApiError> {
+fn find_user(env: &Env<'_>, settings: &Settings, claim: &LoginRequest) -> Result<UserDoc, AuthError> {
     if let (true, Secret::Plain(password)) = (settings.ldap_enabled, &claim.secret) {
         let mut ctx = RunContext { clock: env.clock };
-        match authenticate(env.store, settings, &claim.user, password, &mut ctx) {
+        match verify_password(env.store, settings, &claim.user, password, &mut ctx) {
             Ok(DirectoryLogin::Accepted(user)) => return Ok(*user),
             Ok(DirectoryLogin::Refused(reason)) => {
                 eprintln!("ldap-sync: login of {:?} refused by the directory: {reason}", claim.user);
-                return Err(ApiError::Login(LoginFailure::Unauthorized));
+                return Err(AuthError::WrongPassword);
             }
             Ok(DirectoryLogin::NotFound) => {}
             // Upstream falls back to the local password when the directory fails.
             Err(e) => eprintln!("ldap-sync: directory unavailable for login, trying the local password: {e}"),
         }
     }
-    let key = if claim.user.contains('@') { keys::email(&claim.user) } else { keys::username(&claim.user) };
-    let id: Option<String> = get_json(env.store, &key)?;
-    let user: Option<UserDoc> = match id {
-        Some(id) => {
-            let user_key = keys::user(&id);
-            get_json(env.store, &user_key)?
-        }
-        None => None,
-    };
+    let user = Users::new(env.store).by_login_name(&claim.user)?;
     let digest = match &claim.secret {
         Secret::Plain(p) => totp::sha256_hex(p),
         Secret::Digest(d) => d.clone(),
@@ -187,10 +154,9 @@ fn find_user(env: &Env<'_>, settings: &Settings, claim: &LoginRequest) -> Result
             false
         }
     };
-    let directory_user = user.as_ref().is_some_and(|u| u.services.extra.contains_key("ldap"));
     match user {
-        Some(user) if matches && !(directory_user && settings.ldap_enabled) => Ok(user),
-        _ => Err(ApiError::Login(LoginFailure::Unauthorized)),
+        Some(user) if matches && !(is_directory_user(&user) && settings.ldap_enabled) => Ok(user),
+        _ => Err(AuthError::WrongPassword),
     }
 }
 
@@ -198,12 +164,14 @@ fn find_user(env: &Env<'_>, settings: &Settings, claim: &LoginRequest) -> Result
 pub fn logout(req: &Request, env: &Env<'_>) -> Response {
     let run = || -> Result<Value, ApiError> {
         let creds = credentials(req);
-        let mut user = auth::authenticate_user(env.store, &creds)?;
+        let mut user = auth::identify(env.store, &creds, &RoutePolicy::TOKEN_ONLY)?.user;
         let hashed = token::hash_token(creds.token.unwrap_or_default());
         if let Some(resume) = user.services.resume.as_mut() {
             resume.login_tokens.retain(|t| t.hashed_token != hashed);
         }
-        env.store.set_many(vec![encode(keys::user(&user.id), &user)?])?;
+        let mut batch = Batch::new();
+        batch.put_user(&user)?;
+        batch.commit(env.store)?;
         // Upstream up to 7.3; from 7.4 its router drops this body (issue #35922).
         Ok(json!({"status": "success", "data": {"message": "You've been logged out!"}}))
     };
@@ -215,8 +183,8 @@ pub fn logout(req: &Request, env: &Env<'_>) -> Response {
 
 /// `GET /api/v1/me`.
 pub fn me(req: &Request, env: &Env<'_>) -> Response {
-    match auth::authenticate_user(env.store, &credentials(req)) {
-        Ok(user) => success(views::me(&user, &origin(req))),
+    match auth::identify(env.store, &credentials(req), &RoutePolicy::TOKEN_ONLY) {
+        Ok(caller) => success(views::me(&caller.user, &origin(req))),
         Err(e) => ApiError::from(e).into_response(),
     }
 }

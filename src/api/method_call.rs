@@ -8,10 +8,10 @@
 use serde_json::{Map, Value, json};
 
 use crate::auth::enrolment::{self, CallContext, MeteorError, MethodResult};
-use crate::auth::{self, token};
+use crate::auth::{self, Identity, RoutePolicy, token};
 use crate::settings::Settings;
-use crate::store::schema::TwoFactorGuard;
-use crate::store::{encode, get_json, keys};
+use crate::store::Batch;
+use crate::store::users::Users;
 
 use super::reply::success;
 use super::{ApiError, Env, Request, Response, credentials};
@@ -23,7 +23,7 @@ pub fn handle(req: &Request, env: &Env<'_>) -> Response {
 
 fn run(req: &Request, env: &Env<'_>) -> Result<Map<String, Value>, ApiError> {
     let creds = credentials(req);
-    let user = auth::authenticate_user(env.store, &creds)?;
+    let caller = auth::identify(env.store, &creds, &RoutePolicy::TOKEN_ONLY)?;
     let body = req.json_object()?;
     let message = match (body.get("message"), body.len()) {
         (Some(Value::String(m)), 1) => m.clone(),
@@ -41,29 +41,29 @@ fn run(req: &Request, env: &Env<'_>) -> Result<Map<String, Value>, ApiError> {
     };
 
     let settings = Settings::load(env.variables)?;
-    let guard_key = keys::two_factor(&user.id);
-    let guard: TwoFactorGuard =
-        get_json(env.store, &guard_key)?.unwrap_or_default();
+    let now = (env.clock)();
+    let admitted = auth::admit(env.store, Identity::Token(caller), &creds, &RoutePolicy::TOKEN_ONLY, &settings, now)?;
+    let guard = Users::new(env.store).two_factor(&admitted.user.id)?;
     let current = token::hash_token(creds.token.unwrap_or_default());
     let ctx = CallContext {
-        user: &user,
+        user: &admitted.user,
         guard: &guard,
         current_token_hash: &current,
         settings: &settings.two_factor,
-        now: (env.clock)(),
+        now,
         random: env.random,
     };
     let outcome = enrolment::call(method, params, &ctx);
     let result = match outcome {
         Some(done) => {
-            let mut writes = Vec::new();
+            let mut batch = Batch::new();
             if let Some(updated) = &done.user {
-                writes.push(encode(keys::user(&updated.id), updated)?);
+                batch.put_user(updated)?;
             }
             if let Some(g) = done.guard.as_ref().filter(|g| **g != guard) {
-                writes.push(encode(guard_key, g)?);
+                batch.put_two_factor(&admitted.user.id, g)?;
             }
-            env.store.set_many(writes)?;
+            batch.commit(env.store)?;
             done.result
         }
         None => MethodResult::Error(MeteorError {

@@ -133,6 +133,13 @@ pub struct Response {
 }
 
 impl Response {
+    /// Adds the limiter's headers when it was evaluated (upstream sets them
+    /// on every answer of a limited route, refusals included).
+    pub fn with_rate_limit(mut self, decision: Option<crate::auth::RateDecision>) -> Self {
+        self.headers.extend(decision.iter().flat_map(crate::auth::RateDecision::headers));
+        self
+    }
+
     /// The body as bytes (`application/json`).
     pub fn body_bytes(&self) -> Vec<u8> {
         // Serializing a Value cannot fail (all keys are strings); fall back to an empty object anyway.

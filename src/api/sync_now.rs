@@ -1,36 +1,40 @@
 //! `POST /api/v1/ldap.syncNow`: the gate, the two switches, then the sync.
 
-use crate::auth::{self, RoutePolicy, permission};
+use crate::auth::second_factor::Requirement;
+use crate::auth::{self, Identity, RoutePolicy, permission};
 use crate::settings::Settings;
 use crate::sync::{self, RunContext};
 
 use super::reply::Reply;
 use super::{ApiError, Env, Request, Response, credentials};
 
-const POLICY: RoutePolicy = RoutePolicy { rate_key: "/api/v1/ldap.syncNowpost", permission: permission::SYNC_AUTH_SERVICES_USERS };
+const POLICY: RoutePolicy = RoutePolicy {
+    rate_route: Some("/api/v1/ldap.syncNowpost"),
+    second_factor: Some(Requirement::Forced),
+    permission: Some(permission::SYNC_AUTH_SERVICES_USERS),
+};
 
 /// Answers the route; the request body is ignored, as upstream does.
 pub fn handle(req: &Request, env: &Env<'_>) -> Response {
-    let mut headers = Vec::new();
-    let mut response = match run(req, env, &mut headers) {
-        Ok(reply) => reply.into_response(),
-        Err(error) => error.into_response(),
-    };
-    response.headers.extend(headers);
-    response
+    run(req, env).unwrap_or_else(ApiError::into_response)
 }
 
-fn run(req: &Request, env: &Env<'_>, headers: &mut Vec<(&'static str, String)>) -> Result<Reply, ApiError> {
+fn run(req: &Request, env: &Env<'_>) -> Result<Response, ApiError> {
     let creds = credentials(req);
-    let caller = auth::authenticate(env.store, &creds, &POLICY)?;
+    let caller = auth::identify(env.store, &creds, &POLICY)?;
     let settings = Settings::load(env.variables)?;
-    auth::admit(env.store, caller, &creds, &POLICY, &settings, (env.clock)(), headers)?;
+    let admitted = auth::admit(env.store, Identity::Token(caller), &creds, &POLICY, &settings, (env.clock)())?;
+    let answer = sync_now(env, &settings).map_or_else(ApiError::into_response, Reply::into_response);
+    Ok(answer.with_rate_limit(admitted.rate_limit))
+}
+
+fn sync_now(env: &Env<'_>, settings: &Settings) -> Result<Reply, ApiError> {
     if !settings.ldap_enabled {
         return Err(ApiError::LdapDisabled);
     }
     if !settings.sync.background_sync {
         return Err(ApiError::BackgroundSyncDisabled);
     }
-    sync::run(env.store, &settings, &mut RunContext { clock: env.clock })?;
+    sync::run(env.store, settings, &mut RunContext { clock: env.clock })?;
     Ok(Reply::SyncInProgress)
 }

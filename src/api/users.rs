@@ -13,9 +13,10 @@ mod query;
 
 use serde_json::{Map, Value, json};
 
-use crate::auth::{self, AuthError, permission};
+use crate::auth::{self, AuthError, RoutePolicy, permission};
 use crate::store::schema::UserDoc;
-use crate::store::{KvStore, StoreError, decode, get_json, keys};
+use crate::store::users::Users;
+use crate::store::{KvStore, StoreError};
 
 use super::{ApiError, Env, Request, Response, credentials, percent_decode, reply, views};
 use query::{Filter, Sort};
@@ -108,7 +109,7 @@ fn list_reply(req: &Request, env: &Env<'_>) -> Result<Response, ApiError> {
     let page = Page::parse(req)?;
 
     let mut rows: Vec<Map<String, Value>> =
-        all_users(env.store)?.iter().filter(|doc| filter.matches(doc)).map(|doc| list_row(doc, fields)).collect();
+        Users::new(env.store).all_documents()?.iter().filter(|doc| filter.matches(doc)).map(|doc| list_row(doc, fields)).collect();
     sort.apply(&mut rows);
     let total = rows.len();
     let users: Vec<Value> =
@@ -126,7 +127,7 @@ fn list_reply(req: &Request, env: &Env<'_>) -> Result<Response, ApiError> {
 /// (`userWithoutUsername` is off for both routes). Neither route demands a
 /// second factor; the REST rate limiter is not applied here.
 fn caller(req: &Request, env: &Env<'_>) -> Result<UserDoc, ApiError> {
-    let user = auth::authenticate_user(env.store, &credentials(req))?;
+    let user = auth::identify(env.store, &credentials(req), &RoutePolicy::TOKEN_ONLY)?.user;
     if user.username.as_deref().is_none_or(str::is_empty) {
         return Err(AuthError::NoUsername.into());
     }
@@ -201,15 +202,16 @@ fn check_info_schema(params: &[(String, String)]) -> Result<(), ApiError> {
 fn full_user_data(store: &dyn KvStore, caller: &UserDoc, search: &Search) -> Result<Option<Map<String, Value>>, ApiError> {
     // Upstream decides "myself" from the search value, not from the user found.
     let myself = match search {
-        Search::Id(id) => *id == caller.id,
+        Search::Id(id) => caller.id == *id.as_str(),
         Search::Username(username) => caller.username.as_deref() == Some(username.as_str()),
         Search::ImportId(import_id) => holds_import_id(caller.extra.get("importIds"), import_id),
     };
     let can_view_all_info = myself || auth::has_permission(store, caller, permission::VIEW_FULL_OTHER_USER_INFO)?;
+    let users = Users::new(store);
     let found = match search {
-        Search::Id(value) | Search::Username(value) => by_id_or_username(store, value)?,
+        Search::Id(value) | Search::Username(value) => users.document_by_id_or_username(value)?,
         Search::ImportId(import_id) if can_view_all_info => {
-            all_users(store)?.into_iter().find(|doc| holds_import_id(doc.get("importIds"), import_id))
+            users.all_documents()?.into_iter().find(|doc| holds_import_id(doc.get("importIds"), import_id))
         }
         Search::ImportId(_) => None,
     };
@@ -219,26 +221,6 @@ fn full_user_data(store: &dyn KvStore, caller: &UserDoc, search: &Search) -> Res
     Ok(Some(info_view(doc, myself, can_view_all_info)?))
 }
 
-/// `Users.findOneByIdOrUsername`: `{$or: [{_id: v}, {username: v}]}`, both
-/// exact, for `userId` and `username` searches alike. The lower-case
-/// `username:` index only finds the candidate: a username that differs in
-/// case is no match, as in MongoDB.
-fn by_id_or_username(store: &dyn KvStore, value: &str) -> Result<Option<Map<String, Value>>, StoreError> {
-    let wanted = [keys::user(value), keys::username(value)];
-    let mut found = store.get_many(&wanted)?.into_iter();
-    let by_id: Option<Map<String, Value>> = decode(&wanted[0], found.next().flatten())?;
-    if by_id.is_some() {
-        return Ok(by_id);
-    }
-    let indexed: Option<String> = decode(&wanted[1], found.next().flatten())?;
-    let Some(id) = indexed else {
-        return Ok(None);
-    };
-    let key = keys::user(&id);
-    let doc: Option<Map<String, Value>> = get_json(store, &key)?;
-    Ok(doc.filter(|doc| doc.get("username").and_then(Value::as_str) == Some(value)))
-}
-
 /// `importIds` holds `import_id` (MongoDB's `{importIds: v}` also matches a scalar).
 fn holds_import_id(import_ids: Option<&Value>, import_id: &str) -> bool {
     match import_ids {
@@ -246,17 +228,6 @@ fn holds_import_id(import_ids: Option<&Value>, import_id: &str) -> bool {
         Some(Value::String(id)) => id == import_id,
         _ => false,
     }
-}
-
-/// Every user document: the key listing once, then one `get-many`.
-fn all_users(store: &dyn KvStore) -> Result<Vec<Map<String, Value>>, StoreError> {
-    let prefix = keys::user("");
-    let user_keys: Vec<String> = store.keys()?.into_iter().filter(|key| key.starts_with(&prefix)).collect();
-    if user_keys.is_empty() {
-        return Ok(Vec::new());
-    }
-    let values = store.get_many(&user_keys)?;
-    user_keys.iter().zip(values).filter_map(|(key, value)| decode(key, value).transpose()).collect()
 }
 
 /// `users.info`'s projection, in document order, then `canViewAllInfo`.
@@ -280,9 +251,9 @@ fn info_view(doc: Map<String, Value>, myself: bool, can_view_all_info: bool) -> 
 
 /// `services` as `me` shows it: flags only, never a secret.
 fn own_services(doc: Map<String, Value>) -> Result<Value, StoreError> {
-    let key = keys::user(doc.get("_id").and_then(Value::as_str).unwrap_or_default());
-    let user: UserDoc =
-        serde_json::from_value(Value::Object(doc)).map_err(|e| StoreError::Corrupt { key, reason: e.to_string() })?;
+    let id = doc.get("_id").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let user: UserDoc = serde_json::from_value(Value::Object(doc))
+        .map_err(|e| StoreError::Corrupt { key: format!("the document of user {id:?}"), reason: e.to_string() })?;
     Ok(views::me(&user, "").remove("services").unwrap_or_else(|| json!({})))
 }
 

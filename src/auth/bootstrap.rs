@@ -3,31 +3,45 @@
 //!
 //! Idempotent without compare-and-swap (Spin's SQLite CAS does not make
 //! insert-if-absent atomic, and hosted platforms lack atomics): the `_id` is
-//! derived from the username, so two first requests racing each other write
-//! the same document to the same key.
+//! derived from the username ([`UserId::for_bootstrap_admin`]), so two first
+//! requests racing each other write the same document to the same key.
 
 use serde_json::json;
 
 use crate::settings::AdminBootstrap;
-use crate::store::schema::{Date, Email, Password, UserDoc, derived_id};
-use crate::store::{KvStore, StoreError, encode, get_json, keys};
+use crate::store::schema::{Date, Email, Password, UserDoc};
+use crate::store::users::{IndexKey, Users};
+use crate::store::{Batch, KvStore, StoreError, UserId};
 
 use super::totp::sha256_hex;
 
 /// Meteor's default bcrypt cost (spec §4.4).
 pub const BCRYPT_COST: u32 = 10;
 
-/// Creates the admin unless a user with that username exists. Returns
-/// whether it was created.
-pub fn ensure_admin(store: &dyn KvStore, admin: &AdminBootstrap, now: Date) -> Result<bool, StoreError> {
-    let index_key = keys::username(&admin.username);
-    if get_json::<String>(store, &index_key)?.is_some() {
+/// Why the bootstrap admin could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum BootstrapError {
+    /// The store could not be read or written.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// bcrypt refused to hash the password (it cannot for valid input; a
+    /// bug or an exhausted random source).
+    #[error("cannot hash the bootstrap admin's password: {0}")]
+    Hash(#[from] bcrypt::BcryptError),
+}
+
+/// Creates the admin unless its document exists (under any username: a
+/// renamed admin is not created again) or another user holds the name.
+/// Returns whether it was created. The common case is one read.
+pub fn ensure_admin(store: &dyn KvStore, admin: &AdminBootstrap, now: Date) -> Result<bool, BootstrapError> {
+    let users = Users::new(store);
+    let id = UserId::for_bootstrap_admin(&admin.username);
+    if users.by_id(&id)?.is_some() || users.by_index(&IndexKey::username(&admin.username))?.is_some() {
         return Ok(false);
     }
-    let hash = bcrypt::hash(sha256_hex(&admin.password), BCRYPT_COST)
-        .map_err(|e| StoreError::Backend { op: "bcrypt", reason: e.to_string() })?;
+    let hash = bcrypt::hash(sha256_hex(&admin.password), BCRYPT_COST)?;
     let mut doc = UserDoc {
-        id: admin_id(&admin.username),
+        id,
         username: Some(admin.username.clone()),
         name: Some("Administrator".to_owned()),
         roles: vec!["admin".to_owned(), "user".to_owned()],
@@ -41,18 +55,11 @@ pub fn ensure_admin(store: &dyn KvStore, admin: &AdminBootstrap, now: Date) -> R
     for (k, v) in [("createdAt", json!(now)), ("type", json!("user")), ("status", json!("offline")), ("_updatedAt", json!(now))] {
         doc.extra.insert(k.to_owned(), v);
     }
-    let mut writes = vec![encode(keys::user(&doc.id), &doc)?, encode(index_key, &doc.id)?];
-    if !admin.email.is_empty() {
-        writes.push(encode(keys::email(&admin.email), &doc.id)?);
-    }
-    store.set_many(writes)?;
+    let mut batch = Batch::new();
+    batch.put_new_user(&doc)?;
+    batch.commit(store)?;
     eprintln!("ldap-sync: created the bootstrap admin {:?}", admin.username);
     Ok(true)
-}
-
-/// The admin's `_id`: derived from the username.
-pub fn admin_id(username: &str) -> String {
-    derived_id(&format!("ldap-sync bootstrap admin\0{}", username.to_lowercase()))
 }
 
 #[cfg(test)]
@@ -66,8 +73,8 @@ mod tests {
         let admin = AdminBootstrap { username: "root".into(), password: "pw".into(), email: "root@x.org".into() };
         assert!(ensure_admin(&store, &admin, Date { millis: 1 }).expect("store"));
         assert!(!ensure_admin(&store, &admin, Date { millis: 2 }).expect("store"));
-        let id = admin_id("root");
-        assert_eq!(id.len(), 17);
+        let id = UserId::for_bootstrap_admin("root");
+        assert_eq!(id.to_string().len(), 17);
         let dump = store.dump();
         let doc: UserDoc = serde_json::from_slice(&dump[&format!("user:{id}")]).expect("json");
         assert_eq!(doc.roles, vec!["admin", "user"]);

@@ -8,7 +8,8 @@
 use serde_json::{Map, Value, json};
 
 use crate::settings::TwoFactor;
-use crate::store::schema::{Date, Totp, TwoFactorGuard, UserDoc, random_id};
+use crate::store::ids::random_id;
+use crate::store::schema::{Date, Totp, TwoFactorGuard, UserDoc};
 
 use super::second_factor::{Verified, guarded, verify_code};
 use super::totp::sha256_hex;

@@ -2,6 +2,7 @@
 
 use crate::store::StoreError;
 
+use super::rate_limit::RateDecision;
 use super::second_factor::Method;
 
 /// Why a caller is refused before the action runs.
@@ -10,6 +11,13 @@ pub enum AuthError {
     /// Missing `X-User-Id`/`X-Auth-Token`, unknown user, or wrong token.
     #[error("you must be logged in to do this")]
     NotLoggedIn,
+    /// Login: wrong password, unknown user, or a directory refusal (one
+    /// answer for all, so a caller cannot tell which).
+    #[error("wrong username or password")]
+    WrongPassword,
+    /// Login: the account is deactivated.
+    #[error("the user is not activated")]
+    NotActivated,
     /// The user document has no username (upstream's Hono middleware refuses these).
     #[error("users must have a username")]
     NoUsername,
@@ -25,6 +33,27 @@ pub enum AuthError {
     /// The store could not be read or written while checking.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// A caller the gate stopped.
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct Refused {
+    pub error: AuthError,
+    /// The limiter's verdict, when it was evaluated before the refusal.
+    pub rate_limit: Option<RateDecision>,
+}
+
+impl From<AuthError> for Refused {
+    fn from(error: AuthError) -> Self {
+        Self { error, rate_limit: None }
+    }
+}
+
+impl From<StoreError> for Refused {
+    fn from(error: StoreError) -> Self {
+        AuthError::from(error).into()
+    }
 }
 
 /// Which second-factor answer upstream gives (spec §1.5).

@@ -2,10 +2,7 @@
 //! route, kept in the store because every request is a fresh instance.
 
 use crate::settings::RateLimit;
-use crate::store::encode;
 use crate::store::schema::{Date, RateWindow};
-
-use super::AuthError;
 
 /// What the limiter decided for this call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,25 +25,6 @@ impl RateDecision {
             ("X-RateLimit-Remaining", self.remaining.to_string()),
             ("X-RateLimit-Reset", self.window.reset_at.millis.to_string()),
         ]
-    }
-}
-
-/// Counts a call against the window stored at `key`: queues the new window
-/// in `writes`, adds the limiter headers, and refuses past the limit.
-pub fn enforce(
-    stored: Option<RateWindow>,
-    key: String,
-    settings: &RateLimit,
-    now: Date,
-    headers: &mut Vec<(&'static str, String)>,
-    writes: &mut Vec<(String, Vec<u8>)>,
-) -> Result<(), AuthError> {
-    let decision = count_call(stored, settings, now);
-    writes.push(encode(key, &decision.window)?);
-    headers.extend(decision.headers());
-    match decision.refused_for {
-        Some(wait_seconds) => Err(AuthError::RateLimited { wait_seconds }),
-        None => Ok(()),
     }
 }
 

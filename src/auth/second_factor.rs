@@ -62,7 +62,7 @@ impl std::fmt::Debug for Presented<'_> {
 
 /// What the check decided, plus the state to write back.
 #[derive(Debug)]
-pub struct Outcome {
+pub struct Checked {
     pub verdict: Result<(), Refusal>,
     /// The guard to store when it changed.
     pub guard: Option<TwoFactorGuard>,
@@ -89,20 +89,15 @@ pub enum Requirement {
 }
 
 /// Runs the check for `user` at `now`.
-pub fn check(user: &UserDoc, guard: &TwoFactorGuard, presented: Presented<'_>, settings: &TwoFactor, now: Date) -> Outcome {
-    check_with(user, guard, presented, settings, now, Requirement::Forced)
-}
-
-/// [`check`] with an explicit [`Requirement`].
-pub fn check_with(
+pub fn check(
     user: &UserDoc,
     guard: &TwoFactorGuard,
     presented: Presented<'_>,
     settings: &TwoFactor,
     now: Date,
     requirement: Requirement,
-) -> Outcome {
-    let pass = Outcome { verdict: Ok(()), guard: None, user: None };
+) -> Checked {
+    let pass = Checked { verdict: Ok(()), guard: None, user: None };
     if !settings.enabled {
         return pass;
     }
@@ -120,7 +115,7 @@ pub fn check_with(
     let refuse = |kind| Refusal { kind, method, available: available.clone() };
 
     let Some(code) = presented.code else {
-        return Outcome { verdict: Err(refuse(SecondFactorRefusal::Required)), ..pass };
+        return Checked { verdict: Err(refuse(SecondFactorRefusal::Required)), ..pass };
     };
     let mut user_after = None;
     let (verdict, guard) = guarded(guard, now, |guard| match method {
@@ -134,8 +129,8 @@ pub fn check_with(
             .is_some_and(|hash| totp::password_matches(code, hash)),
     });
     match verdict {
-        Ok(()) => Outcome { verdict: Ok(()), guard: Some(guard), user: user_after },
-        Err(kind) => Outcome { verdict: Err(refuse(kind)), guard: Some(guard), user: None },
+        Ok(()) => Checked { verdict: Ok(()), guard: Some(guard), user: user_after },
+        Err(kind) => Checked { verdict: Err(refuse(kind)), guard: Some(guard), user: None },
     }
 }
 

@@ -4,6 +4,8 @@
 //! feeds received bytes to [`Connection::receive`], and polls for the next
 //! [`Event`] (`Ok(None)` = "give me more bytes").
 
+use std::num::NonZeroU32;
+
 use bytes::BytesMut;
 use ldap3_proto::proto::{
     LdapBindCred, LdapBindRequest, LdapDerefAliases, LdapExtendedRequest, LdapFilter, LdapOp, LdapResult, LdapResultCode,
@@ -11,6 +13,8 @@ use ldap3_proto::proto::{
 };
 use ldap3_proto::LdapMsg;
 use ldap3_proto::control::LdapControl;
+
+use crate::settings::Scope;
 
 use super::entry::DirectoryEntry;
 use super::error::LdapError;
@@ -23,11 +27,11 @@ const OID_START_TLS: &str = "1.3.6.1.4.1.1466.20037";
 #[derive(Debug, Clone)]
 pub struct SearchSpec {
     pub base: String,
-    pub scope: LdapSearchScope,
+    pub scope: Scope,
     pub filter: LdapFilter,
     pub attributes: Vec<String>,
-    /// RFC 2696 page size; 0 = one unpaged search.
-    pub page_size: u32,
+    /// RFC 2696 page size; `None` = one unpaged search.
+    pub page_size: Option<NonZeroU32>,
     /// Sent only with unpaged searches: servers count a size limit across
     /// all pages of a paged search, which is why upstream stops at 1,000
     /// users (upstream issues #4542, #7087, #17896).
@@ -166,7 +170,7 @@ impl Connection {
             }
             LdapOp::SearchResultDone(result) => {
                 check("search", result)?;
-                if spec.page_size == 0 {
+                if spec.page_size.is_none() {
                     return Ok(Some(Event::SearchDone));
                 }
                 // Find the control by variant; the server may send others alongside.
@@ -189,18 +193,27 @@ impl Connection {
     }
 
     fn send_search(&mut self, spec: SearchSpec, cookie: Vec<u8>) -> Result<(), LdapError> {
-        let paged = spec.page_size > 0;
         let request = LdapSearchRequest {
             base: spec.base.clone(),
-            scope: spec.scope.clone(),
+            scope: match spec.scope {
+                Scope::Base => LdapSearchScope::Base,
+                Scope::One => LdapSearchScope::OneLevel,
+                Scope::Sub => LdapSearchScope::Subtree,
+            },
             aliases: LdapDerefAliases::Never,
-            sizelimit: if paged { 0 } else { i32::try_from(spec.size_limit).unwrap_or(i32::MAX) },
+            sizelimit: match spec.page_size {
+                Some(_) => 0,
+                None => i32::try_from(spec.size_limit).unwrap_or(i32::MAX),
+            },
             timelimit: 0,
             typesonly: false,
             filter: spec.filter.clone(),
             attrs: spec.attributes.clone(),
         };
-        let controls = if paged { vec![LdapControl::SimplePagedResults { size: i64::from(spec.page_size), cookie }] } else { Vec::new() };
+        let controls = match spec.page_size {
+            Some(size) => vec![LdapControl::SimplePagedResults { size: i64::from(size.get()), cookie }],
+            None => Vec::new(),
+        };
         let id = self.send(LdapOp::SearchRequest(request), controls)?;
         self.pending = Pending::Search { id, spec };
         Ok(())

@@ -1,17 +1,46 @@
 //! [`DirectoryEntry`]: what the sync sees of a search result entry. No
 //! ldap3_proto type crosses this boundary.
 
+use std::fmt;
+
+/// A distinguished name, as the server sent it (RFC 4514 text).
+///
+/// Compared exactly, as text: Rocket.Chat keeps DNs in `importIds` and
+/// matches them exactly, and a modrdn that only changes case is still a new
+/// DN there. Whether two spellings name the same entry is the server's
+/// business (matching rules per attribute), so no rule here pretends to know.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct Dn(String);
+
+impl Dn {
+    /// A DN from its text.
+    pub fn new(text: impl Into<String>) -> Self {
+        Self(text.into())
+    }
+
+    /// The DN as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Dn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// One entry: its DN and the attributes the search asked for, values raw.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DirectoryEntry {
-    pub dn: String,
+    pub dn: Dn,
     attributes: Vec<(String, Vec<Vec<u8>>)>,
 }
 
 impl DirectoryEntry {
     /// Builds an entry (also used by tests).
     pub fn new(dn: impl Into<String>, attributes: Vec<(String, Vec<Vec<u8>>)>) -> Self {
-        Self { dn: dn.into(), attributes }
+        Self { dn: Dn::new(dn), attributes }
     }
 
     /// The values of attribute `name`. Attribute descriptions are
@@ -19,7 +48,7 @@ impl DirectoryEntry {
     /// The pseudo-attribute `dn` yields the DN.
     pub fn values(&self, name: &str) -> Option<Vec<&[u8]>> {
         if name.eq_ignore_ascii_case("dn") {
-            return Some(vec![self.dn.as_bytes()]);
+            return Some(vec![self.dn.as_str().as_bytes()]);
         }
         self.attributes
             .iter()
@@ -35,5 +64,11 @@ impl DirectoryEntry {
             .filter(|v| !v.is_empty())
             .map(|v| String::from_utf8_lossy(v).into_owned())
             .collect()
+    }
+}
+
+impl PartialEq<&str> for Dn {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
     }
 }

@@ -23,7 +23,6 @@ pub mod tls;
 pub mod transport;
 
 pub use connection::SearchSpec;
-pub use entry::DirectoryEntry;
+pub use entry::{DirectoryEntry, Dn};
 pub use error::LdapError;
-pub use ldap3_proto::proto::LdapSearchScope;
-pub use transport::{SearchStats, Session};
+pub use transport::{PasswordCheck, Session};

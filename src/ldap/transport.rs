@@ -15,7 +15,7 @@ use crate::settings::{Encryption, LdapConnection};
 
 use super::connection::{Connection, Event, SearchSpec};
 use super::entry::DirectoryEntry;
-use super::error::LdapError;
+use super::error::{LdapError, code_name};
 use super::tls;
 
 /// Bytes read from the socket at a time.
@@ -49,11 +49,12 @@ pub struct Session {
     timeout_ms: u32,
 }
 
-/// What a finished search saw.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct SearchStats {
-    pub pages: u32,
-    pub entries: u64,
+/// What the directory said of a user's password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PasswordCheck {
+    Accepted,
+    /// Refused, with the result code's name (never the password).
+    Refused(String),
 }
 
 impl Session {
@@ -89,36 +90,33 @@ impl Session {
         &mut self,
         spec: SearchSpec,
         mut on_page: impl FnMut(Vec<DirectoryEntry>) -> Result<(), E>,
-    ) -> Result<SearchStats, E> {
-        let page_hint = usize::try_from(spec.page_size).unwrap_or(0).clamp(1, 1000);
+    ) -> Result<(), E> {
+        let page_hint = spec.page_size.map_or(1, |n| usize::try_from(n.get()).unwrap_or(1000).min(1000));
         self.conn.search(spec)?;
-        let mut stats = SearchStats::default();
         let mut page = Vec::with_capacity(page_hint);
         loop {
             match self.next_event("search")? {
-                Event::Entry(entry) => {
-                    stats.entries += 1;
-                    page.push(entry);
-                }
-                Event::PageDone => {
-                    stats.pages += 1;
-                    on_page(std::mem::take(&mut page))?;
-                }
+                Event::Entry(entry) => page.push(entry),
+                Event::PageDone => on_page(std::mem::take(&mut page))?,
                 Event::SearchDone => {
-                    stats.pages += 1;
                     on_page(page)?;
-                    return Ok(stats);
+                    return Ok(());
                 }
                 other => return Err(LdapError::UnexpectedResponse { op: "search", what: format!("{other:?}") }.into()),
             }
         }
     }
 
-    /// Binds as `dn` (a user proving their password at login). A wrong
-    /// password is `LdapError::Result` with `invalidCredentials (49)`.
-    pub fn bind_as(&mut self, dn: &str, password: &str) -> Result<(), LdapError> {
+    /// Binds as `dn` (a user proving their password at login). A result
+    /// code (`invalidCredentials`, a locked account, ...) is a refusal, not
+    /// an error: the session is fine and the password is not.
+    pub fn check_password(&mut self, dn: &str, password: &str) -> Result<PasswordCheck, LdapError> {
         self.conn.bind(dn, password)?;
-        self.expect("bind", Event::Bound)
+        match self.expect("bind", Event::Bound) {
+            Ok(()) => Ok(PasswordCheck::Accepted),
+            Err(LdapError::Result { code, .. }) => Ok(PasswordCheck::Refused(format!("bind as the user failed: {}", code_name(&code)))),
+            Err(other) => Err(other),
+        }
     }
 
     /// Unbinds and closes; errors are irrelevant once the work is done.

@@ -92,7 +92,7 @@ fn unsupported_features_are_refused_not_ignored() {
 fn ad_variants_follow_the_server_type() {
     let s = with(&[("ldap_server_type", ""), ("ldap_user_search_field", " uid , mail ,")]).expect("valid");
     assert_eq!(s.search.search_fields, vec!["uid", "mail"]);
-    assert_eq!(s.search.username_field, "uid");
+    assert_eq!(s.search.username_field.source, "uid");
 }
 
 #[test]
@@ -107,4 +107,24 @@ fn host_ip_fills_in_for_an_empty_ldap_ip() {
 fn secrets_are_never_shown() {
     let s = with(&[("ldap_authentication", "true"), ("ldap_authentication_password", "hunter2")]).expect("valid");
     assert!(!format!("{s:?}").contains("hunter2"));
+}
+
+#[test]
+fn templates_parse_once_for_requests_and_rendering() {
+    let values = |name: &str| match name {
+        "givenName" => vec!["Ann".to_owned()],
+        "sn" => vec!["Lee".to_owned(), "Li".to_owned()],
+        _ => Vec::new(),
+    };
+    let pattern = Template::parse("#{givenName} #{ sn }!");
+    assert_eq!(pattern.attributes(), ["givenName", "sn"]);
+    assert_eq!(pattern.render(values).as_deref(), Some("Ann Lee,Li!"));
+    let first_of = Template::parse(" mail , given Name ,sn");
+    assert_eq!(first_of.attributes(), ["mail", "givenName", "sn"]);
+    assert_eq!(Template::parse("mail, sn").render(values).as_deref(), Some("Lee"));
+    let open = Template::parse("x #{sn");
+    assert!(open.attributes().is_empty());
+    assert_eq!(open.render(values).as_deref(), Some("x #{sn"));
+    assert_eq!(Template::parse("#{missing}").render(values), None);
+    assert_eq!(Template::parse("  ").render(values), None);
 }

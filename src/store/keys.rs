@@ -1,5 +1,8 @@
 //! Every key format this component reads or writes. `docs/kv-schema.md`
-//! documents each one; change both together.
+//! documents each one; change both together. Private to `store`: the rest
+//! of the crate asks the repositories, and never spells a key.
+
+use super::ids::{LdapId, UserId};
 
 /// Version of the layout in `docs/kv-schema.md`; stored at [`SCHEMA_VERSION`].
 pub const SCHEMA_VERSION_VALUE: u32 = 1;
@@ -7,10 +10,16 @@ pub const SCHEMA_VERSION_VALUE: u32 = 1;
 /// `schema-version` → JSON number.
 pub const SCHEMA_VERSION: &str = "schema-version";
 
+/// `sync-report:last` → the last sync run's report.
+pub const SYNC_REPORT: &str = "sync-report:last";
+
 /// `user:<_id>` → the user document (Rocket.Chat's shape).
-pub fn user(id: &str) -> String {
+pub fn user(id: &UserId) -> String {
     format!("user:{id}")
 }
+
+/// The prefix of every [`user`] key (listings).
+pub const USER_PREFIX: &str = "user:";
 
 /// `username:<lower-case username>` → JSON string `_id`.
 pub fn username(name: &str) -> String {
@@ -23,8 +32,8 @@ pub fn email(address: &str) -> String {
 }
 
 /// `ldap-id:<idAttribute>:<hex id>` → JSON string `_id`.
-pub fn ldap_id(id_attribute: &str, id: &str) -> String {
-    format!("ldap-id:{id_attribute}:{id}")
+pub fn ldap_id(id: &LdapId) -> String {
+    format!("ldap-id:{}:{}", id.attribute, id.value)
 }
 
 /// `permission:<permission id>` → `{"_id", "roles"}`.
@@ -33,7 +42,7 @@ pub fn permission(id: &str) -> String {
 }
 
 /// `two-factor:<_id>` → the second-factor guard (replay and lockout state).
-pub fn two_factor(user_id: &str) -> String {
+pub fn two_factor(user_id: &UserId) -> String {
     format!("two-factor:{user_id}")
 }
 

@@ -5,46 +5,13 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::ids::UserId;
+
 /// A point in time, stored as Meteor's EJSON date: `{"$date": <ms since epoch>}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Date {
     #[serde(rename = "$date")]
     pub millis: i64,
-}
-
-/// Meteor's `Random.id` alphabet (no look-alike characters).
-pub const ID_ALPHABET: &[u8] = b"23456789ABCDEFGHJKLMNPQRSTWXYZabcdefghijkmnopqrstuvwxyz";
-/// Length of a Meteor `Random.id`.
-const ID_LEN: usize = 17;
-
-/// A Meteor-shaped `_id` that depends only on `seed` (SHA-256 mapped onto
-/// [`ID_ALPHABET`]). Writers that derive ids this way need no
-/// compare-and-swap: two requests creating the same user write the same
-/// document to the same key.
-pub fn derived_id(seed: &str) -> String {
-    use sha2::{Digest, Sha256};
-    Sha256::digest(seed.as_bytes())
-        .iter()
-        .take(ID_LEN)
-        .map(|b| char::from(ID_ALPHABET[usize::from(*b) % ID_ALPHABET.len()]))
-        .collect()
-}
-
-/// `len` characters of [`ID_ALPHABET`] (Meteor's `Random.id(len)`).
-/// Rejection sampling keeps the 55 characters equally likely.
-pub fn random_id(len: usize, random: &dyn Fn(&mut [u8])) -> String {
-    let limit = 256 - 256 % ID_ALPHABET.len();
-    let mut id = String::with_capacity(len);
-    let mut buf = [0u8; 32];
-    while id.len() < len {
-        random(&mut buf);
-        for b in buf.iter().map(|b| usize::from(*b)).filter(|b| *b < limit) {
-            if id.len() < len {
-                id.push(char::from(ID_ALPHABET[b % ID_ALPHABET.len()]));
-            }
-        }
-    }
-    id
 }
 
 impl Date {
@@ -73,7 +40,7 @@ impl Date {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct UserDoc {
     #[serde(rename = "_id")]
-    pub id: String,
+    pub id: UserId,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

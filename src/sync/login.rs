@@ -1,14 +1,18 @@
 //! Directory authentication for login: find the user's entry with the
 //! service account, bind as the entry's DN with the given password, then
-//! create or update the user with exactly the sync's mapping
-//! ([`super::upsert_entry`]).
+//! create or update the user with exactly the sync's mapping and planning.
+//!
+//! Login creates and updates whatever the background-sync switches say:
+//! upstream's login path ignores them (`LDAP_Update_Data_On_Login` is on).
 
-use crate::ldap::{LdapError, Session};
-use crate::settings::Settings;
-use crate::store::KvStore;
+use crate::ldap::{DirectoryEntry, PasswordCheck, Session};
+use crate::settings::{Settings, SyncSwitches};
 use crate::store::schema::UserDoc;
+use crate::store::users::{UserWrites, Users};
+use crate::store::{Batch, KvStore};
 
-use super::{Directory, RunContext, SyncError, find_entry, upsert_entry};
+use super::plan::{self, PlanContext};
+use super::{Directory, RunContext, SyncError, find_entry, map};
 
 /// What the directory said about a login.
 #[derive(Debug)]
@@ -22,7 +26,7 @@ pub enum DirectoryLogin {
 }
 
 /// Checks `username`/`password` against the directory.
-pub fn authenticate(
+pub fn verify_password(
     store: &dyn KvStore,
     settings: &Settings,
     username: &str,
@@ -35,12 +39,12 @@ pub fn authenticate(
         return Ok(DirectoryLogin::Refused("empty password".to_owned()));
     }
     let mut session = Session::open(&settings.connection)?;
-    let result = authenticate_on(&mut session, store, settings, username, password, ctx);
+    let result = verify_on(&mut session, store, settings, username, password, ctx);
     session.close();
     result
 }
 
-fn authenticate_on(
+fn verify_on(
     session: &mut Session,
     store: &dyn KvStore,
     settings: &Settings,
@@ -51,15 +55,36 @@ fn authenticate_on(
     let Some(entry) = find_entry(session as &mut dyn Directory, settings, username)? else {
         return Ok(DirectoryLogin::NotFound);
     };
-    match session.bind_as(&entry.dn, password) {
-        Ok(()) => {}
-        Err(LdapError::Result { code, .. }) => {
-            return Ok(DirectoryLogin::Refused(format!("bind as the user failed: {}", crate::ldap::error::code_name(&code))));
-        }
-        Err(other) => return Err(other.into()),
+    match session.check_password(entry.dn.as_str(), password)? {
+        PasswordCheck::Accepted => upsert(store, settings, &entry, ctx),
+        PasswordCheck::Refused(reason) => Ok(DirectoryLogin::Refused(reason)),
     }
-    Ok(match upsert_entry(store, settings, entry, ctx)? {
-        Ok(user) => DirectoryLogin::Accepted(Box::new(user)),
-        Err(reason) => DirectoryLogin::Refused(reason),
-    })
+}
+
+/// Creates or updates the user of one entry (one load, one plan, one write).
+fn upsert(store: &dyn KvStore, settings: &Settings, entry: &DirectoryEntry, ctx: &mut RunContext<'_>) -> Result<DirectoryLogin, SyncError> {
+    let user = match map::map_entry(entry, &settings.search, &settings.accounts) {
+        Ok(user) => user,
+        Err(problem) => return Ok(DirectoryLogin::Refused(problem.to_string())),
+    };
+    let users = std::slice::from_ref(&user);
+    let mut loaded = Users::new(store).load(plan::keys_to_load(users), plan::candidate_ids(users))?;
+    let plan_ctx = PlanContext {
+        switches: SyncSwitches { background_sync: settings.sync.background_sync, import_new_users: true, keep_existing_updated: true },
+        accounts: &settings.accounts,
+        merge_existing_users: settings.search.merge_existing_users,
+        now: (ctx.clock)(),
+    };
+    let mut writes = UserWrites::default();
+    let planned = match plan::plan_one(&user, &mut loaded, &plan_ctx, &mut writes) {
+        Ok(planned) => planned,
+        Err(problem) => return Ok(DirectoryLogin::Refused(problem.to_string())),
+    };
+    let mut batch = Batch::new();
+    batch.put_users(&writes)?;
+    batch.commit(store)?;
+    match planned.id.and_then(|id| loaded.docs.remove(&id)) {
+        Some(doc) => Ok(DirectoryLogin::Accepted(Box::new(doc))),
+        None => Ok(DirectoryLogin::Refused("the directory entry cannot become a user".to_owned())),
+    }
 }

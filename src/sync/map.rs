@@ -1,16 +1,15 @@
 //! Entry → [`RcUser`]: upstream's `mapUserData` (spec §3.4). Pure.
 
-use crate::ldap::DirectoryEntry;
+use crate::ldap::{DirectoryEntry, Dn};
 use crate::settings::{Accounts, LdapSearch};
+use crate::store::LdapId;
 
 /// A directory user, mapped to what Rocket.Chat stores.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RcUser {
-    pub dn: String,
-    /// `services.ldap.idAttribute`.
-    pub id_attribute: String,
-    /// `services.ldap.id`: lower-case hex of the attribute's raw bytes.
-    pub id: String,
+    pub dn: Dn,
+    /// `services.ldap`: the attribute, and the lower-case hex of its raw bytes.
+    pub ldap_id: LdapId,
     /// Slugified when `utf8_names_slugify` is on.
     pub username: String,
     pub emails: Vec<String>,
@@ -46,9 +45,10 @@ pub fn attributes_to_request(search: &LdapSearch) -> Vec<String> {
     };
     id_candidates(search).iter().for_each(|a| add(a));
     search.email_fields.iter().for_each(|a| add(a));
-    for setting in [&search.username_field, &search.name_field, &search.extension_field] {
-        referenced_attributes(setting).iter().for_each(|a| add(a));
+    for template in [&search.username_field, &search.name_field] {
+        template.attributes().into_iter().for_each(&mut add);
     }
+    add(&search.extension_field);
     wanted
 }
 
@@ -60,15 +60,11 @@ pub fn map_entry(entry: &DirectoryEntry, search: &LdapSearch, accounts: &Account
         .find_map(|attr| unique_id(entry, attr).map(|id| (attr.clone(), id)))
         .ok_or_else(|| EntryProblem::NoUniqueId(candidates.join(",")))?;
 
-    let raw_username = if search.username_field.trim().is_empty() {
-        None
-    } else {
-        dynamic_value(entry, &search.username_field)
-    };
+    let raw_username = search.username_field.render(|attr| entry.texts(attr));
     let username = raw_username.unwrap_or_else(|| id.clone());
     let username = if accounts.slugify_names { slugify(&username) } else { username };
     if username.is_empty() {
-        return Err(EntryProblem::NoUsername(search.username_field.clone()));
+        return Err(EntryProblem::NoUsername(search.username_field.source.clone()));
     }
 
     let mut emails: Vec<String> = search
@@ -89,11 +85,11 @@ pub fn map_entry(entry: &DirectoryEntry, search: &LdapSearch, accounts: &Account
         return Err(EntryProblem::NoEmail(search.email_fields.join(",")));
     }
 
-    let name = dynamic_value(entry, &search.name_field).filter(|n| !n.trim().is_empty());
+    let name = search.name_field.render(|attr| entry.texts(attr)).filter(|n| !n.trim().is_empty());
     let extension = Some(search.extension_field.as_str())
         .filter(|f| !f.is_empty())
         .and_then(|f| entry.texts(f).into_iter().next());
-    Ok(RcUser { dn: entry.dn.clone(), id_attribute, id, username, emails, name, extension })
+    Ok(RcUser { dn: entry.dn.clone(), ldap_id: LdapId::new(id_attribute, id), username, emails, name, extension })
 }
 
 /// Upstream's candidate list: `ldap_unique_identifier_field`, then the
@@ -111,50 +107,10 @@ fn unique_id(entry: &DirectoryEntry, attr: &str) -> Option<String> {
     let values: Vec<&[u8]> = entry.values(attr)?.into_iter().filter(|v| !v.is_empty()).collect();
     match values.as_slice() {
         [] => None,
-        [_] if attr.eq_ignore_ascii_case("dn") => Some(entry.dn.clone()),
+        [_] if attr.eq_ignore_ascii_case("dn") => Some(entry.dn.to_string()),
         [one] => Some(one.iter().map(|b| format!("{b:02x}")).collect()),
         many => Some(many.iter().map(|v| String::from_utf8_lossy(v)).collect::<Vec<_>>().join(",")),
     }
-}
-
-/// `getLdapDynamicValue`: a `#{attr}` template, or a CSV list whose first
-/// attribute with a value wins (first value of a multi-valued one).
-fn dynamic_value(entry: &DirectoryEntry, setting: &str) -> Option<String> {
-    if setting.contains("#{") {
-        let mut out = String::new();
-        let mut rest = setting;
-        while let Some(start) = rest.find("#{") {
-            out.push_str(&rest[..start]);
-            let after = &rest[start + 2..];
-            let Some(end) = after.find('}') else {
-                out.push_str(&rest[start..]);
-                rest = "";
-                break;
-            };
-            out.push_str(&entry.texts(after[..end].trim()).join(","));
-            rest = &after[end + 1..];
-        }
-        out.push_str(rest);
-        return Some(out).filter(|v| !v.is_empty());
-    }
-    setting
-        .split(',')
-        .map(|a| a.chars().filter(|c| !c.is_whitespace()).collect::<String>())
-        .filter(|a| !a.is_empty())
-        .find_map(|attr| entry.texts(&attr).into_iter().next())
-}
-
-/// Attributes a dynamic-value setting reads.
-fn referenced_attributes(setting: &str) -> Vec<String> {
-    if !setting.contains("#{") {
-        return setting.split(',').map(|a| a.trim().to_owned()).filter(|a| !a.is_empty()).collect();
-    }
-    setting
-        .split("#{")
-        .skip(1)
-        .filter_map(|part| part.split_once('}').map(|(attr, _)| attr.trim().to_owned()))
-        .filter(|a| !a.is_empty())
-        .collect()
 }
 
 /// Upstream's username slug (`limax`, then `[0-9a-z-_.]` only):

@@ -1,22 +1,24 @@
-//! [`SyncReport`]: what one run did, stored at `sync-report:last` and
-//! logged as one line.
+//! [`SyncReport`]: what one run did, stored at `sync-report:last` (see
+//! `store::runs`) and logged as one line. It deserialises too, so readers of
+//! the store (a status route, an operator's tool) share this shape.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::store::schema::Date;
+
+use super::plan::Change;
 
 /// Most entry problems kept in a report; the counts stay exact.
 pub const MAX_PROBLEMS: usize = 1000;
 
 /// The outcome of a run.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SyncReport {
     pub started_at: Option<Date>,
     pub finished_at: Option<Date>,
     pub duration_ms: i64,
-    /// `"success"` or `"failed"`.
-    pub outcome: &'static str,
+    pub outcome: RunOutcome,
     /// The run-level error, when `outcome` is `"failed"`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -33,14 +35,44 @@ pub struct SyncReport {
     pub problems: Vec<Problem>,
 }
 
+/// How a run ended (`"success"` / `"failed"`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunOutcome {
+    Success,
+    /// The run stopped with an error; pages written before it stay written.
+    /// A report read before a run ends does not exist: the report is written last.
+    #[default]
+    Failed,
+}
+
+impl RunOutcome {
+    fn name(self) -> &'static str {
+        match self {
+            RunOutcome::Success => "success",
+            RunOutcome::Failed => "failed",
+        }
+    }
+}
+
 /// One skipped or failed entry.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Problem {
     pub dn: String,
     pub reason: String,
 }
 
 impl SyncReport {
+    /// Counts a planned entry.
+    pub fn count(&mut self, change: Change, dn: &str) {
+        match change {
+            Change::Created => self.created += 1,
+            Change::Updated => self.updated += 1,
+            Change::Unchanged => self.unchanged += 1,
+            Change::Skipped(reason) => self.skip(dn, reason),
+        }
+    }
+
     /// Counts a skipped entry.
     pub fn skip(&mut self, dn: &str, reason: &str) {
         self.skipped += 1;
@@ -64,7 +96,7 @@ impl SyncReport {
     pub fn summary(&self) -> String {
         format!(
             "ldap-sync: sync {}: pages={} entries={} created={} updated={} unchanged={} skipped={} failed={} duration_ms={}{}",
-            self.outcome,
+            self.outcome.name(),
             self.pages,
             self.entries,
             self.created,

@@ -5,10 +5,15 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::ldap::LdapError;
+use crate::ldap::{DirectoryEntry, LdapError, SearchSpec};
 use crate::settings::{Settings, VariableSource};
 use crate::store::memory::MemoryStore;
-use crate::store::schema::derived_id;
+use crate::store::runs::last_report;
+use crate::store::schema::Date;
+use crate::store::{KvStore, LdapId, UserId};
+
+/// Where the last run's report is stored (`docs/kv-schema.md`).
+const REPORT_KEY: &str = "sync-report:last";
 
 struct Vars(BTreeMap<&'static str, &'static str>);
 
@@ -37,18 +42,15 @@ impl Directory for Scripted {
         &mut self,
         spec: SearchSpec,
         on_page: &mut dyn FnMut(Vec<DirectoryEntry>) -> Result<(), SyncError>,
-    ) -> Result<SearchStats, SyncError> {
+    ) -> Result<(), SyncError> {
         self.seen = Some(spec);
-        let mut stats = SearchStats::default();
         for (i, page) in self.pages.clone().into_iter().enumerate() {
             if self.fail_after == Some(i) {
                 return Err(LdapError::Closed { op: "search" }.into());
             }
-            stats.pages += 1;
-            stats.entries += page.len() as u64;
             on_page(page)?;
         }
-        Ok(stats)
+        Ok(())
     }
 }
 
@@ -72,8 +74,8 @@ fn run_pages(store: &MemoryStore, s: &Settings, pages: Vec<Vec<DirectoryEntry>>,
 }
 
 /// The `_id` the sync derives for an entry whose entryUUID is `hex`.
-fn id_of(hex: &str) -> String {
-    derived_id(&format!("ldap-sync directory user\0entryUUID\0{hex}"))
+fn id_of(hex: &str) -> UserId {
+    UserId::for_directory_user(&LdapId::new("entryUUID", hex))
 }
 
 fn json_at(store: &MemoryStore, key: &str) -> Option<Value> {
@@ -88,6 +90,7 @@ fn creates_then_leaves_unchanged_then_updates() {
     let (report, dir) = run_pages(&store, &s, pages.clone(), 1000);
     let report = report.expect("runs");
     assert_eq!((report.created, report.updated, report.unchanged, report.pages, report.entries), (3, 0, 0, 2, 3));
+    assert_eq!(last_report::<SyncReport>(&store).expect("store"), Some(report), "the stored report reads back");
     let spec = dir.seen.expect("searched");
     assert_eq!(crate::ldap::filter::to_string(&spec.filter), "(&(objectclass=*)(uid=*))");
     assert_eq!(spec.attributes, vec!["entryUUID", "uid", "mail", "cn"]);

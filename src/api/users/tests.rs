@@ -70,9 +70,9 @@ fn seeded() -> CountingStore {
     for doc in docs {
         let id = doc["_id"].as_str().expect("fixture ids are strings").to_owned();
         if let Some(username) = doc["username"].as_str() {
-            pairs.push((keys::username(username), json!(id).to_string().into_bytes()));
+            pairs.push((format!("username:{}", username.to_lowercase()), json!(id).to_string().into_bytes()));
         }
-        pairs.push((keys::user(&id), doc.to_string().into_bytes()));
+        pairs.push((format!("user:{id}"), doc.to_string().into_bytes()));
     }
     store.set_many(pairs).expect("memory store");
     store

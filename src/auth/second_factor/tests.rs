@@ -25,11 +25,11 @@ fn password_user() -> UserDoc {
     user
 }
 
-fn run(user: &UserDoc, guard: &TwoFactorGuard, code: Option<&str>, method: Option<&str>, now: Date) -> Outcome {
-    check(user, guard, Presented { code, method }, &SETTINGS, now)
+fn run(user: &UserDoc, guard: &TwoFactorGuard, code: Option<&str>, method: Option<&str>, now: Date) -> Checked {
+    check(user, guard, Presented { code, method }, &SETTINGS, now, Requirement::Forced)
 }
 
-fn refusal(o: &Outcome) -> Option<(SecondFactorRefusal, Method, Vec<Method>)> {
+fn refusal(o: &Checked) -> Option<(SecondFactorRefusal, Method, Vec<Method>)> {
     o.verdict.as_ref().err().map(|r| (r.kind, r.method, r.available.clone()))
 }
 
@@ -71,7 +71,7 @@ fn user_without_password_can_never_pass() {
 #[test]
 fn global_switch_off_passes_without_a_code() {
     let off = TwoFactor { enabled: false, ..SETTINGS };
-    let o = check(&password_user(), &TwoFactorGuard::default(), Presented::default(), &off, T59);
+    let o = check(&password_user(), &TwoFactorGuard::default(), Presented::default(), &off, T59, Requirement::Forced);
     assert!(o.verdict.is_ok() && o.guard.is_none());
 }
 

@@ -24,10 +24,10 @@ fn sent(conn: &mut Connection) -> LdapMsg {
 fn spec(page_size: u32) -> SearchSpec {
     SearchSpec {
         base: "dc=x".into(),
-        scope: LdapSearchScope::Subtree,
+        scope: crate::settings::Scope::Sub,
         filter: filter::present("uid"),
         attributes: vec!["uid".into()],
-        page_size,
+        page_size: std::num::NonZeroU32::new(page_size),
         size_limit: 7,
     }
 }

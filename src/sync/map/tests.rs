@@ -1,18 +1,19 @@
 use super::*;
-use crate::settings::{Accounts, LdapSearch};
+use crate::ldap::filter::UserFilter;
+use crate::settings::{Accounts, LdapSearch, Template};
 
 fn search() -> LdapSearch {
     LdapSearch {
         base_dn: "dc=example,dc=org".into(),
-        user_search_filter: "(objectclass=*)".into(),
+        user_filter: UserFilter::parse("(objectclass=*)"),
         scope: crate::settings::Scope::Sub,
         search_fields: vec!["uid".into()],
-        page_size: 250,
+        page_size: std::num::NonZeroU32::new(250),
         size_limit: 1000,
         unique_id_fields: vec!["entryUUID".into(), "uid".into()],
-        username_field: "uid".into(),
+        username_field: Template::parse("uid"),
         email_fields: vec!["mail".into()],
-        name_field: "cn".into(),
+        name_field: Template::parse("cn"),
         extension_field: String::new(),
         default_domain: String::new(),
         merge_existing_users: false,
@@ -34,8 +35,8 @@ fn entry(attrs: &[(&str, &[&str])]) -> DirectoryEntry {
 fn maps_the_usual_fields() {
     let e = entry(&[("entryUUID", &["abc"]), ("uid", &["Alice"]), ("mail", &["alice@example.org", "a2@example.org"]), ("cn", &["Alice A"])]);
     let u = map_entry(&e, &search(), &accounts()).expect("maps");
-    assert_eq!(u.id_attribute, "entryUUID");
-    assert_eq!(u.id, "616263");
+    assert_eq!(u.ldap_id.attribute, "entryUUID");
+    assert_eq!(u.ldap_id.value, "616263");
     assert_eq!(u.username, "alice");
     assert_eq!(u.emails, vec!["alice@example.org", "a2@example.org"]);
     assert_eq!(u.name.as_deref(), Some("Alice A"));
@@ -44,13 +45,13 @@ fn maps_the_usual_fields() {
 #[test]
 fn unique_id_falls_through_candidates_and_keeps_upstream_quirks() {
     let e = entry(&[("uid", &["john"]), ("mail", &["j@x.org"])]);
-    assert_eq!(map_entry(&e, &search(), &accounts()).expect("maps").id, "6a6f686e");
+    assert_eq!(map_entry(&e, &search(), &accounts()).expect("maps").ldap_id.value, "6a6f686e");
     let mut s = search();
     s.unique_id_fields = vec![];
     s.search_fields = vec![];
-    s.username_field = "uid".into();
+    s.username_field = Template::parse("uid");
     let u = map_entry(&e, &s, &accounts()).expect("dn fallback");
-    assert_eq!((u.id_attribute.as_str(), u.id.as_str()), ("dn", "uid=x,dc=example,dc=org"));
+    assert_eq!((u.ldap_id.attribute.as_str(), u.ldap_id.value.as_str()), ("dn", "uid=x,dc=example,dc=org"));
     let none = entry(&[("mail", &["j@x.org"])]);
     assert_eq!(map_entry(&none, &search(), &accounts()), Err(EntryProblem::NoUniqueId("entryUUID,uid,uid".into())));
 }
@@ -67,8 +68,8 @@ fn email_fallbacks() {
 #[test]
 fn templates_and_lists() {
     let mut s = search();
-    s.name_field = "#{givenName} #{sn}".into();
-    s.username_field = "missing, uid".into();
+    s.name_field = Template::parse("#{givenName} #{sn}");
+    s.username_field = Template::parse("missing, uid");
     let e = entry(&[("uid", &["carol"]), ("givenName", &["Carol"]), ("sn", &["Jones"]), ("mail", &["c@x.org"])]);
     let u = map_entry(&e, &s, &accounts()).expect("maps");
     assert_eq!((u.username.as_str(), u.name.as_deref()), ("carol", Some("Carol Jones")));

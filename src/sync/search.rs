@@ -1,0 +1,66 @@
+//! The user search (spec §3.3), built from the settings in one place for
+//! the scan, login and `ldap.testSearch`, and the [`Directory`] seam that
+//! runs it.
+
+use crate::ldap::filter;
+use crate::ldap::{DirectoryEntry, SearchSpec, Session};
+use crate::settings::Settings;
+
+use super::SyncError;
+use super::map;
+
+/// The search side of an LDAP session, so the sync can be unit-tested with
+/// a scripted directory.
+pub trait Directory {
+    /// Runs `spec`, handing entries over one page at a time.
+    fn search(
+        &mut self,
+        spec: SearchSpec,
+        on_page: &mut dyn FnMut(Vec<DirectoryEntry>) -> Result<(), SyncError>,
+    ) -> Result<(), SyncError>;
+}
+
+impl Directory for Session {
+    fn search(
+        &mut self,
+        spec: SearchSpec,
+        on_page: &mut dyn FnMut(Vec<DirectoryEntry>) -> Result<(), SyncError>,
+    ) -> Result<(), SyncError> {
+        Session::search(self, spec, on_page)
+    }
+}
+
+/// `(&<ldap_user_search_filter><username clause>)`, where the clause
+/// matches `username` (escaped) on every search field, or any value when
+/// `username` is `None` (the directory scan).
+pub fn user_search(settings: &Settings, username: Option<&str>) -> Result<SearchSpec, SyncError> {
+    let search = &settings.search;
+    if search.search_fields.is_empty() {
+        return Err(SyncError::NoSearchField);
+    }
+    let user_filter = search.user_filter.as_ref().map_err(|e| SyncError::Filter(e.clone()))?;
+    let clause = |field: &String| match username {
+        Some(name) => filter::equality(field.as_str(), name),
+        None => filter::present(field.as_str()),
+    };
+    Ok(SearchSpec {
+        base: search.base_dn.clone(),
+        scope: search.scope,
+        filter: user_filter.and(filter::or(search.search_fields.iter().map(clause).collect())),
+        attributes: map::attributes_to_request(search),
+        page_size: search.page_size,
+        size_limit: search.size_limit,
+    })
+}
+
+/// Finds the one entry whose search field equals `username`; `None` when
+/// there is none or more than one (as upstream treats an ambiguous match).
+pub fn find_entry(directory: &mut dyn Directory, settings: &Settings, username: &str) -> Result<Option<DirectoryEntry>, SyncError> {
+    let spec = user_search(settings, Some(username))?;
+    let mut found = Vec::new();
+    directory.search(spec, &mut |page| {
+        found.extend(page.into_iter().take(2));
+        Ok(())
+    })?;
+    Ok(if found.len() == 1 { found.pop() } else { None })
+}
