@@ -232,11 +232,8 @@ impl Template {
             parts.retain(|p| *p != TemplatePart::Text(String::new()));
             TemplateKind::Pattern(parts)
         } else {
-            let names = source
-                .split(',')
-                .map(|a| a.chars().filter(|c| !c.is_whitespace()).collect::<String>())
-                .filter(|a| !a.is_empty())
-                .collect();
+            let names =
+                source.split(',').map(|a| a.chars().filter(|c| !c.is_whitespace()).collect::<String>()).filter(|a| !a.is_empty()).collect();
             TemplateKind::FirstOf(names)
         };
         Self { source: source.to_owned(), kind }
@@ -379,7 +376,12 @@ impl Settings {
         let ip = if ip_text.trim().is_empty() {
             host.trim().parse().ok()
         } else {
-            Some(ip_text.trim().parse().map_err(|_| r.invalid(lookup("ldap_ip"), &ip_text, "an IPv4 or IPv6 address (Spin does not resolve names)"))?)
+            Some(
+                ip_text
+                    .trim()
+                    .parse()
+                    .map_err(|_| r.invalid(lookup("ldap_ip"), &ip_text, "an IPv4 or IPv6 address (Spin does not resolve names)"))?,
+            )
         };
         let bind = if r.flag(lookup("ldap_authentication"))? {
             Some(BindCredentials {

@@ -58,9 +58,6 @@ fn random(buf: &mut [u8]) {
 }
 
 fn now() -> Date {
-    let millis = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or_default();
+    let millis = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or_default();
     Date { millis: i64::try_from(millis).unwrap_or(i64::MAX) }
 }

@@ -94,11 +94,9 @@ impl ApiError {
             ApiError::MethodNotAllowed { allow } => (405, plain("Method not allowed"), vec![("Allow", allow)]),
             // Configuration problems: the setting's own message, as for other bad variables.
             ApiError::Sync(e @ (SyncError::Filter(_) | SyncError::NoSearchField)) => (400, plain(&e.to_string()), Vec::new()),
-            ApiError::Sync(e @ (SyncError::Ldap(_) | SyncError::Store(_))) => (
-                400,
-                json!({"error": "LDAP_Sync_failed", "details": {"error": e.to_string()}, "success": false}),
-                Vec::new(),
-            ),
+            ApiError::Sync(e @ (SyncError::Ldap(_) | SyncError::Store(_))) => {
+                (400, json!({"error": "LDAP_Sync_failed", "details": {"error": e.to_string()}, "success": false}), Vec::new())
+            }
             ApiError::ConnectionFailed(reason) => (
                 400,
                 json!({"error": "LDAP_Connection_failed_reason", "errorType": "error-ldap-connection-failed",
@@ -106,16 +104,12 @@ impl ApiError {
                 Vec::new(),
             ),
             ApiError::BadRequest(message) => (400, plain(&message), Vec::new()),
-            ApiError::InvalidParams(message) => (
-                400,
-                json!({"success": false, "error": format!("{message} [invalid-params]"), "errorType": "invalid-params"}),
-                Vec::new(),
-            ),
-            ApiError::Forbidden => (
-                403,
-                plain("User does not have the permissions required for this action [error-unauthorized]"),
-                Vec::new(),
-            ),
+            ApiError::InvalidParams(message) => {
+                (400, json!({"success": false, "error": format!("{message} [invalid-params]"), "errorType": "invalid-params"}), Vec::new())
+            }
+            ApiError::Forbidden => {
+                (403, plain("User does not have the permissions required for this action [error-unauthorized]"), Vec::new())
+            }
             ApiError::Plain(message) => (400, plain(message), Vec::new()),
             ApiError::Store(e) => internal(&e.to_string()),
             ApiError::Query { error, error_type, helper_method } => {
@@ -152,7 +146,11 @@ fn login_response(error: AuthError) -> Response {
                 "details": {"method": method.name(), "codeGenerated": false, "availableMethods": available},
                 "message": message})
         }
-        other @ (AuthError::NotLoggedIn | AuthError::NoUsername | AuthError::RateLimited { .. } | AuthError::NotAuthorized | AuthError::Store(_)) => {
+        other @ (AuthError::NotLoggedIn
+        | AuthError::NoUsername
+        | AuthError::RateLimited { .. }
+        | AuthError::NotAuthorized
+        | AuthError::Store(_)) => {
             return auth_response(other);
         }
     };
@@ -166,10 +164,9 @@ fn auth_response(error: AuthError) -> Response {
             401,
             json!({"success": false, "error": "You must be logged in to do this.", "status": "error", "message": "You must be logged in to do this."}),
         ),
-        AuthError::NoUsername => (
-            400,
-            json!({"success": false, "error": "Users must have a username [error-unauthorized]", "errorType": "error-unauthorized"}),
-        ),
+        AuthError::NoUsername => {
+            (400, json!({"success": false, "error": "Users must have a username [error-unauthorized]", "errorType": "error-unauthorized"}))
+        }
         AuthError::RateLimited { wait_seconds } => (
             429,
             plain(&format!(

@@ -42,7 +42,7 @@ fn run(req: &Request, env: &Env<'_>) -> Result<Map<String, Value>, ApiError> {
 
     let settings = Settings::load(env.variables)?;
     let now = (env.clock)();
-    let admitted = auth::admit(env.store, Identity::Token(caller), &creds, &RoutePolicy::TOKEN_ONLY, &settings, now)?;
+    let admitted = auth::admit(env.store, Identity::Token(Box::new(caller)), &creds, &RoutePolicy::TOKEN_ONLY, &settings, now)?;
     let guard = Users::new(env.store).two_factor(&admitted.user.id)?;
     let current = token::hash_token(creds.token.unwrap_or_default());
     let ctx = CallContext {
@@ -66,11 +66,7 @@ fn run(req: &Request, env: &Env<'_>) -> Result<Map<String, Value>, ApiError> {
             batch.commit(env.store)?;
             done.result
         }
-        None => MethodResult::Error(MeteorError {
-            error: json!(404),
-            reason: Some(format!("Method '{method}' not found")),
-            details: None,
-        }),
+        None => MethodResult::Error(MeteorError { error: json!(404), reason: Some(format!("Method '{method}' not found")), details: None }),
     };
 
     let mut envelope = Map::new();

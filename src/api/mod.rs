@@ -13,9 +13,9 @@ pub mod views;
 
 pub use error::ApiError;
 
+use crate::auth;
 use crate::auth::Credentials;
 use crate::auth::second_factor::Presented;
-use crate::auth;
 use crate::settings::{AdminBootstrap, VariableSource};
 use crate::store::KvStore;
 use crate::store::schema::Date;
@@ -54,10 +54,8 @@ impl Request {
     pub fn new(method: &str, path_and_query: &str, headers: impl IntoIterator<Item = (String, Vec<u8>)>) -> Self {
         let without_fragment = path_and_query.split('#').next().unwrap_or_default();
         let (path, query) = without_fragment.split_once('?').unwrap_or((without_fragment, ""));
-        let headers = headers
-            .into_iter()
-            .map(|(name, value)| (name.to_ascii_lowercase(), String::from_utf8_lossy(&value).into_owned()))
-            .collect();
+        let headers =
+            headers.into_iter().map(|(name, value)| (name.to_ascii_lowercase(), String::from_utf8_lossy(&value).into_owned())).collect();
         Self { method: method.to_ascii_uppercase(), path: path.to_owned(), query: query.to_owned(), headers, body: Vec::new() }
     }
 

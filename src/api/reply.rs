@@ -16,11 +16,9 @@ impl Reply {
     /// The HTTP response.
     pub fn into_response(self) -> Response {
         match self {
-            Reply::SyncInProgress => Response {
-                status: 200,
-                headers: Vec::new(),
-                body: json!({"message": "Sync_in_progress", "success": true}),
-            },
+            Reply::SyncInProgress => {
+                Response { status: 200, headers: Vec::new(), body: json!({"message": "Sync_in_progress", "success": true}) }
+            }
         }
     }
 }

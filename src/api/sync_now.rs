@@ -23,7 +23,7 @@ fn run(req: &Request, env: &Env<'_>) -> Result<Response, ApiError> {
     let creds = credentials(req);
     let caller = auth::identify(env.store, &creds, &POLICY)?;
     let settings = Settings::load(env.variables)?;
-    let admitted = auth::admit(env.store, Identity::Token(caller), &creds, &POLICY, &settings, (env.clock)())?;
+    let admitted = auth::admit(env.store, Identity::Token(Box::new(caller)), &creds, &POLICY, &settings, (env.clock)())?;
     let answer = sync_now(env, &settings).map_or_else(ApiError::into_response, Reply::into_response);
     Ok(answer.with_rate_limit(admitted.rate_limit))
 }

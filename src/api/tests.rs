@@ -3,9 +3,9 @@ use std::collections::BTreeMap;
 use serde_json::json;
 
 use super::*;
-use crate::store::schema::Date;
 use crate::auth::token::hash_token;
 use crate::store::memory::MemoryStore;
+use crate::store::schema::Date;
 
 struct Vars(BTreeMap<&'static str, &'static str>);
 
@@ -78,10 +78,7 @@ fn non_utf8_header_values_are_wrong_credentials_not_panics() {
     let clock = || Date { millis: 1 };
     let random = |buf: &mut [u8]| buf.fill(7);
     let env = Env { store: &store, variables: &vars, clock: &clock, random: &random };
-    let headers = vec![
-        ("X-User-Id".to_owned(), b"admin1".to_vec()),
-        ("X-Auth-Token".to_owned(), b"to\xffk".to_vec()),
-    ];
+    let headers = vec![("X-User-Id".to_owned(), b"admin1".to_vec()), ("X-Auth-Token".to_owned(), b"to\xffk".to_vec())];
     let r = route(&Request::new("POST", "/api/v1/ldap.syncNow", headers), &env);
     assert_eq!(r.status, 401);
     let headers = vec![

@@ -112,8 +112,7 @@ fn list_reply(req: &Request, env: &Env<'_>) -> Result<Response, ApiError> {
         Users::new(env.store).all_documents()?.iter().filter(|doc| filter.matches(doc)).map(|doc| list_row(doc, fields)).collect();
     sort.apply(&mut rows);
     let total = rows.len();
-    let users: Vec<Value> =
-        rows.into_iter().skip(page.offset).take(page.count).map(|row| views::rest_dates(Value::Object(row))).collect();
+    let users: Vec<Value> = rows.into_iter().skip(page.offset).take(page.count).map(|row| views::rest_dates(Value::Object(row))).collect();
     let count = users.len();
     let mut body = Map::new();
     body.insert("users".to_owned(), Value::Array(users));
@@ -305,9 +304,10 @@ impl Page {
 }
 
 fn non_negative(name: &str, raw: &str) -> Result<usize, ApiError> {
-    parse_int(raw).filter(|n| *n >= 0).map(|n| usize::try_from(n).unwrap_or(usize::MAX)).ok_or_else(|| {
-        ApiError::BadRequest(format!("invalid value \"{raw}\" for parameter {name}: expected a non-negative integer"))
-    })
+    parse_int(raw)
+        .filter(|n| *n >= 0)
+        .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
+        .ok_or_else(|| ApiError::BadRequest(format!("invalid value \"{raw}\" for parameter {name}: expected a non-negative integer")))
 }
 
 /// JavaScript's `parseInt(text)` in base 10: leading white space, a sign,

@@ -71,12 +71,7 @@ pub fn me(user: &UserDoc, origin: &str) -> Map<String, Value> {
     if let Some(email) = user.emails.iter().find(|e| e.verified) {
         out.insert("email".to_owned(), json!(email.address));
     }
-    let preferences = user
-        .extra
-        .get("settings")
-        .and_then(|s| s.get("preferences"))
-        .cloned()
-        .unwrap_or_else(|| json!({}));
+    let preferences = user.extra.get("settings").and_then(|s| s.get("preferences")).cloned().unwrap_or_else(|| json!({}));
     out.insert("settings".to_owned(), json!({"profile": {}, "preferences": preferences}));
     out.insert("avatarUrl".to_owned(), json!(format!("{origin}/avatar/{}", user.username.as_deref().unwrap_or_default())));
     out.insert("isOAuthUser".to_owned(), json!(false));

@@ -101,7 +101,11 @@ pub fn call(name: &str, params: &[Value], ctx: &CallContext<'_>) -> Option<Call>
             };
             if ctx.user.emails.iter().any(|e| !e.verified) {
                 let reason = "You need to verify your emails before setting up 2FA";
-                return Some(done(MethodResult::Error(MeteorError::new("error-invalid-user", Some(reason), Some(json!({"method": name}))))));
+                return Some(done(MethodResult::Error(MeteorError::new(
+                    "error-invalid-user",
+                    Some(reason),
+                    Some(json!({"method": name})),
+                ))));
             }
             let mut bytes = [0u8; SECRET_BYTES];
             (ctx.random)(&mut bytes);
@@ -119,9 +123,14 @@ pub fn call(name: &str, params: &[Value], ctx: &CallContext<'_>) -> Option<Call>
                 return Some(done(MethodResult::Error(MeteorError::new("invalid-totp", None, None))));
             };
             let code = first_string();
-            let (verdict, guard) = guarded(ctx.guard, ctx.now, |g| verify_code(&temp, None, &code, g, ctx.settings, ctx.now) == Verified::Totp);
+            let (verdict, guard) =
+                guarded(ctx.guard, ctx.now, |g| verify_code(&temp, None, &code, g, ctx.settings, ctx.now) == Verified::Totp);
             if verdict.is_err() {
-                return Some(Call { result: MethodResult::Error(MeteorError::new("invalid-totp", None, None)), user: None, guard: Some(guard) });
+                return Some(Call {
+                    result: MethodResult::Error(MeteorError::new("invalid-totp", None, None)),
+                    user: None,
+                    guard: Some(guard),
+                });
             }
             let (codes, hashed) = backup_codes(ctx.random);
             let mut user = ctx.user.clone();

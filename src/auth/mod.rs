@@ -88,7 +88,7 @@ pub struct Caller {
 /// How [`admit`] learns who is calling.
 pub enum Identity<'a> {
     /// A token route: the caller [`identify`] found.
-    Token(Caller),
+    Token(Box<Caller>),
     /// Login: proves the password (and may create a directory user). Runs
     /// after the limiter has counted the attempt, so guessing is limited
     /// before any password work is done.
@@ -184,6 +184,7 @@ fn gate(
     };
     let (user, guard, route_permission) = match identity {
         Identity::Token(caller) => {
+            let caller = *caller;
             if caller.user.username.as_deref().is_none_or(str::is_empty) {
                 return Err(AuthError::NoUsername);
             }

@@ -34,14 +34,9 @@ pub fn count_call(stored: Option<RateWindow>, settings: &RateLimit, now: Date) -
         Some(w) if w.reset_at > now => RateWindow { count: w.count.saturating_add(1), reset_at: w.reset_at },
         _ => RateWindow { count: 1, reset_at: Date { millis: now.millis + i64::from(settings.window_ms) } },
     };
-    let refused_for = (window.count > settings.calls)
-        .then(|| u64::try_from(window.reset_at.millis - now.millis).unwrap_or(0).div_ceil(1000));
-    RateDecision {
-        window,
-        limit: settings.calls,
-        remaining: settings.calls.saturating_sub(window.count),
-        refused_for,
-    }
+    let refused_for =
+        (window.count > settings.calls).then(|| u64::try_from(window.reset_at.millis - now.millis).unwrap_or(0).div_ceil(1000));
+    RateDecision { window, limit: settings.calls, remaining: settings.calls.saturating_sub(window.count), refused_for }
 }
 
 #[cfg(test)]

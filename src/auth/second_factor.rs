@@ -121,12 +121,9 @@ pub fn check(
     let (verdict, guard) = guarded(guard, now, |guard| match method {
         Method::Totp => verify_totp(user, guard, code, settings, now, &mut user_after),
         Method::Email => false,
-        Method::Password => user
-            .services
-            .password
-            .as_ref()
-            .and_then(|p| p.bcrypt.as_deref())
-            .is_some_and(|hash| totp::password_matches(code, hash)),
+        Method::Password => {
+            user.services.password.as_ref().and_then(|p| p.bcrypt.as_deref()).is_some_and(|hash| totp::password_matches(code, hash))
+        }
     });
     match verdict {
         Ok(()) => Checked { verdict: Ok(()), guard: Some(guard), user: user_after },

@@ -22,9 +22,7 @@ pub fn holds_token(user: &UserDoc, token: &str) -> bool {
     resume
         .login_tokens
         .iter()
-        .fold(subtle::Choice::from(0), |found, stored| {
-            found | stored.hashed_token.as_bytes().ct_eq(presented.as_bytes())
-        })
+        .fold(subtle::Choice::from(0), |found, stored| found | stored.hashed_token.as_bytes().ct_eq(presented.as_bytes()))
         .into()
 }
 

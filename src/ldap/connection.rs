@@ -7,12 +7,12 @@
 use std::num::NonZeroU32;
 
 use bytes::BytesMut;
+use ldap3_proto::LdapMsg;
+use ldap3_proto::control::LdapControl;
 use ldap3_proto::proto::{
     LdapBindCred, LdapBindRequest, LdapDerefAliases, LdapExtendedRequest, LdapFilter, LdapOp, LdapResult, LdapResultCode,
     LdapSearchRequest, LdapSearchScope,
 };
-use ldap3_proto::LdapMsg;
-use ldap3_proto::control::LdapControl;
 
 use crate::settings::Scope;
 

@@ -50,10 +50,7 @@ impl DirectoryEntry {
         if name.eq_ignore_ascii_case("dn") {
             return Some(vec![self.dn.as_str().as_bytes()]);
         }
-        self.attributes
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, vals)| vals.iter().map(Vec::as_slice).collect())
+        self.attributes.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, vals)| vals.iter().map(Vec::as_slice).collect())
     }
 
     /// The values of `name` that are non-empty, decoded as UTF-8 (lossily).

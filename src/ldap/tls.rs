@@ -46,7 +46,8 @@ pub fn server_name(settings: &LdapConnection, ip: std::net::IpAddr) -> Result<Se
     if host.is_empty() {
         return Ok(ServerName::IpAddress(ip.into()));
     }
-    ServerName::try_from(host.to_owned()).map_err(|_| LdapError::TlsConfig(format!("ldap_host {host:?} is not a valid DNS name or IP address")))
+    ServerName::try_from(host.to_owned())
+        .map_err(|_| LdapError::TlsConfig(format!("ldap_host {host:?} is not a valid DNS name or IP address")))
 }
 
 /// Verification turned off, by explicit operator choice only.

@@ -45,10 +45,7 @@ fn every_lookup_is_declared() {
 fn spin_toml_declares_every_variable_with_the_same_default() {
     let manifest = include_str!("../../spin.toml");
     for v in VARIABLES {
-        let line = manifest
-            .lines()
-            .find(|l| l.starts_with(&format!("{} = {{", v.name)))
-            .unwrap_or_else(|| String::new().leak());
+        let line = manifest.lines().find(|l| l.starts_with(&format!("{} = {{", v.name))).unwrap_or_else(|| String::new().leak());
         assert!(!line.is_empty(), "spin.toml [variables] lacks {}", v.name);
         let escaped = v.default.replace('\\', "\\\\");
         assert!(line.contains(&format!("default = \"{escaped}\"")), "default of {} differs: {line}", v.name);

@@ -13,17 +13,14 @@ pub struct SpinStore {
 impl SpinStore {
     /// Opens a store by label.
     pub fn open(label: &str) -> Result<Self, StoreError> {
-        store::open(label)
-            .map(|bucket| Self { bucket })
-            .map_err(|e| StoreError::Open { label: label.to_owned(), reason: describe(&e) })
+        store::open(label).map(|bucket| Self { bucket }).map_err(|e| StoreError::Open { label: label.to_owned(), reason: describe(&e) })
     }
 }
 
 impl KvStore for SpinStore {
     fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
         // get-many answers only the keys it found, in no promised order.
-        let found = batch::get_many(&self.bucket, keys)
-            .map_err(|e| StoreError::Backend { op: "get-many", reason: describe(&e) })?;
+        let found = batch::get_many(&self.bucket, keys).map_err(|e| StoreError::Backend { op: "get-many", reason: describe(&e) })?;
         let mut by_key: std::collections::HashMap<String, Option<Vec<u8>>> = found.into_iter().collect();
         Ok(keys.iter().map(|k| by_key.remove(k).flatten()).collect())
     }
@@ -32,8 +29,7 @@ impl KvStore for SpinStore {
         if pairs.is_empty() {
             return Ok(());
         }
-        batch::set_many(&self.bucket, &pairs)
-            .map_err(|e| StoreError::Backend { op: "set-many", reason: describe(&e) })
+        batch::set_many(&self.bucket, &pairs).map_err(|e| StoreError::Backend { op: "set-many", reason: describe(&e) })
     }
 
     fn keys(&self) -> Result<Vec<String>, StoreError> {
@@ -44,8 +40,7 @@ impl KvStore for SpinStore {
         if keys.is_empty() {
             return Ok(());
         }
-        batch::delete_many(&self.bucket, keys)
-            .map_err(|e| StoreError::Backend { op: "delete-many", reason: describe(&e) })
+        batch::delete_many(&self.bucket, keys).map_err(|e| StoreError::Backend { op: "delete-many", reason: describe(&e) })
     }
 }
 
@@ -54,7 +49,8 @@ impl SpinStore {
         let mut all = Vec::new();
         let mut cursor = None;
         loop {
-            let page = self.bucket.list_keys(cursor.as_deref()).map_err(|e| StoreError::Backend { op: "list-keys", reason: describe(&e) })?;
+            let page =
+                self.bucket.list_keys(cursor.as_deref()).map_err(|e| StoreError::Backend { op: "list-keys", reason: describe(&e) })?;
             all.extend(page.keys);
             match page.cursor {
                 Some(next) if !next.is_empty() => cursor = Some(next),

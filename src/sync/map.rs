@@ -86,9 +86,7 @@ pub fn map_entry(entry: &DirectoryEntry, search: &LdapSearch, accounts: &Account
     }
 
     let name = search.name_field.render(|attr| entry.texts(attr)).filter(|n| !n.trim().is_empty());
-    let extension = Some(search.extension_field.as_str())
-        .filter(|f| !f.is_empty())
-        .and_then(|f| entry.texts(f).into_iter().next());
+    let extension = Some(search.extension_field.as_str()).filter(|f| !f.is_empty()).and_then(|f| entry.texts(f).into_iter().next());
     Ok(RcUser { dn: entry.dn.clone(), ldap_id: LdapId::new(id_attribute, id), username, emails, name, extension })
 }
 
@@ -122,10 +120,9 @@ pub fn slugify(text: &str) -> String {
     for c in ascii.chars() {
         match c {
             'a'..='z' | '0'..='9' | '_' => out.push(c),
-            c if (c.is_ascii_whitespace() || c.is_ascii_punctuation())
-                && !out.ends_with('.') => {
-                    out.push('.');
-                }
+            c if (c.is_ascii_whitespace() || c.is_ascii_punctuation()) && !out.ends_with('.') => {
+                out.push('.');
+            }
             _ => {}
         }
     }

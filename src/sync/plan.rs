@@ -241,4 +241,3 @@ fn name_from_username(username: &str) -> String {
         .collect::<Vec<_>>()
         .join(" ")
 }
-

@@ -36,7 +36,12 @@ pub fn run(store: &dyn KvStore, settings: &Settings, ctx: &mut RunContext<'_>) -
 }
 
 /// The scan against any [`Directory`]: [`run`] without the connection.
-pub fn run_with(store: &dyn KvStore, settings: &Settings, directory: &mut dyn Directory, ctx: &mut RunContext<'_>) -> Result<SyncReport, SyncError> {
+pub fn run_with(
+    store: &dyn KvStore,
+    settings: &Settings,
+    directory: &mut dyn Directory,
+    ctx: &mut RunContext<'_>,
+) -> Result<SyncReport, SyncError> {
     let started = (ctx.clock)();
     let mut report = SyncReport { started_at: Some(started), ..SyncReport::default() };
     let result = scan(store, settings, directory, ctx, &mut report);

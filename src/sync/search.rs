@@ -13,19 +13,11 @@ use super::map;
 /// a scripted directory.
 pub trait Directory {
     /// Runs `spec`, handing entries over one page at a time.
-    fn search(
-        &mut self,
-        spec: SearchSpec,
-        on_page: &mut dyn FnMut(Vec<DirectoryEntry>) -> Result<(), SyncError>,
-    ) -> Result<(), SyncError>;
+    fn search(&mut self, spec: SearchSpec, on_page: &mut dyn FnMut(Vec<DirectoryEntry>) -> Result<(), SyncError>) -> Result<(), SyncError>;
 }
 
 impl Directory for Session {
-    fn search(
-        &mut self,
-        spec: SearchSpec,
-        on_page: &mut dyn FnMut(Vec<DirectoryEntry>) -> Result<(), SyncError>,
-    ) -> Result<(), SyncError> {
+    fn search(&mut self, spec: SearchSpec, on_page: &mut dyn FnMut(Vec<DirectoryEntry>) -> Result<(), SyncError>) -> Result<(), SyncError> {
         Session::search(self, spec, on_page)
     }
 }

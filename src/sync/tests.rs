@@ -38,11 +38,7 @@ struct Scripted {
 }
 
 impl Directory for Scripted {
-    fn search(
-        &mut self,
-        spec: SearchSpec,
-        on_page: &mut dyn FnMut(Vec<DirectoryEntry>) -> Result<(), SyncError>,
-    ) -> Result<(), SyncError> {
+    fn search(&mut self, spec: SearchSpec, on_page: &mut dyn FnMut(Vec<DirectoryEntry>) -> Result<(), SyncError>) -> Result<(), SyncError> {
         self.seen = Some(spec);
         for (i, page) in self.pages.clone().into_iter().enumerate() {
             if self.fail_after == Some(i) {
@@ -137,7 +133,8 @@ fn creates_then_leaves_unchanged_then_updates() {
 fn entry_problems_skip_only_that_entry() {
     let store = MemoryStore::default();
     let s = settings(&[]);
-    let no_mail = DirectoryEntry::new("uid=nomail,dc=x", vec![("entryUUID".into(), vec![b"u9".to_vec()]), ("uid".into(), vec![b"nomail".to_vec()])]);
+    let no_mail =
+        DirectoryEntry::new("uid=nomail,dc=x", vec![("entryUUID".into(), vec![b"u9".to_vec()]), ("uid".into(), vec![b"nomail".to_vec()])]);
     let clash = person("u4", "alice", "other@x.org");
     let report = run_pages(&store, &s, vec![vec![person("u1", "alice", "alice@x.org"), no_mail, clash]], 1).0.expect("runs");
     assert_eq!((report.created, report.failed), (1, 2));
@@ -149,7 +146,8 @@ fn entry_problems_skip_only_that_entry() {
 fn a_failed_read_aborts_but_keeps_written_pages_valid() {
     let store = MemoryStore::default();
     let s = settings(&[]);
-    let mut dir = Scripted { pages: vec![vec![person("u1", "a", "a@x.org")], vec![person("u2", "b", "b@x.org")]], fail_after: Some(1), seen: None };
+    let mut dir =
+        Scripted { pages: vec![vec![person("u1", "a", "a@x.org")], vec![person("u2", "b", "b@x.org")]], fail_after: Some(1), seen: None };
     let clock = || Date { millis: 5 };
     let err = run_with(&store, &s, &mut dir, &mut RunContext { clock: &clock }).expect_err("aborts");
     assert_eq!(err.to_string(), "search: the LDAP server closed the connection");

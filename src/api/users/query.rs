@@ -448,8 +448,7 @@ fn verify(query: &Map<String, Value>, parent: &str, inclusive: &[&str]) -> Resul
 }
 
 fn attribute_allowed(path: &str, inclusive: &[&str]) -> bool {
-    inclusive.contains(&path)
-        || PREFIX_RULES.iter().any(|(field, prefix)| inclusive.contains(field) && path.starts_with(prefix))
+    inclusive.contains(&path) || PREFIX_RULES.iter().any(|(field, prefix)| inclusive.contains(field) && path.starts_with(prefix))
 }
 
 /// `String(value)` of a non-array JSON value, for upstream's message.

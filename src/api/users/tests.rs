@@ -150,7 +150,22 @@ fn info_about_myself_shows_services_as_flags_only() {
     let keys: Vec<&str> = r.body["user"].as_object().map(|u| u.keys().map(String::as_str).collect()).unwrap_or_default();
     assert_eq!(
         keys,
-        ["_id", "createdAt", "username", "name", "emails", "status", "active", "roles", "type", "importIds", "services", "bio", "nickname", "canViewAllInfo"]
+        [
+            "_id",
+            "createdAt",
+            "username",
+            "name",
+            "emails",
+            "status",
+            "active",
+            "roles",
+            "type",
+            "importIds",
+            "services",
+            "bio",
+            "nickname",
+            "canViewAllInfo"
+        ]
     );
 }
 
@@ -199,9 +214,7 @@ fn import_id_searches_need_view_all_info() {
 #[test]
 fn info_parameters_follow_the_schema() {
     let store = seeded();
-    let params = |message: &str| {
-        json!({"success": false, "error": format!("{message} [invalid-params]"), "errorType": "invalid-params"})
-    };
+    let params = |message: &str| json!({"success": false, "error": format!("{message} [invalid-params]"), "errorType": "invalid-params"});
     let missing = "must have required property 'userId'\n must have required property 'username'\n must have required property 'importId'\n must match a schema in anyOf";
     let r = info_of(&store, "", "ann1");
     assert_eq!((r.status, r.body), (400, params(missing)));
@@ -211,7 +224,8 @@ fn info_parameters_follow_the_schema() {
     let two = "must NOT have additional properties\n must NOT have additional properties\n must have required property 'importId'\n must match a schema in anyOf";
     assert_eq!((r.status, r.body), (400, params(two)));
     let r = info_of(&store, "userId=ann1&userId=bob1", "ann1");
-    let repeated = "must be string\n must have required property 'username'\n must have required property 'importId'\n must match a schema in anyOf";
+    let repeated =
+        "must be string\n must have required property 'username'\n must have required property 'importId'\n must match a schema in anyOf";
     assert_eq!((r.status, r.body), (400, params(repeated)));
     // The optional keys are accepted and ignored.
     let r = info_of(&store, "userId=ann1&includeUserRooms=true&fields=%7B%22services%22%3A1%7D", "bob1");
@@ -231,8 +245,12 @@ fn both_routes_need_a_login_and_a_username() {
         let r = call(&store, handler, "/api/v1/users.list?userId=ann1", Some("noname1"));
         assert_eq!(r.status, 401);
     }
-    put(&store, "user:nameless", json!({"_id": "nameless", "roles": ["admin"],
-        "services": {"resume": {"loginTokens": [{"hashedToken": hash_token("tok-nameless")}]}}}));
+    put(
+        &store,
+        "user:nameless",
+        json!({"_id": "nameless", "roles": ["admin"],
+        "services": {"resume": {"loginTokens": [{"hashedToken": hash_token("tok-nameless")}]}}}),
+    );
     let r = info_of(&store, "userId=ann1", "nameless");
     assert_eq!(r.body["errorType"], json!("error-unauthorized"));
 }
@@ -369,9 +387,18 @@ fn query_attributes_are_checked_like_is_valid_query() {
     assert_eq!(refused(&enc(r#"{"active":{"$ne":false}}"#), "ann1"), (400, invalid_query("Invalid attribute: active.$ne")));
     assert_eq!(refused(&enc(r#"{"_id":"ann1"}"#), "ann1"), (400, invalid_query("Invalid attribute: _id")));
     assert_eq!(refused(&enc(r#"{"$regex":"a"}"#), "ann1"), (400, invalid_query("Invalid operation: $regex")));
-    assert_eq!(refused(&enc(r#"{"$or":{"username":"ann"}}"#), "ann1"), (400, invalid_query("Invalid parameter for operation: $or : [object Object]")));
-    assert_eq!(refused(&enc(r#"{"$or":[{"services.password.bcrypt":"x"}]}"#), "admin1"), (400, invalid_query("Invalid attribute: services.password.bcrypt")));
-    assert_eq!(refused(&enc(r#"{"$or":[{"emails.address":"ann@example.org"}]}"#), "ann1"), (400, invalid_query("Invalid attribute: emails.address")));
+    assert_eq!(
+        refused(&enc(r#"{"$or":{"username":"ann"}}"#), "ann1"),
+        (400, invalid_query("Invalid parameter for operation: $or : [object Object]"))
+    );
+    assert_eq!(
+        refused(&enc(r#"{"$or":[{"services.password.bcrypt":"x"}]}"#), "admin1"),
+        (400, invalid_query("Invalid attribute: services.password.bcrypt"))
+    );
+    assert_eq!(
+        refused(&enc(r#"{"$or":[{"emails.address":"ann@example.org"}]}"#), "ann1"),
+        (400, invalid_query("Invalid attribute: emails.address"))
+    );
     assert_eq!(refused(&enc(r#"{"$and":["x"]}"#), "ann1"), (400, invalid_query("Invalid attribute: 0")));
     assert_eq!(refused(&enc(r#"[1]"#), "ann1"), (400, invalid_query("Invalid attribute: 0")));
     let unparsable = json!({"success": false, "error": "Invalid query parameter provided: \"{x\" [error-invalid-query]",

@@ -82,7 +82,8 @@ fn enable_needs_verified_emails() {
     u.emails[0].verified = false;
     let guard = TwoFactorGuard::default();
     let random = |buf: &mut [u8]| buf.fill(1);
-    let ctx = CallContext { user: &u, guard: &guard, current_token_hash: "", settings: &SETTINGS, now: Date { millis: 0 }, random: &random };
+    let ctx =
+        CallContext { user: &u, guard: &guard, current_token_hash: "", settings: &SETTINGS, now: Date { millis: 0 }, random: &random };
     let MethodResult::Error(e) = call("2fa:enable", &[], &ctx).expect("known").result else { unreachable!("an error") };
     assert_eq!(
         e.to_json(),

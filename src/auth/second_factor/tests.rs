@@ -9,12 +9,8 @@ const T59: Date = Date { millis: 59_000 };
 
 fn totp_user() -> UserDoc {
     let mut user = UserDoc { id: "u1".into(), username: Some("alice".into()), ..Default::default() };
-    user.services.totp = Some(Totp {
-        enabled: true,
-        secret: Some(SECRET.into()),
-        hashed_backup: Some(vec![sha256_hex("ABCD2345")]),
-        ..Default::default()
-    });
+    user.services.totp =
+        Some(Totp { enabled: true, secret: Some(SECRET.into()), hashed_backup: Some(vec![sha256_hex("ABCD2345")]), ..Default::default() });
     user
 }
 

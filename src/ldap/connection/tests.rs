@@ -45,12 +45,20 @@ fn bind_success_and_failure() {
     conn.bind("cn=svc", "pw").expect("queues");
     let msg = sent(&mut conn);
     assert!(matches!(msg.op, LdapOp::BindRequest(_)));
-    conn.receive(&frame(msg.msgid, LdapOp::BindResponse(LdapBindResponse { res: result(LdapResultCode::Success), saslcreds: None }), vec![]));
+    conn.receive(&frame(
+        msg.msgid,
+        LdapOp::BindResponse(LdapBindResponse { res: result(LdapResultCode::Success), saslcreds: None }),
+        vec![],
+    ));
     assert_eq!(conn.poll().expect("ok"), Some(Event::Bound));
 
     conn.bind("cn=svc", "bad").expect("queues");
     let msg = sent(&mut conn);
-    conn.receive(&frame(msg.msgid, LdapOp::BindResponse(LdapBindResponse { res: result(LdapResultCode::InvalidCredentials), saslcreds: None }), vec![]));
+    conn.receive(&frame(
+        msg.msgid,
+        LdapOp::BindResponse(LdapBindResponse { res: result(LdapResultCode::InvalidCredentials), saslcreds: None }),
+        vec![],
+    ));
     let e = conn.poll().expect_err("fails");
     assert_eq!(e.to_string(), "bind failed: invalidCredentials (49): diag");
 }
@@ -65,7 +73,11 @@ fn paged_search_queues_the_next_page_and_sends_no_size_limit() {
     assert_eq!(ctrl, vec![LdapControl::SimplePagedResults { size: 2, cookie: vec![] }]);
 
     let mut wire = frame(msgid, entry("uid=a,dc=x"), vec![]);
-    wire.extend(frame(msgid, LdapOp::SearchResultDone(result(LdapResultCode::Success)), vec![LdapControl::SimplePagedResults { size: 0, cookie: b"c1".to_vec() }]));
+    wire.extend(frame(
+        msgid,
+        LdapOp::SearchResultDone(result(LdapResultCode::Success)),
+        vec![LdapControl::SimplePagedResults { size: 0, cookie: b"c1".to_vec() }],
+    ));
     // Byte by byte: partial frames must yield "need more".
     let mut events = Vec::new();
     for b in wire {
@@ -77,7 +89,11 @@ fn paged_search_queues_the_next_page_and_sends_no_size_limit() {
     assert!(matches!(events.as_slice(), [Event::Entry(e), Event::PageDone] if e.dn == "uid=a,dc=x"));
     let next = sent(&mut conn);
     assert_eq!(next.ctrl, vec![LdapControl::SimplePagedResults { size: 2, cookie: b"c1".to_vec() }]);
-    conn.receive(&frame(next.msgid, LdapOp::SearchResultDone(result(LdapResultCode::Success)), vec![LdapControl::SimplePagedResults { size: 0, cookie: vec![] }]));
+    conn.receive(&frame(
+        next.msgid,
+        LdapOp::SearchResultDone(result(LdapResultCode::Success)),
+        vec![LdapControl::SimplePagedResults { size: 0, cookie: vec![] }],
+    ));
     assert_eq!(conn.poll().expect("ok"), Some(Event::SearchDone));
 }
 
@@ -102,7 +118,11 @@ fn notice_of_disconnection_and_stray_ids_are_errors() {
     assert!(matches!(conn.poll(), Err(LdapError::UnexpectedResponse { .. })));
     conn.receive(&frame(
         0,
-        LdapOp::ExtendedResponse(ldap3_proto::proto::LdapExtendedResponse { res: result(LdapResultCode::Unavailable), name: None, value: None }),
+        LdapOp::ExtendedResponse(ldap3_proto::proto::LdapExtendedResponse {
+            res: result(LdapResultCode::Unavailable),
+            name: None,
+            value: None,
+        }),
         vec![],
     ));
     assert!(matches!(conn.poll(), Err(LdapError::Disconnected(_))));

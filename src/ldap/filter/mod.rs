@@ -67,10 +67,7 @@ pub enum FilterError {
     },
     /// The text ended while the grammar still wanted something.
     #[error("unexpected end of filter at position {position}, expected {expected}")]
-    UnexpectedEnd {
-        expected: &'static str,
-        position: usize,
-    },
+    UnexpectedEnd { expected: &'static str, position: usize },
     /// A `\` not followed by two hex digits (RFC 4515 §3 `escaped`). The old
     /// RFC 2254 `\*` form is not accepted.
     #[error("invalid escape '{escape}' at position {position}")]
@@ -101,9 +98,7 @@ pub enum FilterError {
     /// Escapes decoded to bytes that are not UTF-8. LDAP allows any octets, but
     /// ldap3_proto filter values are `String`s; `position` is the escape that
     /// starts the bad sequence.
-    #[error(
-        "byte value \\{byte:02x} at position {position} cannot be represented: ldap3_proto filter values must be UTF-8"
-    )]
+    #[error("byte value \\{byte:02x} at position {position} cannot be represented: ldap3_proto filter values must be UTF-8")]
     NotUtf8 { byte: u8, position: usize },
 }
 
@@ -124,11 +119,7 @@ impl FilterError {
 }
 
 fn describe_char(c: char) -> String {
-    if c == '\0' {
-        "NUL".to_owned()
-    } else {
-        format!("'{c}'")
-    }
+    if c == '\0' { "NUL".to_owned() } else { format!("'{c}'") }
 }
 
 /// `ldap_user_search_filter`, parsed once ([`parse_user_filter`]); a blank

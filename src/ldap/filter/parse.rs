@@ -46,10 +46,7 @@ pub fn parse_user_filter(text: &str) -> Result<Option<LdapFilter>, FilterError> 
 
 fn check_length(text: &str) -> Result<(), FilterError> {
     if text.len() > MAX_FILTER_LEN {
-        return Err(FilterError::TooLong {
-            length: text.len(),
-            position: MAX_FILTER_LEN,
-        });
+        return Err(FilterError::TooLong { length: text.len(), position: MAX_FILTER_LEN });
     }
     Ok(())
 }
@@ -83,11 +80,7 @@ impl Piece {
     }
 
     fn into_non_empty(self) -> Result<Option<String>, FilterError> {
-        if self.bytes.is_empty() {
-            Ok(None)
-        } else {
-            self.into_string().map(Some)
-        }
+        if self.bytes.is_empty() { Ok(None) } else { self.into_string().map(Some) }
     }
 }
 
@@ -103,20 +96,11 @@ struct Parser<'a> {
 
 impl<'a> Parser<'a> {
     fn new(text: &'a str, start: usize, end: usize) -> Self {
-        Self {
-            text,
-            bytes: text.as_bytes(),
-            pos: start,
-            end,
-        }
+        Self { text, bytes: text.as_bytes(), pos: start, end }
     }
 
     fn byte_at(&self, at: usize) -> Option<u8> {
-        if at < self.end {
-            self.bytes.get(at).copied()
-        } else {
-            None
-        }
+        if at < self.end { self.bytes.get(at).copied() } else { None }
     }
 
     fn peek(&self) -> Option<u8> {
@@ -125,14 +109,8 @@ impl<'a> Parser<'a> {
 
     fn fail(&self, expected: &'static str) -> FilterError {
         match self.peek() {
-            None => FilterError::UnexpectedEnd {
-                expected,
-                position: self.pos,
-            },
-            Some(_) => FilterError::Expected {
-                expected,
-                position: self.pos,
-            },
+            None => FilterError::UnexpectedEnd { expected, position: self.pos },
+            Some(_) => FilterError::Expected { expected, position: self.pos },
         }
     }
 
@@ -234,17 +212,9 @@ impl<'a> Parser<'a> {
             return Ok(LdapFilter::Equality(attr, value.unwrap_or_default()));
         }
         // substring = attr EQUALS [initial] any [final]; pieces.len() >= 2 here.
-        let final_ = pieces
-            .pop()
-            .map(Piece::into_non_empty)
-            .transpose()?
-            .flatten();
+        let final_ = pieces.pop().map(Piece::into_non_empty).transpose()?.flatten();
         let mut rest = pieces.into_iter();
-        let initial = rest
-            .next()
-            .map(Piece::into_non_empty)
-            .transpose()?
-            .flatten();
+        let initial = rest.next().map(Piece::into_non_empty).transpose()?.flatten();
         let mut any = Vec::new();
         for piece in rest {
             if let Some(value) = piece.into_non_empty()? {
@@ -254,25 +224,14 @@ impl<'a> Parser<'a> {
         if initial.is_none() && any.is_empty() && final_.is_none() {
             return Ok(LdapFilter::Present(attr));
         }
-        Ok(LdapFilter::Substring(
-            attr,
-            LdapSubstringFilter {
-                initial,
-                any,
-                final_,
-            },
-        ))
+        Ok(LdapFilter::Substring(attr, LdapSubstringFilter { initial, any, final_ }))
     }
 
     /// An `assertionvalue` where `*` must be escaped (`~=`, `>=`, `<=`, `:=`).
     fn plain_value(&mut self) -> Result<String, FilterError> {
         let mut pieces = self.value(false)?;
         // value(false) never splits, so there is exactly one piece.
-        Ok(pieces
-            .pop()
-            .map(Piece::into_string)
-            .transpose()?
-            .unwrap_or_default())
+        Ok(pieces.pop().map(Piece::into_string).transpose()?.unwrap_or_default())
     }
 
     /// `valueencoding = 0*(normal / escaped)` (RFC 4515 §3), read up to the next
@@ -289,10 +248,7 @@ impl<'a> Parser<'a> {
                     self.pos += 1;
                 }
                 Some(found @ (b'(' | b'*' | 0)) => {
-                    return Err(FilterError::UnescapedChar {
-                        found: char::from(found),
-                        position: at,
-                    });
+                    return Err(FilterError::UnescapedChar { found: char::from(found), position: at });
                 }
                 Some(b'\\') => {
                     let byte = self.escape()?;
@@ -321,21 +277,14 @@ impl<'a> Parser<'a> {
 
     fn hex_digit(&self, escape_start: usize, at: usize) -> Result<u8, FilterError> {
         let Some(byte) = self.byte_at(at) else {
-            return Err(FilterError::UnexpectedEnd {
-                expected: HEX_DIGITS,
-                position: at,
-            });
+            return Err(FilterError::UnexpectedEnd { expected: HEX_DIGITS, position: at });
         };
         match byte {
             b'0'..=b'9' => Ok(byte - b'0'),
             b'a'..=b'f' => Ok(byte - b'a' + 10),
             b'A'..=b'F' => Ok(byte - b'A' + 10),
             _ => Err(FilterError::InvalidEscape {
-                escape: self
-                    .text
-                    .get(escape_start..self.end)
-                    .map(|rest| rest.chars().take(3).collect())
-                    .unwrap_or_default(),
+                escape: self.text.get(escape_start..self.end).map(|rest| rest.chars().take(3).collect()).unwrap_or_default(),
                 position: escape_start,
             }),
         }
@@ -362,24 +311,15 @@ impl<'a> Parser<'a> {
         };
         self.expect(b'=', "'=' after ':'")?;
         let match_value = self.plain_value()?;
-        Ok(LdapFilter::Extensible(LdapMatchingRuleAssertion {
-            matching_rule,
-            type_,
-            match_value,
-            dn_attributes,
-        }))
+        Ok(LdapFilter::Extensible(LdapMatchingRuleAssertion { matching_rule, type_, match_value, dn_attributes }))
     }
 
     /// Whether `:dn` here is `dnattrs`. Without an attribute the grammar needs a
     /// matching rule after it, so `(:dn:=x)` is the matching rule named `dn`.
     fn at_dn_attrs(&self, has_type: bool) -> bool {
         let colon_dn_colon = self.byte_at(self.pos) == Some(b':')
-            && self
-                .byte_at(self.pos + 1)
-                .is_some_and(|b| b.eq_ignore_ascii_case(&b'd'))
-            && self
-                .byte_at(self.pos + 2)
-                .is_some_and(|b| b.eq_ignore_ascii_case(&b'n'))
+            && self.byte_at(self.pos + 1).is_some_and(|b| b.eq_ignore_ascii_case(&b'd'))
+            && self.byte_at(self.pos + 2).is_some_and(|b| b.eq_ignore_ascii_case(&b'n'))
             && self.byte_at(self.pos + 3) == Some(b':');
         colon_dn_colon && (has_type || self.byte_at(self.pos + 4) != Some(b'='))
     }
@@ -439,20 +379,14 @@ impl<'a> Parser<'a> {
 
     /// `keychar = ALPHA / DIGIT / HYPHEN`
     fn skip_keychars(&mut self) {
-        while self
-            .peek()
-            .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'-')
-        {
+        while self.peek().is_some_and(|b| b.is_ascii_alphanumeric() || b == b'-') {
             self.pos += 1;
         }
     }
 
     /// `text[start..pos]`; both are on ASCII boundaries when this is called.
     fn slice(&self, start: usize) -> String {
-        self.text
-            .get(start..self.pos)
-            .unwrap_or_default()
-            .to_owned()
+        self.text.get(start..self.pos).unwrap_or_default().to_owned()
     }
 }
 

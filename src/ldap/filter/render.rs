@@ -39,11 +39,7 @@ fn write_filter(out: &mut String, filter: &LdapFilter) {
     out.push('(');
     match filter {
         LdapFilter::And(parts) | LdapFilter::Or(parts) => {
-            out.push(if matches!(filter, LdapFilter::And(_)) {
-                '&'
-            } else {
-                '|'
-            });
+            out.push(if matches!(filter, LdapFilter::And(_)) { '&' } else { '|' });
             for part in parts {
                 write_filter(out, part);
             }

@@ -33,11 +33,7 @@ pub(super) fn ext(attr: Option<&str>, dn: bool, rule: Option<&str>, value: &str)
 pub(super) fn check(text: &str, expected: LdapFilter) {
     assert_eq!(parse(text), Ok(expected.clone()), "{text}");
     let rendered = to_string(&expected);
-    assert_eq!(
-        parse(&rendered),
-        Ok(expected),
-        "{text} rendered as {rendered}"
-    );
+    assert_eq!(parse(&rendered), Ok(expected), "{text} rendered as {rendered}");
 }
 
 #[track_caller]
@@ -57,26 +53,12 @@ fn builders() {
     assert_eq!(or(vec![present("mail")]), present("mail"));
     assert_eq!(and(vec![]), LdapFilter::And(vec![]));
     assert_eq!(or(vec![]), LdapFilter::Or(vec![]));
-    assert_eq!(
-        and(vec![present("a"), equality("b", "c")]),
-        LdapFilter::And(vec![present("a"), eq("b", "c")])
-    );
-    assert_eq!(
-        or(vec![present("a"), equality("b", "c")]),
-        LdapFilter::Or(vec![present("a"), eq("b", "c")])
-    );
+    assert_eq!(and(vec![present("a"), equality("b", "c")]), LdapFilter::And(vec![present("a"), eq("b", "c")]));
+    assert_eq!(or(vec![present("a"), equality("b", "c")]), LdapFilter::Or(vec![present("a"), eq("b", "c")]));
     let combined = and(vec![
-        parse_user_filter("objectClass=person")
-            .expect("valid")
-            .expect("non-empty"),
-        or(vec![
-            equality("uid", "jdoe"),
-            equality("mail", "jdoe@example.com"),
-        ]),
+        parse_user_filter("objectClass=person").expect("valid").expect("non-empty"),
+        or(vec![equality("uid", "jdoe"), equality("mail", "jdoe@example.com")]),
     ]);
-    assert_eq!(
-        to_string(&combined),
-        "(&(objectClass=person)(|(uid=jdoe)(mail=jdoe@example.com)))"
-    );
+    assert_eq!(to_string(&combined), "(&(objectClass=person)(|(uid=jdoe)(mail=jdoe@example.com)))");
     assert_eq!(parse(&to_string(&combined)), Ok(combined));
 }

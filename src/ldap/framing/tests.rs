@@ -1,6 +1,6 @@
 use bytes::BytesMut;
-use ldap3_proto::proto::{LdapOp, LdapResult, LdapResultCode};
 use ldap3_proto::LdapMsg;
+use ldap3_proto::proto::{LdapOp, LdapResult, LdapResultCode};
 
 use super::*;
 
@@ -13,7 +13,12 @@ fn encoded(msg: LdapMsg) -> Vec<u8> {
 fn done(id: i32) -> LdapMsg {
     LdapMsg {
         msgid: id,
-        op: LdapOp::SearchResultDone(LdapResult { code: LdapResultCode::Success, matcheddn: String::new(), message: String::new(), referral: vec![] }),
+        op: LdapOp::SearchResultDone(LdapResult {
+            code: LdapResultCode::Success,
+            matcheddn: String::new(),
+            message: String::new(),
+            referral: vec![],
+        }),
         ctrl: vec![],
     }
 }

@@ -33,7 +33,8 @@ fn entry(attrs: &[(&str, &[&str])]) -> DirectoryEntry {
 
 #[test]
 fn maps_the_usual_fields() {
-    let e = entry(&[("entryUUID", &["abc"]), ("uid", &["Alice"]), ("mail", &["alice@example.org", "a2@example.org"]), ("cn", &["Alice A"])]);
+    let e =
+        entry(&[("entryUUID", &["abc"]), ("uid", &["Alice"]), ("mail", &["alice@example.org", "a2@example.org"]), ("cn", &["Alice A"])]);
     let u = map_entry(&e, &search(), &accounts()).expect("maps");
     assert_eq!(u.ldap_id.attribute, "entryUUID");
     assert_eq!(u.ldap_id.value, "616263");

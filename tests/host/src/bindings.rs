@@ -90,20 +90,13 @@ pub struct State {
 
 impl WasiView for State {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
 }
 
 impl WasiHttpView for State {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView {
-            ctx: &mut self.http,
-            table: &mut self.table,
-            hooks: &mut self.hooks,
-        }
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.hooks }
     }
 }
 
@@ -146,10 +139,7 @@ fn spin_err(e: anyhow::Error) -> spin_kv::Error {
 impl spin_kv::Host for State {}
 
 impl spin_kv::HostStore for State {
-    fn open(
-        &mut self,
-        label: String,
-    ) -> anyhow::Result<Result<Resource<SpinStore>, spin_kv::Error>> {
+    fn open(&mut self, label: String) -> anyhow::Result<Result<Resource<SpinStore>, spin_kv::Error>> {
         match self.check_label(&label) {
             Ok(()) => Ok(Ok(self.table.push(SpinStore { label })?)),
             Err(OpenError::AccessDenied) => Ok(Err(spin_kv::Error::AccessDenied)),
@@ -157,47 +147,27 @@ impl spin_kv::HostStore for State {
         }
     }
 
-    fn get(
-        &mut self,
-        store: Resource<SpinStore>,
-        key: String,
-    ) -> anyhow::Result<Result<Option<Vec<u8>>, spin_kv::Error>> {
+    fn get(&mut self, store: Resource<SpinStore>, key: String) -> anyhow::Result<Result<Option<Vec<u8>>, spin_kv::Error>> {
         let label = &self.table.get(&store)?.label;
         Ok(self.spin.kv.get(label, &key).map_err(spin_err))
     }
 
-    fn set(
-        &mut self,
-        store: Resource<SpinStore>,
-        key: String,
-        value: Vec<u8>,
-    ) -> anyhow::Result<Result<(), spin_kv::Error>> {
+    fn set(&mut self, store: Resource<SpinStore>, key: String, value: Vec<u8>) -> anyhow::Result<Result<(), spin_kv::Error>> {
         let label = &self.table.get(&store)?.label;
         Ok(self.spin.kv.set(label, &key, &value).map_err(spin_err))
     }
 
-    fn delete(
-        &mut self,
-        store: Resource<SpinStore>,
-        key: String,
-    ) -> anyhow::Result<Result<(), spin_kv::Error>> {
+    fn delete(&mut self, store: Resource<SpinStore>, key: String) -> anyhow::Result<Result<(), spin_kv::Error>> {
         let label = &self.table.get(&store)?.label;
         Ok(self.spin.kv.delete(label, &key).map_err(spin_err))
     }
 
-    fn exists(
-        &mut self,
-        store: Resource<SpinStore>,
-        key: String,
-    ) -> anyhow::Result<Result<bool, spin_kv::Error>> {
+    fn exists(&mut self, store: Resource<SpinStore>, key: String) -> anyhow::Result<Result<bool, spin_kv::Error>> {
         let label = &self.table.get(&store)?.label;
         Ok(self.spin.kv.exists(label, &key).map_err(spin_err))
     }
 
-    fn get_keys(
-        &mut self,
-        store: Resource<SpinStore>,
-    ) -> anyhow::Result<Result<Vec<String>, spin_kv::Error>> {
+    fn get_keys(&mut self, store: Resource<SpinStore>) -> anyhow::Result<Result<Vec<String>, spin_kv::Error>> {
         let label = &self.table.get(&store)?.label;
         Ok(self.spin.kv.keys(label).map_err(spin_err))
     }
@@ -219,10 +189,7 @@ impl spin_vars::Host for State {
         }
         Ok(match self.spin.variables.get(&name) {
             Some(value) => Ok(value.clone()),
-            None => Err(spin_vars::Error::Undefined(format!(
-                "no variable for {:?}.{name:?}",
-                &*self.spin.component_id
-            ))),
+            None => Err(spin_vars::Error::Undefined(format!("no variable for {:?}.{name:?}", &*self.spin.component_id))),
         })
     }
 }
@@ -242,10 +209,7 @@ impl State {
 }
 
 impl wasi_store::Host for State {
-    fn open(
-        &mut self,
-        identifier: String,
-    ) -> anyhow::Result<Result<Resource<Bucket>, wasi_store::Error>> {
+    fn open(&mut self, identifier: String) -> anyhow::Result<Result<Resource<Bucket>, wasi_store::Error>> {
         match self.check_label(&identifier) {
             Ok(()) => Ok(Ok(self.table.push(Bucket { label: identifier })?)),
             Err(OpenError::AccessDenied) => Ok(Err(wasi_store::Error::AccessDenied)),
@@ -255,39 +219,22 @@ impl wasi_store::Host for State {
 }
 
 impl wasi_store::HostBucket for State {
-    fn get(
-        &mut self,
-        bucket: Resource<Bucket>,
-        key: String,
-    ) -> anyhow::Result<Result<Option<Vec<u8>>, wasi_store::Error>> {
+    fn get(&mut self, bucket: Resource<Bucket>, key: String) -> anyhow::Result<Result<Option<Vec<u8>>, wasi_store::Error>> {
         let label = self.bucket_label(&bucket)?;
         Ok(self.spin.kv.get(&label, &key).map_err(wasi_err))
     }
 
-    fn set(
-        &mut self,
-        bucket: Resource<Bucket>,
-        key: String,
-        value: Vec<u8>,
-    ) -> anyhow::Result<Result<(), wasi_store::Error>> {
+    fn set(&mut self, bucket: Resource<Bucket>, key: String, value: Vec<u8>) -> anyhow::Result<Result<(), wasi_store::Error>> {
         let label = self.bucket_label(&bucket)?;
         Ok(self.spin.kv.set(&label, &key, &value).map_err(wasi_err))
     }
 
-    fn delete(
-        &mut self,
-        bucket: Resource<Bucket>,
-        key: String,
-    ) -> anyhow::Result<Result<(), wasi_store::Error>> {
+    fn delete(&mut self, bucket: Resource<Bucket>, key: String) -> anyhow::Result<Result<(), wasi_store::Error>> {
         let label = self.bucket_label(&bucket)?;
         Ok(self.spin.kv.delete(&label, &key).map_err(wasi_err))
     }
 
-    fn exists(
-        &mut self,
-        bucket: Resource<Bucket>,
-        key: String,
-    ) -> anyhow::Result<Result<bool, wasi_store::Error>> {
+    fn exists(&mut self, bucket: Resource<Bucket>, key: String) -> anyhow::Result<Result<bool, wasi_store::Error>> {
         let label = self.bucket_label(&bucket)?;
         Ok(self.spin.kv.exists(&label, &key).map_err(wasi_err))
     }
@@ -298,17 +245,10 @@ impl wasi_store::HostBucket for State {
         cursor: Option<String>,
     ) -> anyhow::Result<Result<wasi_store::KeyResponse, wasi_store::Error>> {
         if cursor.is_some() {
-            return Ok(Err(wasi_store::Error::Other(
-                "list_keys: cursor not supported".to_owned(),
-            )));
+            return Ok(Err(wasi_store::Error::Other("list_keys: cursor not supported".to_owned())));
         }
         let label = self.bucket_label(&bucket)?;
-        Ok(self
-            .spin
-            .kv
-            .keys(&label)
-            .map(|keys| wasi_store::KeyResponse { keys, cursor: None })
-            .map_err(wasi_err))
+        Ok(self.spin.kv.keys(&label).map(|keys| wasi_store::KeyResponse { keys, cursor: None }).map_err(wasi_err))
     }
 
     fn drop(&mut self, bucket: Resource<Bucket>) -> anyhow::Result<()> {
@@ -330,11 +270,7 @@ impl batch::Host for State {
         Ok(self.spin.kv.get_many(&label, keys).map_err(wasi_err))
     }
 
-    fn set_many(
-        &mut self,
-        bucket: Resource<Bucket>,
-        key_values: Vec<(String, Vec<u8>)>,
-    ) -> anyhow::Result<Result<(), wasi_store::Error>> {
+    fn set_many(&mut self, bucket: Resource<Bucket>, key_values: Vec<(String, Vec<u8>)>) -> anyhow::Result<Result<(), wasi_store::Error>> {
         let label = self.bucket_label(&bucket)?;
         if key_values.is_empty() {
             return Ok(Ok(()));
@@ -342,11 +278,7 @@ impl batch::Host for State {
         Ok(self.spin.kv.set_many(&label, key_values).map_err(wasi_err))
     }
 
-    fn delete_many(
-        &mut self,
-        bucket: Resource<Bucket>,
-        keys: Vec<String>,
-    ) -> anyhow::Result<Result<(), wasi_store::Error>> {
+    fn delete_many(&mut self, bucket: Resource<Bucket>, keys: Vec<String>) -> anyhow::Result<Result<(), wasi_store::Error>> {
         let label = self.bucket_label(&bucket)?;
         if keys.is_empty() {
             return Ok(Ok(()));
@@ -356,23 +288,12 @@ impl batch::Host for State {
 }
 
 impl atomics::HostCas for State {
-    fn new(
-        &mut self,
-        bucket: Resource<Bucket>,
-        key: String,
-    ) -> anyhow::Result<Result<Resource<Cas>, wasi_store::Error>> {
+    fn new(&mut self, bucket: Resource<Bucket>, key: String) -> anyhow::Result<Result<Resource<Cas>, wasi_store::Error>> {
         let label = self.bucket_label(&bucket)?;
-        Ok(Ok(self.table.push(Cas {
-            label,
-            key,
-            current: None,
-        })?))
+        Ok(Ok(self.table.push(Cas { label, key, current: None })?))
     }
 
-    fn current(
-        &mut self,
-        cas: Resource<Cas>,
-    ) -> anyhow::Result<Result<Option<Vec<u8>>, wasi_store::Error>> {
+    fn current(&mut self, cas: Resource<Cas>) -> anyhow::Result<Result<Option<Vec<u8>>, wasi_store::Error>> {
         let (label, key) = {
             let c = self.table.get(&cas)?;
             (c.label.clone(), c.key.clone())
@@ -393,32 +314,15 @@ impl atomics::HostCas for State {
 }
 
 impl atomics::Host for State {
-    fn increment(
-        &mut self,
-        bucket: Resource<Bucket>,
-        key: String,
-        delta: i64,
-    ) -> anyhow::Result<Result<i64, wasi_store::Error>> {
+    fn increment(&mut self, bucket: Resource<Bucket>, key: String, delta: i64) -> anyhow::Result<Result<i64, wasi_store::Error>> {
         let label = self.bucket_label(&bucket)?;
-        Ok(self
-            .spin
-            .kv
-            .increment(&label, &key, delta)
-            .map_err(wasi_err))
+        Ok(self.spin.kv.increment(&label, &key, delta).map_err(wasi_err))
     }
 
-    fn swap(
-        &mut self,
-        cas: Resource<Cas>,
-        value: Vec<u8>,
-    ) -> anyhow::Result<Result<(), atomics::CasError>> {
+    fn swap(&mut self, cas: Resource<Cas>, value: Vec<u8>) -> anyhow::Result<Result<(), atomics::CasError>> {
         // `swap` takes ownership of the handle.
         let cas = self.table.delete(cas)?;
-        match self
-            .spin
-            .kv
-            .cas_swap(&cas.label, &cas.key, cas.current.as_deref(), &value)
-        {
+        match self.spin.kv.cas_swap(&cas.label, &cas.key, cas.current.as_deref(), &value) {
             Ok(true) => Ok(Ok(())),
             Ok(false) => {
                 // As Spin: hand back a fresh handle that has already read the
@@ -427,11 +331,7 @@ impl atomics::Host for State {
                     Ok(v) => v,
                     Err(e) => return Ok(Err(atomics::CasError::StoreError(wasi_err(e)))),
                 };
-                let retry = self.table.push(Cas {
-                    label: cas.label,
-                    key: cas.key,
-                    current: latest,
-                })?;
+                let retry = self.table.push(Cas { label: cas.label, key: cas.key, current: latest })?;
                 Ok(Err(atomics::CasError::CasFailed(retry)))
             }
             Err(e) => Ok(Err(atomics::CasError::StoreError(wasi_err(e)))),

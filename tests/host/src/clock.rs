@@ -27,9 +27,7 @@ pub struct TestClock {
 
 impl Default for TestClock {
     fn default() -> Self {
-        Self {
-            mode: Arc::new(Mutex::new(Mode::Real)),
-        }
+        Self { mode: Arc::new(Mutex::new(Mode::Real)) }
     }
 }
 
@@ -42,10 +40,7 @@ impl TestClock {
     fn with_mode<R>(&self, f: impl FnOnce(&mut Mode) -> R) -> R {
         // A poisoned lock only means a panic elsewhere while holding it; the
         // `Mode` inside is still a valid value.
-        let mut guard = self
-            .mode
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut guard = self.mode.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         f(&mut guard)
     }
 
@@ -91,9 +86,7 @@ impl HostWallClock for TestClock {
 
     fn now(&self) -> Duration {
         // Times before the epoch cannot be expressed by wasi:clocks; clamp.
-        TestClock::now(self)
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or(Duration::ZERO)
+        TestClock::now(self).duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO)
     }
 }
 
@@ -108,10 +101,7 @@ mod tests {
         let t = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         c.set(t);
         assert_eq!(shared.now(), t);
-        assert_eq!(
-            HostWallClock::now(&shared),
-            Duration::from_secs(1_700_000_000)
-        );
+        assert_eq!(HostWallClock::now(&shared), Duration::from_secs(1_700_000_000));
         c.advance(Duration::from_secs(30));
         assert_eq!(shared.now(), t + Duration::from_secs(30));
 

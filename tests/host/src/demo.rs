@@ -45,50 +45,20 @@ pub struct DemoUser {
     pub mail: &'static str,
 }
 
-const fn user(
-    uid: &'static str,
-    given_name: &'static str,
-    sn: &'static str,
-    cn: &'static str,
-    mail: &'static str,
-) -> DemoUser {
-    DemoUser {
-        uid,
-        cn,
-        sn,
-        given_name,
-        mail,
-    }
+const fn user(uid: &'static str, given_name: &'static str, sn: &'static str, cn: &'static str, mail: &'static str) -> DemoUser {
+    DemoUser { uid, cn, sn, given_name, mail }
 }
 
 /// The twelve users, in LDIF order.
 pub const DEMO_USERS: [DemoUser; 12] = [
-    user(
-        "alice",
-        "Alice",
-        "Smith",
-        "Alice Smith",
-        "alice@example.org",
-    ),
+    user("alice", "Alice", "Smith", "Alice Smith", "alice@example.org"),
     user("bob", "Bob", "Jones", "Bob Jones", "bob@example.org"),
     user("carol", "Carol", "King", "Carol King", "carol@example.org"),
     user("dave", "Dave", "Miller", "Dave Miller", "dave@example.org"),
     user("erin", "Erin", "Clark", "Erin Clark", "erin@example.org"),
-    user(
-        "frank",
-        "Frank",
-        "Wright",
-        "Frank Wright",
-        "frank@example.org",
-    ),
+    user("frank", "Frank", "Wright", "Frank Wright", "frank@example.org"),
     user("grace", "Grace", "Lee", "Grace Lee", "grace@example.org"),
-    user(
-        "heidi",
-        "Heidi",
-        "Novak",
-        "Heidi Novak",
-        "heidi@example.org",
-    ),
+    user("heidi", "Heidi", "Novak", "Heidi Novak", "heidi@example.org"),
     user("ivan", "Ivan", "Petrov", "Ivan Petrov", "ivan@example.org"),
     user("judy", "Judy", "Garcia", "Judy Garcia", "judy@example.org"),
     user("zoe", "Zoë", "Ångström", "Zoë Ångström", "zoe@example.org"),
@@ -118,15 +88,7 @@ pub fn demo_ldif() -> String {
         }
         l.push('\n');
     };
-    entry(
-        DEMO_SUFFIX,
-        &[
-            ("objectClass", "dcObject"),
-            ("objectClass", "organization"),
-            ("dc", "example"),
-            ("o", "Example"),
-        ],
-    );
+    entry(DEMO_SUFFIX, &[("objectClass", "dcObject"), ("objectClass", "organization"), ("dc", "example"), ("o", "Example")]);
     entry(
         DEMO_SVC_DN,
         &[
@@ -137,10 +99,7 @@ pub fn demo_ldif() -> String {
             ("userPassword", DEMO_SVC_PASSWORD),
         ],
     );
-    entry(
-        DEMO_PEOPLE_BASE,
-        &[("objectClass", "organizationalUnit"), ("ou", "people")],
-    );
+    entry(DEMO_PEOPLE_BASE, &[("objectClass", "organizationalUnit"), ("ou", "people")]);
     for u in &DEMO_USERS {
         entry(
             &u.dn(),
@@ -155,15 +114,8 @@ pub fn demo_ldif() -> String {
             ],
         );
     }
-    entry(
-        DEMO_GROUPS_BASE,
-        &[("objectClass", "organizationalUnit"), ("ou", "groups")],
-    );
-    let members: Vec<String> = DEMO_USERS
-        .iter()
-        .filter(|u| u.is_admin())
-        .map(DemoUser::dn)
-        .collect();
+    entry(DEMO_GROUPS_BASE, &[("objectClass", "organizationalUnit"), ("ou", "groups")]);
+    let members: Vec<String> = DEMO_USERS.iter().filter(|u| u.is_admin()).map(DemoUser::dn).collect();
     let mut attrs = vec![("objectClass", "groupOfNames"), ("cn", "admins")];
     attrs.extend(members.iter().map(|m| ("member", m.as_str())));
     entry(DEMO_ADMINS_GROUP_DN, &attrs);
@@ -195,35 +147,19 @@ pub fn demo_variables(port: u16) -> Vec<(&'static str, String)> {
 pub fn spin_variable_lines(port: u16) -> Vec<String> {
     demo_variables(port)
         .into_iter()
-        .map(|(name, value)| {
-            shell_assignment(
-                &format!("SPIN_VARIABLE_{}", name.to_ascii_uppercase()),
-                &value,
-            )
-        })
+        .map(|(name, value)| shell_assignment(&format!("SPIN_VARIABLE_{}", name.to_ascii_uppercase()), &value))
         .collect()
 }
 
 /// `NAME=value`, the value single-quoted when the shell needs it.
 fn shell_assignment(name: &str, value: &str) -> String {
-    let plain = value
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || "_.,=:/@%+-".contains(c));
-    if plain {
-        format!("{name}={value}")
-    } else {
-        format!("{name}='{}'", value.replace('\'', r"'\''"))
-    }
+    let plain = value.chars().all(|c| c.is_ascii_alphanumeric() || "_.,=:/@%+-".contains(c));
+    if plain { format!("{name}={value}") } else { format!("{name}='{}'", value.replace('\'', r"'\''")) }
 }
 
 /// The fixture options for the demo directory on `port` (`None` = a free port).
 pub fn demo_options(port: Option<u16>) -> SlapdOptions {
-    SlapdOptions {
-        suffix: DEMO_SUFFIX.into(),
-        ldif: demo_ldif(),
-        port,
-        ..SlapdOptions::default()
-    }
+    SlapdOptions { suffix: DEMO_SUFFIX.into(), ldif: demo_ldif(), port, ..SlapdOptions::default() }
 }
 
 /// Starts slapd serving the demo directory on `port` (`None` = a free port);
@@ -237,15 +173,9 @@ pub fn start_demo(port: Option<u16>) -> anyhow::Result<Slapd> {
 fn ldif_line(name: &str, value: &str) -> String {
     let safe_init = |c: char| c.is_ascii() && !matches!(c, '\0' | '\n' | '\r' | ' ' | ':' | '<');
     let safe = value.chars().next().is_none_or(safe_init)
-        && value
-            .chars()
-            .all(|c| c.is_ascii() && !matches!(c, '\0' | '\n' | '\r'))
+        && value.chars().all(|c| c.is_ascii() && !matches!(c, '\0' | '\n' | '\r'))
         && !value.ends_with(' ');
-    if safe {
-        format!("{name}: {value}\n")
-    } else {
-        format!("{name}:: {}\n", base64(value.as_bytes()))
-    }
+    if safe { format!("{name}: {value}\n") } else { format!("{name}:: {}\n", base64(value.as_bytes())) }
 }
 
 /// Standard base64 with padding (RFC 4648 §4).
@@ -253,11 +183,7 @@ fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -286,16 +212,7 @@ mod tests {
     fn search(url: &str, bind: (&str, &str), args: &[&str]) -> anyhow::Result<String> {
         let out = Command::new("/usr/bin/ldapsearch")
             .env("LDAPNOINIT", "1")
-            .args([
-                "-x",
-                "-LLL",
-                "-o",
-                "nettimeout=5",
-                "-o",
-                "ldif-wrap=no",
-                "-H",
-                url,
-            ])
+            .args(["-x", "-LLL", "-o", "nettimeout=5", "-o", "ldif-wrap=no", "-H", url])
             .args(["-D", bind.0, "-w", bind.1])
             .args(args)
             .output()
@@ -315,9 +232,7 @@ mod tests {
         out.lines()
             .filter_map(|l| {
                 if let Some(v) = l.strip_prefix(&format!("{attr}:: ")) {
-                    let bytes = base64::engine::general_purpose::STANDARD
-                        .decode(v)
-                        .expect("base64");
+                    let bytes = base64::engine::general_purpose::STANDARD.decode(v).expect("base64");
                     Some(String::from_utf8(bytes).expect("utf-8"))
                 } else {
                     l.strip_prefix(&format!("{attr}: ")).map(str::to_owned)
@@ -330,18 +245,7 @@ mod tests {
     fn demo_directory_serves_twelve_people_and_the_admins_group() -> anyhow::Result<()> {
         let s = start_demo(None)?;
         let svc = (DEMO_SVC_DN, DEMO_SVC_PASSWORD);
-        let out = search(
-            &s.url(),
-            svc,
-            &[
-                "-b",
-                DEMO_PEOPLE_BASE,
-                "(objectClass=inetOrgPerson)",
-                "uid",
-                "cn",
-                "mail",
-            ],
-        )?;
+        let out = search(&s.url(), svc, &["-b", DEMO_PEOPLE_BASE, "(objectClass=inetOrgPerson)", "uid", "cn", "mail"])?;
         assert_eq!(values(&out, "dn").len(), 12, "{out}");
         let mut uids = values(&out, "uid");
         uids.sort();
@@ -349,35 +253,17 @@ mod tests {
         want.sort();
         assert_eq!(uids, want, "{out}");
         let cns = values(&out, "cn");
-        assert!(
-            cns.iter().any(|c| c == "Zoë Ångström") && cns.iter().any(|c| c == "李雷"),
-            "{cns:?}"
-        );
+        assert!(cns.iter().any(|c| c == "Zoë Ångström") && cns.iter().any(|c| c == "李雷"), "{cns:?}");
         assert_eq!(values(&out, "mail").len(), 12, "{out}");
 
-        let out = search(
-            &s.url(),
-            svc,
-            &["-b", DEMO_GROUPS_BASE, "(cn=admins)", "member"],
-        )?;
+        let out = search(&s.url(), svc, &["-b", DEMO_GROUPS_BASE, "(cn=admins)", "member"])?;
         assert_eq!(values(&out, "dn"), [DEMO_ADMINS_GROUP_DN], "{out}");
-        assert_eq!(
-            values(&out, "member"),
-            [
-                "uid=alice,ou=people,dc=example,dc=org",
-                "uid=bob,ou=people,dc=example,dc=org"
-            ],
-            "{out}"
-        );
+        assert_eq!(values(&out, "member"), ["uid=alice,ou=people,dc=example,dc=org", "uid=bob,ou=people,dc=example,dc=org"], "{out}");
 
         // Every user binds with the shared password (the non-ASCII ones too).
         for u in [&DEMO_USERS[0], &DEMO_USERS[10], &DEMO_USERS[11]] {
             let dn = u.dn();
-            let out = search(
-                &s.url(),
-                (&dn, DEMO_USER_PASSWORD),
-                &["-b", &dn, "-s", "base", "cn"],
-            )?;
+            let out = search(&s.url(), (&dn, DEMO_USER_PASSWORD), &["-b", &dn, "-s", "base", "cn"])?;
             assert_eq!(values(&out, "cn"), [u.cn], "{out}");
         }
         Ok(())
@@ -385,56 +271,27 @@ mod tests {
 
     #[test]
     fn demo_fixed_port_is_honoured_and_a_taken_port_is_a_clear_error() -> anyhow::Result<()> {
-        let port = std::net::TcpListener::bind(("127.0.0.1", 0))?
-            .local_addr()?
-            .port();
+        let port = std::net::TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port();
         let s = start_demo(Some(port))?;
-        assert_eq!(
-            (s.port(), s.url()),
-            (port, format!("ldap://127.0.0.1:{port}"))
-        );
-        let out = search(
-            &s.url(),
-            (DEMO_SVC_DN, DEMO_SVC_PASSWORD),
-            &["-b", DEMO_PEOPLE_BASE, "(uid=zoe)", "mail"],
-        )?;
+        assert_eq!((s.port(), s.url()), (port, format!("ldap://127.0.0.1:{port}")));
+        let out = search(&s.url(), (DEMO_SVC_DN, DEMO_SVC_PASSWORD), &["-b", DEMO_PEOPLE_BASE, "(uid=zoe)", "mail"])?;
         assert_eq!(values(&out, "mail"), ["zoe@example.org"], "{out}");
         let err = start_demo(Some(port)).err().context("the port is taken")?;
         let err = format!("{err:#}");
-        assert!(
-            err.contains(&format!("port {port} on 127.0.0.1 is not available")),
-            "{err}"
-        );
+        assert!(err.contains(&format!("port {port} on 127.0.0.1 is not available")), "{err}");
         Ok(())
     }
 
     #[test]
     fn demo_variables_are_the_manifests_and_allow_the_port() -> anyhow::Result<()> {
-        let manifest = Manifest::load(Path::new(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../spin.toml"
-        )))?;
-        let overrides: BTreeMap<String, String> = demo_variables(3389)
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v))
-            .collect();
+        let manifest = Manifest::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../spin.toml")))?;
+        let overrides: BTreeMap<String, String> = demo_variables(3389).into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
         assert_eq!(overrides.len(), 13);
         let resolved = manifest.resolve_with_env(&overrides, |_| None)?;
         for (name, value) in &overrides {
-            assert_eq!(
-                resolved.component_variables.get(name),
-                Some(value),
-                "{name}"
-            );
+            assert_eq!(resolved.component_variables.get(name), Some(value), "{name}");
         }
-        assert!(
-            resolved
-                .allowed_outbound_hosts
-                .iter()
-                .any(|h| h == "tcp://127.0.0.1:3389"),
-            "{:?}",
-            resolved.allowed_outbound_hosts
-        );
+        assert!(resolved.allowed_outbound_hosts.iter().any(|h| h == "tcp://127.0.0.1:3389"), "{:?}", resolved.allowed_outbound_hosts);
         Ok(())
     }
 
@@ -445,14 +302,8 @@ mod tests {
         assert_eq!(lines[0], "SPIN_VARIABLE_LDAP_ENABLE=true");
         assert_eq!(lines[1], "SPIN_VARIABLE_LDAP_SERVER_TYPE=");
         assert_eq!(lines[3], "SPIN_VARIABLE_LDAP_PORT=4000");
-        assert_eq!(
-            lines[4],
-            "SPIN_VARIABLE_LDAP_BASEDN=ou=people,dc=example,dc=org"
-        );
-        assert_eq!(
-            lines[8],
-            "SPIN_VARIABLE_LDAP_UNIQUE_IDENTIFIER_FIELD=entryUUID,uid"
-        );
+        assert_eq!(lines[4], "SPIN_VARIABLE_LDAP_BASEDN=ou=people,dc=example,dc=org");
+        assert_eq!(lines[8], "SPIN_VARIABLE_LDAP_UNIQUE_IDENTIFIER_FIELD=entryUUID,uid");
         assert_eq!(shell_assignment("X", "a b'c"), r"X='a b'\''c'");
     }
 

@@ -28,13 +28,11 @@ pub const SYNC_IN_PROGRESS: &str = r#"{"message":"Sync_in_progress","success":tr
 /// Lower-case hex SHA-256 of `text`: the `password` second factor a client
 /// sends as `x-2fa-code`, and what Meteor's bcrypt hash is taken of.
 pub fn sha256_hex(text: &str) -> String {
-    Sha256::digest(text.as_bytes())
-        .iter()
-        .fold(String::with_capacity(64), |mut s, b| {
-            // Writing into a String cannot fail.
-            let _ = write!(s, "{b:02x}");
-            s
-        })
+    Sha256::digest(text.as_bytes()).iter().fold(String::with_capacity(64), |mut s, b| {
+        // Writing into a String cannot fail.
+        let _ = write!(s, "{b:02x}");
+        s
+    })
 }
 
 /// A login token as the component stores it (Meteor's `hashedToken`):
@@ -52,18 +50,10 @@ pub fn bcrypt_of_password(password: &str) -> anyhow::Result<String> {
 
 /// A local user document (`user:<id>`) with `services` plus one login token,
 /// `login_token`, stored hashed (`services.resume.loginTokens`).
-pub fn user_doc(
-    id: &str,
-    username: Option<&str>,
-    roles: &[&str],
-    services: Value,
-    login_token: &str,
-) -> Value {
+pub fn user_doc(id: &str, username: Option<&str>, roles: &[&str], services: Value, login_token: &str) -> Value {
     let mut services = services;
-    services["resume"] =
-        json!({"loginTokens": [{"when": {"$date": 0}, "hashedToken": hash_token(login_token)}]});
-    let mut doc =
-        json!({"_id": id, "roles": roles, "services": services, "type": "user", "active": true});
+    services["resume"] = json!({"loginTokens": [{"when": {"$date": 0}, "hashedToken": hash_token(login_token)}]});
+    let mut doc = json!({"_id": id, "roles": roles, "services": services, "type": "user", "active": true});
     if let Some(name) = username {
         doc["username"] = json!(name);
     }
@@ -87,13 +77,7 @@ impl LocalAdmin {
     /// Writes the admin's document (`user:<id>`, roles `admin`) to the store.
     pub fn seed(&self, host: &Host) -> anyhow::Result<()> {
         let services = json!({"password": {"bcrypt": bcrypt_of_password(self.password)?}});
-        let doc = user_doc(
-            self.id,
-            Some(self.id),
-            &["admin"],
-            services,
-            self.login_token,
-        );
+        let doc = user_doc(self.id, Some(self.id), &["admin"], services, self.login_token);
         host.kv_set(&format!("user:{}", self.id), doc.to_string().as_bytes())
     }
 
@@ -111,13 +95,8 @@ impl LocalAdmin {
 
 /// Variable overrides as [`crate::HostOptions::variables`] takes them; a
 /// name given twice keeps its last value.
-pub fn variables<'a, V: AsRef<str>>(
-    pairs: impl IntoIterator<Item = (&'a str, V)>,
-) -> BTreeMap<String, String> {
-    pairs
-        .into_iter()
-        .map(|(name, value)| (name.to_owned(), value.as_ref().to_owned()))
-        .collect()
+pub fn variables<'a, V: AsRef<str>>(pairs: impl IntoIterator<Item = (&'a str, V)>) -> BTreeMap<String, String> {
+    pairs.into_iter().map(|(name, value)| (name.to_owned(), value.as_ref().to_owned())).collect()
 }
 
 /// The top of a generated directory laid out like the demo one, without
@@ -136,9 +115,7 @@ pub fn directory_root_ldif() -> String {
 /// address. Values go in as they are: no RFC 2849 base64 (slapadd takes
 /// UTF-8 as it is; `demo_ldif` encodes for the tools that do not).
 pub fn person_ldif(rdn: &str, uid: &str, cn: &str, sn: &str, mails: &[&str]) -> String {
-    let mut out = format!(
-        "dn: {rdn},{DEMO_PEOPLE_BASE}\nobjectClass: inetOrgPerson\nuid: {uid}\ncn: {cn}\nsn: {sn}\n"
-    );
+    let mut out = format!("dn: {rdn},{DEMO_PEOPLE_BASE}\nobjectClass: inetOrgPerson\nuid: {uid}\ncn: {cn}\nsn: {sn}\n");
     for m in mails {
         let _ = writeln!(out, "mail: {m}");
     }
@@ -152,14 +129,8 @@ mod tests {
 
     #[test]
     fn hashes_are_the_stored_forms() {
-        assert_eq!(
-            sha256_hex("secret"),
-            "2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b"
-        );
-        assert_eq!(
-            hash_token("secret"),
-            "K7gNU3sdo+OL0wNhqoVWhr3g6s1xYv72ol/pe/Unols="
-        );
+        assert_eq!(sha256_hex("secret"), "2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b");
+        assert_eq!(hash_token("secret"), "K7gNU3sdo+OL0wNhqoVWhr3g6s1xYv72ol/pe/Unols=");
         let hash = bcrypt_of_password("secret").expect("bcrypt");
         assert!(hash.starts_with("$2b$04$"), "{hash}");
         assert!(bcrypt::verify(sha256_hex("secret"), &hash).expect("verify"));
@@ -173,25 +144,14 @@ mod tests {
             json!({"_id": "u1", "roles": ["user"], "type": "user", "active": true, "username": "ann",
                    "services": {"x": 1, "resume": {"loginTokens": [{"when": {"$date": 0}, "hashedToken": hash_token("tok")}]}}})
         );
-        assert!(
-            user_doc("u2", None, &[], json!({}), "t")
-                .get("username")
-                .is_none()
-        );
+        assert!(user_doc("u2", None, &[], json!({}), "t").get("username").is_none());
     }
 
     #[test]
     fn sync_now_request_carries_the_admins_credentials() {
-        let admin = LocalAdmin {
-            id: "admin",
-            password: "secret",
-            login_token: "tok-admin",
-        };
+        let admin = LocalAdmin { id: "admin", password: "secret", login_token: "tok-admin" };
         let req = admin.sync_now_request().expect("request");
-        assert_eq!(
-            (req.method().as_str(), req.uri().path()),
-            ("POST", SYNC_NOW_PATH)
-        );
+        assert_eq!((req.method().as_str(), req.uri().path()), ("POST", SYNC_NOW_PATH));
         let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
         assert_eq!(header("x-user-id"), Some("admin"));
         assert_eq!(header("x-auth-token"), Some("tok-admin"));
@@ -201,10 +161,7 @@ mod tests {
     #[test]
     fn variables_keep_the_last_value() {
         let vars = variables([("a", "1"), ("b", "2"), ("a", "3")]);
-        assert_eq!(
-            vars,
-            BTreeMap::from([("a".into(), "3".into()), ("b".into(), "2".into())])
-        );
+        assert_eq!(vars, BTreeMap::from([("a".into(), "3".into()), ("b".into(), "2".into())]));
     }
 
     #[test]

@@ -64,12 +64,7 @@ pub struct Response {
 
 impl Response {
     pub(crate) fn empty(status: u16) -> Self {
-        Self {
-            status,
-            headers: http::HeaderMap::new(),
-            body: Vec::new(),
-            error: None,
-        }
+        Self { status, headers: http::HeaderMap::new(), body: Vec::new(), error: None }
     }
 
     /// The body as text (invalid UTF-8 replaced).
@@ -79,13 +74,7 @@ impl Response {
 
     /// The body parsed as JSON.
     pub fn try_json(&self) -> anyhow::Result<serde_json::Value> {
-        serde_json::from_slice(&self.body).with_context(|| {
-            format!(
-                "response body (status {}) is not JSON: {:?}",
-                self.status,
-                self.text()
-            )
-        })
+        serde_json::from_slice(&self.body).with_context(|| format!("response body (status {}) is not JSON: {:?}", self.status, self.text()))
     }
 
     /// The body parsed as JSON.
@@ -154,12 +143,7 @@ impl Host {
             allowed_hosts: Arc::new(resolved.allowed_hosts.clone()),
             kv_labels: manifest.component.key_value_stores.clone().into(),
             component_id: manifest.component.id.as_str().into(),
-            environment: manifest
-                .component
-                .environment
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
+            environment: manifest.component.environment.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             overrides: opts.variables,
             resolved,
             manifest,
@@ -172,19 +156,12 @@ impl Host {
     /// Sends a request from [`DEFAULT_CLIENT_ADDR`] (or the request's
     /// [`ClientAddr`] extension).
     pub async fn send(&self, req: http::Request<Vec<u8>>) -> anyhow::Result<Response> {
-        let client = req
-            .extensions()
-            .get::<ClientAddr>()
-            .map_or(DEFAULT_CLIENT_ADDR, |c| c.0);
+        let client = req.extensions().get::<ClientAddr>().map_or(DEFAULT_CLIENT_ADDR, |c| c.0);
         self.send_from(client, req).await
     }
 
     /// Sends a request as coming from `client` (`spin-client-addr`).
-    pub async fn send_from(
-        &self,
-        client: SocketAddr,
-        req: http::Request<Vec<u8>>,
-    ) -> anyhow::Result<Response> {
+    pub async fn send_from(&self, client: SocketAddr, req: http::Request<Vec<u8>>) -> anyhow::Result<Response> {
         let (parts, body) = req.into_parts();
         match prepare_request(&self.manifest, parts, client)? {
             Prepared::Respond(res) => Ok(res),
@@ -228,26 +205,19 @@ impl Host {
     async fn invoke(&self, req: http::Request<Full<Bytes>>) -> anyhow::Result<Response> {
         let mut store = self.new_store();
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let req = wt(store
-            .data_mut()
-            .http()
-            .new_incoming_request(Scheme::Http, req))?;
+        let req = wt(store.data_mut().http().new_incoming_request(Scheme::Http, req))?;
         let out = wt(store.data_mut().http().new_response_outparam(tx))?;
         let pre = self.pre.clone();
         let task = tokio::task::spawn(async move {
             let proxy = pre.instantiate_async(&mut store).await?;
-            proxy
-                .wasi_http_incoming_handler()
-                .call_handle(&mut store, req, out)
-                .await
+            proxy.wasi_http_incoming_handler().call_handle(&mut store, req, out).await
         });
 
-        let guest_error =
-            |joined: Result<wasmtime::Result<()>, tokio::task::JoinError>| match joined {
-                Ok(Ok(())) => None,
-                Ok(Err(e)) => Some(format!("{:?}", anyhow::Error::from(e))),
-                Err(e) => Some(format!("guest task failed: {e}")),
-            };
+        let guest_error = |joined: Result<wasmtime::Result<()>, tokio::task::JoinError>| match joined {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(format!("{:?}", anyhow::Error::from(e))),
+            Err(e) => Some(format!("guest task failed: {e}")),
+        };
 
         match rx.await {
             Ok(Ok(resp)) => {
@@ -258,22 +228,12 @@ impl Host {
                 let error = guest_error(task.await);
                 let body = match body {
                     Ok(b) => b.to_bytes().to_vec(),
-                    Err(e) => bail!(
-                        "the response body failed: {e:?}{}",
-                        error
-                            .map(|e| format!("; guest error: {e}"))
-                            .unwrap_or_default()
-                    ),
+                    Err(e) => bail!("the response body failed: {e:?}{}", error.map(|e| format!("; guest error: {e}")).unwrap_or_default()),
                 };
                 if let Some(e) = &error {
                     eprintln!("ldap-sync-host: component error after the response started: {e}");
                 }
-                Ok(Response {
-                    status: parts.status.as_u16(),
-                    headers: parts.headers,
-                    body,
-                    error,
-                })
+                Ok(Response { status: parts.status.as_u16(), headers: parts.headers, body, error })
             }
             Ok(Err(code)) => {
                 let mut error = format!("guest failed to produce a response: {code:?}");
@@ -281,10 +241,7 @@ impl Host {
                     error.push_str(&format!("; {e}"));
                 }
                 eprintln!("ldap-sync-host: error processing request: {error}");
-                Ok(Response {
-                    error: Some(error),
-                    ..Response::empty(500)
-                })
+                Ok(Response { error: Some(error), ..Response::empty(500) })
             }
             Err(_) => {
                 let error = guest_error(task.await).map_or_else(
@@ -292,10 +249,7 @@ impl Host {
                     |e| format!("guest invocation failed: {e}"),
                 );
                 eprintln!("ldap-sync-host: error processing request: {error}");
-                Ok(Response {
-                    error: Some(error),
-                    ..Response::empty(500)
-                })
+                Ok(Response { error: Some(error), ..Response::empty(500) })
             }
         }
     }
@@ -330,11 +284,7 @@ impl Host {
     /// Sets an application variable override and re-resolves the component
     /// variables and allowed outbound hosts (for later requests). On error
     /// nothing changes.
-    pub fn set_variable(
-        &mut self,
-        name: impl Into<String>,
-        value: impl Into<String>,
-    ) -> anyhow::Result<()> {
+    pub fn set_variable(&mut self, name: impl Into<String>, value: impl Into<String>) -> anyhow::Result<()> {
         let mut overrides = self.overrides.clone();
         overrides.insert(name.into(), value.into());
         let resolved = self.manifest.resolve(&overrides)?;
@@ -409,27 +359,19 @@ fn load_component(wasm: &Path, app_dir: &Path) -> anyhow::Result<ProxyPre<State>
         );
     }
     let slot: Slot = {
-        let mut map = CACHE
-            .get_or_init(Default::default)
-            .lock()
-            .map_err(|_| anyhow!("component cache mutex poisoned"))?;
+        let mut map = CACHE.get_or_init(Default::default).lock().map_err(|_| anyhow!("component cache mutex poisoned"))?;
         map.entry(wasm.to_path_buf()).or_default().clone()
     };
     // Holding the slot's lock while compiling makes concurrent Host::new
     // calls for the same component wait for one compilation.
-    let mut slot = slot
-        .lock()
-        .map_err(|_| anyhow!("component cache slot mutex poisoned"))?;
+    let mut slot = slot.lock().map_err(|_| anyhow!("component cache slot mutex poisoned"))?;
     if let Some(pre) = &*slot {
         return Ok(pre.clone());
     }
-    let component = wt(Component::from_file(engine(), wasm))
-        .with_context(|| format!("compiling {}", wasm.display()))?;
+    let component = wt(Component::from_file(engine(), wasm)).with_context(|| format!("compiling {}", wasm.display()))?;
     let mut linker = Linker::<State>::new(engine());
     wt(wasmtime_wasi::p2::add_to_linker_async(&mut linker))?;
-    wt(wasmtime_wasi_http::p2::add_only_http_to_linker_async(
-        &mut linker,
-    ))?;
+    wt(wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker))?;
     bindings::add_to_linker(&mut linker)?;
     let pre = wt(linker.instantiate_pre(&component))
         .and_then(|pre| wt(ProxyPre::new(pre)))
@@ -448,12 +390,7 @@ mod tests {
         let Err(err) = load_component(&dir.join("definitely-missing.wasm"), &dir) else {
             unreachable!("a missing file cannot load");
         };
-        assert!(
-            err.to_string().starts_with(
-                "component not built: run `cargo build --target wasm32-wasip2 --release` in"
-            ),
-            "{err}"
-        );
+        assert!(err.to_string().starts_with("component not built: run `cargo build --target wasm32-wasip2 --release` in"), "{err}");
     }
 
     #[test]

@@ -41,8 +41,7 @@ const SET: &str = "INSERT INTO spin_key_value (store, key, value) VALUES ($1, $2
 const DELETE: &str = "DELETE FROM spin_key_value WHERE store=$1 AND key=$2";
 const EXISTS: &str = "SELECT 1 FROM spin_key_value WHERE store=$1 AND key=$2 LIMIT 1";
 const KEYS: &str = "SELECT key FROM spin_key_value WHERE store=$1";
-const GET_MANY: &str =
-    "SELECT key, value FROM spin_key_value WHERE store=:name AND key IN rarray(:keys)";
+const GET_MANY: &str = "SELECT key, value FROM spin_key_value WHERE store=:name AND key IN rarray(:keys)";
 const DELETE_MANY: &str = "DELETE FROM spin_key_value WHERE store=:name AND key IN rarray(:keys)";
 const CAS_UPDATE: &str = "UPDATE spin_key_value SET value=:new_value WHERE store=:name and key=:key and value=:old_value";
 
@@ -74,27 +73,21 @@ impl KvStore {
 
     /// `<state_dir>/sqlite_key_value.db`, creating the directory if needed.
     pub fn open_state_dir(state_dir: &Path) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(state_dir)
-            .with_context(|| format!("creating state directory {}", state_dir.display()))?;
+        std::fs::create_dir_all(state_dir).with_context(|| format!("creating state directory {}", state_dir.display()))?;
         Self::open_file(&state_dir.join(DEFAULT_DB_FILE))
     }
 
     /// A database file at an explicit path.
     pub fn open_file(path: &Path) -> anyhow::Result<Self> {
-        let conn = Connection::open(path)
-            .with_context(|| format!("opening SQLite database {}", path.display()))?;
+        let conn = Connection::open(path).with_context(|| format!("opening SQLite database {}", path.display()))?;
         Self::init(conn, Some(path.to_path_buf()))
     }
 
     fn init(conn: Connection, path: Option<PathBuf>) -> anyhow::Result<Self> {
-        conn.execute(CREATE_TABLE, [])
-            .context("creating the spin_key_value table")?;
+        conn.execute(CREATE_TABLE, []).context("creating the spin_key_value table")?;
         // The array module provides `rarray()` for the batch statements.
         rusqlite::vtab::array::load_module(&conn).context("loading SQLite's array module")?;
-        Ok(Self {
-            conn: Arc::new(Mutex::new(conn)),
-            path,
-        })
+        Ok(Self { conn: Arc::new(Mutex::new(conn)), path })
     }
 
     /// The database file, or `None` for an in-memory database.
@@ -103,16 +96,11 @@ impl KvStore {
     }
 
     fn lock(&self) -> anyhow::Result<MutexGuard<'_, Connection>> {
-        self.conn
-            .lock()
-            .map_err(|_| anyhow!("the key-value connection mutex is poisoned"))
+        self.conn.lock().map_err(|_| anyhow!("the key-value connection mutex is poisoned"))
     }
 
     /// Runs `f` with the connection locked (for tests and tools).
-    pub fn with_connection<R>(
-        &self,
-        f: impl FnOnce(&mut Connection) -> anyhow::Result<R>,
-    ) -> anyhow::Result<R> {
+    pub fn with_connection<R>(&self, f: impl FnOnce(&mut Connection) -> anyhow::Result<R>) -> anyhow::Result<R> {
         f(&mut *self.lock()?)
     }
 
@@ -120,18 +108,14 @@ impl KvStore {
     pub fn get(&self, store: &str, key: &str) -> anyhow::Result<Option<Vec<u8>>> {
         let conn = self.lock()?;
         let mut stmt = conn.prepare_cached(GET)?;
-        let value = stmt
-            .query_map([store, key], |row| row.get::<_, Vec<u8>>(0))?
-            .next()
-            .transpose()?;
+        let value = stmt.query_map([store, key], |row| row.get::<_, Vec<u8>>(0))?.next().transpose()?;
         Ok(value)
     }
 
     /// `set`: an upsert, its own implicit transaction.
     pub fn set(&self, store: &str, key: &str, value: &[u8]) -> anyhow::Result<()> {
         let conn = self.lock()?;
-        conn.prepare_cached(SET)?
-            .execute(rusqlite::params![store, key, value])?;
+        conn.prepare_cached(SET)?.execute(rusqlite::params![store, key, value])?;
         Ok(())
     }
 
@@ -153,26 +137,17 @@ impl KvStore {
     pub fn keys(&self, store: &str) -> anyhow::Result<Vec<String>> {
         let conn = self.lock()?;
         let mut stmt = conn.prepare_cached(KEYS)?;
-        let keys = stmt
-            .query_map([store], |row| row.get::<_, String>(0))?
-            .collect::<Result<Vec<_>, _>>()?;
+        let keys = stmt.query_map([store], |row| row.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
         Ok(keys)
     }
 
     /// `get-many`: like Spin's, returns only the keys that exist (each with
     /// `Some(value)`), in the database's order, not the request's.
-    pub fn get_many(
-        &self,
-        store: &str,
-        keys: Vec<String>,
-    ) -> anyhow::Result<Vec<(String, Option<Vec<u8>>)>> {
+    pub fn get_many(&self, store: &str, keys: Vec<String>) -> anyhow::Result<Vec<(String, Option<Vec<u8>>)>> {
         let conn = self.lock()?;
         let mut stmt = conn.prepare_cached(GET_MANY)?;
         let rows = stmt
-            .query_map(
-                named_params! {":name": store, ":keys": array(keys)},
-                |row| <(String, Option<Vec<u8>>)>::try_from(row),
-            )?
+            .query_map(named_params! {":name": store, ":keys": array(keys)}, |row| <(String, Option<Vec<u8>>)>::try_from(row))?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }
@@ -182,8 +157,7 @@ impl KvStore {
         let mut conn = self.lock()?;
         let tx = conn.transaction()?;
         for (key, value) in key_values {
-            tx.prepare_cached(SET)?
-                .execute(rusqlite::params![store, key, value])?;
+            tx.prepare_cached(SET)?.execute(rusqlite::params![store, key, value])?;
         }
         tx.commit()?;
         Ok(())
@@ -192,8 +166,7 @@ impl KvStore {
     /// `delete-many`: one statement.
     pub fn delete_many(&self, store: &str, keys: Vec<String>) -> anyhow::Result<()> {
         let conn = self.lock()?;
-        conn.prepare_cached(DELETE_MANY)?
-            .execute(named_params! {":name": store, ":keys": array(keys)})?;
+        conn.prepare_cached(DELETE_MANY)?.execute(named_params! {":name": store, ":keys": array(keys)})?;
         Ok(())
     }
 
@@ -205,25 +178,15 @@ impl KvStore {
     pub fn increment(&self, store: &str, key: &str, delta: i64) -> anyhow::Result<i64> {
         let mut conn = self.lock()?;
         let tx = conn.transaction()?;
-        let value: Option<Vec<u8>> = tx
-            .prepare_cached(GET)?
-            .query_map([store, key], |row| row.get(0))?
-            .next()
-            .transpose()?;
+        let value: Option<Vec<u8>> = tx.prepare_cached(GET)?.query_map([store, key], |row| row.get(0))?.next().transpose()?;
         let current = match value {
-            Some(v) => i64::from_le_bytes(v.try_into().map_err(|v: Vec<u8>| {
-                anyhow!(
-                    "value of {key:?} is {} bytes, not an 8-byte little-endian i64",
-                    v.len()
-                )
-            })?),
+            Some(v) => i64::from_le_bytes(
+                v.try_into().map_err(|v: Vec<u8>| anyhow!("value of {key:?} is {} bytes, not an 8-byte little-endian i64", v.len()))?,
+            ),
             None => 0,
         };
-        let new_value = current
-            .checked_add(delta)
-            .with_context(|| format!("incrementing {key:?} overflows i64"))?;
-        tx.prepare_cached(SET)?
-            .execute(rusqlite::params![store, key, new_value.to_le_bytes()])?;
+        let new_value = current.checked_add(delta).with_context(|| format!("incrementing {key:?} overflows i64"))?;
+        tx.prepare_cached(SET)?.execute(rusqlite::params![store, key, new_value.to_le_bytes()])?;
         tx.commit()?;
         Ok(new_value)
     }
@@ -231,13 +194,7 @@ impl KvStore {
     /// The compare-and-swap's write, as Spin does it: with a previously read
     /// value, `UPDATE ... WHERE value = old`; without one, a plain upsert.
     /// Returns whether exactly one row changed (`false` = CAS failed).
-    pub fn cas_swap(
-        &self,
-        store: &str,
-        key: &str,
-        old: Option<&[u8]>,
-        new: &[u8],
-    ) -> anyhow::Result<bool> {
+    pub fn cas_swap(&self, store: &str, key: &str, old: Option<&[u8]>, new: &[u8]) -> anyhow::Result<bool> {
         let mut conn = self.lock()?;
         let rows = match old {
             Some(old) => conn.prepare_cached(CAS_UPDATE)?.execute(named_params! {
@@ -248,9 +205,7 @@ impl KvStore {
             })?,
             None => {
                 let tx = conn.transaction()?;
-                let rows = tx
-                    .prepare_cached(SET)?
-                    .execute(rusqlite::params![store, key, new])?;
+                let rows = tx.prepare_cached(SET)?.execute(rusqlite::params![store, key, new])?;
                 tx.commit()?;
                 rows
             }
@@ -270,26 +225,11 @@ impl KvStore {
         let conn = self.lock()?;
         let cols = conn
             .prepare("SELECT name, type, \"notnull\", pk FROM pragma_table_info('spin_key_value')")?
-            .query_map([], |row| {
-                Ok((
-                    row.get::<_, String>(0)?,
-                    row.get::<_, String>(1)?,
-                    row.get::<_, i64>(2)?,
-                    row.get::<_, i64>(3)?,
-                ))
-            })?
+            .query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?, row.get::<_, i64>(2)?, row.get::<_, i64>(3)?)))?
             .collect::<Result<Vec<_>, _>>()?;
-        let want = [
-            ("store", "TEXT", 1, 1),
-            ("key", "TEXT", 1, 2),
-            ("value", "BLOB", 1, 0),
-        ];
+        let want = [("store", "TEXT", 1, 1), ("key", "TEXT", 1, 2), ("value", "BLOB", 1, 0)];
         ensure!(
-            cols.len() == want.len()
-                && cols
-                    .iter()
-                    .zip(want)
-                    .all(|(c, w)| c.0 == w.0 && c.1 == w.1 && c.2 == w.2 && c.3 == w.3),
+            cols.len() == want.len() && cols.iter().zip(want).all(|(c, w)| c.0 == w.0 && c.1 == w.1 && c.2 == w.2 && c.3 == w.3),
             "spin_key_value has an unexpected schema: {cols:?}"
         );
         Ok(())
@@ -307,11 +247,8 @@ mod tests {
     impl TempDir {
         pub(crate) fn new(tag: &str) -> Self {
             static N: AtomicU32 = AtomicU32::new(0);
-            let dir = std::env::temp_dir().join(format!(
-                "ldap-sync-host-{tag}-{}-{}",
-                std::process::id(),
-                N.fetch_add(1, Ordering::Relaxed)
-            ));
+            let dir =
+                std::env::temp_dir().join(format!("ldap-sync-host-{tag}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
             _ = std::fs::remove_dir_all(&dir);
             std::fs::create_dir_all(&dir).expect("create temp dir");
             Self(dir)
@@ -358,23 +295,10 @@ mod tests {
     #[test]
     fn batch_operations() -> anyhow::Result<()> {
         let kv = KvStore::open_in_memory()?;
-        kv.set_many(
-            "default",
-            vec![
-                ("a".into(), b"1".to_vec()),
-                ("b".into(), b"2".to_vec()),
-                ("c".into(), b"3".to_vec()),
-            ],
-        )?;
+        kv.set_many("default", vec![("a".into(), b"1".to_vec()), ("b".into(), b"2".to_vec()), ("c".into(), b"3".to_vec())])?;
         let mut got = kv.get_many("default", vec!["c".into(), "a".into(), "zz".into()])?;
         got.sort();
-        assert_eq!(
-            got,
-            [
-                ("a".to_owned(), Some(b"1".to_vec())),
-                ("c".to_owned(), Some(b"3".to_vec()))
-            ]
-        );
+        assert_eq!(got, [("a".to_owned(), Some(b"1".to_vec())), ("c".to_owned(), Some(b"3".to_vec()))]);
         kv.delete_many("default", vec!["a".into(), "c".into(), "zz".into()])?;
         assert_eq!(sorted(kv.keys("default")?), ["b"]);
         assert!(kv.get_many("default", Vec::new())?.is_empty());
@@ -400,10 +324,7 @@ mod tests {
             ("c".to_owned(), b"4".to_vec()),
         ];
         assert!(kv.set_many("default", batch.clone()).is_err());
-        assert!(
-            kv.keys("default")?.is_empty(),
-            "a failed set-many left rows"
-        );
+        assert!(kv.keys("default")?.is_empty(), "a failed set-many left rows");
         kv.with_connection(|c| {
             assert!(c.is_autocommit(), "transaction left open");
             Ok(())
@@ -425,10 +346,7 @@ mod tests {
         assert_eq!(kv.increment("default", "n", 1)?, 1);
         assert_eq!(kv.increment("default", "n", 2)?, 3);
         assert_eq!(kv.increment("default", "n", -10)?, -7);
-        assert_eq!(
-            kv.get("default", "n")?,
-            Some((-7i64).to_le_bytes().to_vec())
-        );
+        assert_eq!(kv.get("default", "n")?, Some((-7i64).to_le_bytes().to_vec()));
         kv.set("default", "bad", b"xyz")?;
         assert!(kv.increment("default", "bad", 1).is_err());
         kv.set("default", "max", &i64::MAX.to_le_bytes())?;
@@ -459,17 +377,10 @@ mod tests {
         let kv = KvStore::open_state_dir(&state)?;
         kv.check_schema()?;
         assert_eq!(sorted(kv.keys("default")?), ["user:alice", "user:bob"]);
-        assert_eq!(
-            kv.get("default", "user:alice")?.as_deref(),
-            Some(&b"{\"name\":\"Alice\"}"[..])
-        );
+        assert_eq!(kv.get("default", "user:alice")?.as_deref(), Some(&b"{\"name\":\"Alice\"}"[..]));
         // The table definition is Spin's, byte for byte.
         let sql: String = kv.with_connection(|c| {
-            Ok(c.query_row(
-                "SELECT sql FROM sqlite_master WHERE type='table' AND name='spin_key_value'",
-                [],
-                |r| r.get(0),
-            )?)
+            Ok(c.query_row("SELECT sql FROM sqlite_master WHERE type='table' AND name='spin_key_value'", [], |r| r.get(0))?)
         })?;
         assert_eq!(sql, CREATE_TABLE.replacen(" IF NOT EXISTS", "", 1));
         Ok(())

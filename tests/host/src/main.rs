@@ -79,9 +79,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> anyhow::Result<Option<A
             "-h" | "--help" => return Ok(None),
             "--listen" => {
                 let v = value("--listen")?;
-                out.listen = v
-                    .parse()
-                    .with_context(|| format!("--listen {v:?} is not an IP:port address"))?;
+                out.listen = v.parse().with_context(|| format!("--listen {v:?} is not an IP:port address"))?;
             }
             "--any-address" => out.any_address = true,
             "--state-dir" => out.state_dir = Some(PathBuf::from(value("--state-dir")?)),
@@ -104,11 +102,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> anyhow::Result<Option<A
     Ok(Some(out))
 }
 
-async fn handle(
-    host: &Host,
-    peer: SocketAddr,
-    req: hyper::Request<Incoming>,
-) -> Result<hyper::Response<Full<Bytes>>, Infallible> {
+async fn handle(host: &Host, peer: SocketAddr, req: hyper::Request<Incoming>) -> Result<hyper::Response<Full<Bytes>>, Infallible> {
     let (parts, body) = req.into_parts();
     let result = match body.collect().await {
         Ok(body) => {
@@ -125,8 +119,7 @@ async fn handle(
         }
     };
     let mut res = hyper::Response::new(Full::new(Bytes::from(body)));
-    *res.status_mut() =
-        http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    *res.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
     *res.headers_mut() = headers;
     Ok(res)
 }
@@ -146,15 +139,10 @@ async fn main() -> anyhow::Result<()> {
             .context("the manifest has no parent directory")?
             .join(".spin"),
     };
-    let host = Arc::new(Host::new(HostOptions {
-        manifest: Some(manifest),
-        state_dir: Some(state_dir.clone()),
-        variables: args.variables,
-    })?);
+    let host =
+        Arc::new(Host::new(HostOptions { manifest: Some(manifest), state_dir: Some(state_dir.clone()), variables: args.variables })?);
 
-    let listener = TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("unable to listen on {}", args.listen))?;
+    let listener = TcpListener::bind(args.listen).await.with_context(|| format!("unable to listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
     println!("Serving http://{addr}");
     println!("Available Routes:");
@@ -162,12 +150,7 @@ async fn main() -> anyhow::Result<()> {
     for route in &host.manifest().routes {
         println!("  {component}: http://{addr}{}", route.raw());
     }
-    println!(
-        "Key-value store: {}",
-        state_dir
-            .join(ldap_sync_host::kv::DEFAULT_DB_FILE)
-            .display()
-    );
+    println!("Key-value store: {}", state_dir.join(ldap_sync_host::kv::DEFAULT_DB_FILE).display());
 
     loop {
         let (stream, peer) = listener.accept().await?;
@@ -177,11 +160,7 @@ async fn main() -> anyhow::Result<()> {
                 let host = Arc::clone(&host);
                 async move { handle(&host, peer, req).await }
             });
-            if let Err(e) = http1::Builder::new()
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
+            if let Err(e) = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), service).await {
                 eprintln!("ldap-sync-serve: error serving {peer}: {e}");
             }
         });

@@ -122,10 +122,7 @@ impl SchemeRule {
             return Ok(Self::Any);
         }
         ensure!(!scheme.starts_with('{'), "scheme lists are not supported");
-        ensure!(
-            !scheme.is_empty() && scheme.chars().all(char::is_alphabetic),
-            "scheme {scheme:?} contains a non-alphabetic character"
-        );
+        ensure!(!scheme.is_empty() && scheme.chars().all(char::is_alphabetic), "scheme {scheme:?} contains a non-alphabetic character");
         Ok(Self::Exact(scheme.to_owned()))
     }
 
@@ -148,10 +145,7 @@ fn parse_cidr(host: &str) -> Option<(IpAddr, u8)> {
         Some((addr, prefix)) => (addr, Some(prefix)),
         None => (host, None),
     };
-    let addr = addr
-        .strip_prefix('[')
-        .and_then(|a| a.strip_suffix(']'))
-        .unwrap_or(addr);
+    let addr = addr.strip_prefix('[').and_then(|a| a.strip_suffix(']')).unwrap_or(addr);
     let ip: IpAddr = addr.parse().ok()?;
     let max = if ip.is_ipv4() { 32 } else { 128 };
     let prefix = match prefix {
@@ -192,20 +186,11 @@ impl HostRule {
             bail!("allowed outbound host {host:?} must not contain a path");
         }
         if let Some(domain) = host.strip_prefix("*.") {
-            ensure!(
-                !domain.contains('*'),
-                "invalid allowed host {host}: wildcards are allowed only as prefixes"
-            );
+            ensure!(!domain.contains('*'), "invalid allowed host {host}: wildcards are allowed only as prefixes");
             return Ok(Self::AnySubdomain(format!(".{domain}")));
         }
-        ensure!(
-            !host.contains('*'),
-            "invalid allowed host {host}: wildcards are allowed only as subdomains"
-        );
-        ensure!(
-            !host.is_empty(),
-            "allowed outbound host has an empty host part"
-        );
+        ensure!(!host.contains('*'), "invalid allowed host {host}: wildcards are allowed only as subdomains");
+        ensure!(!host.is_empty(), "allowed outbound host has an empty host part");
         Ok(Self::Name(host.trim_end_matches('/').to_owned()))
     }
 
@@ -214,9 +199,7 @@ impl HostRule {
             (Self::Any, _) => true,
             (Self::ToSelf, _) => false,
             (Self::Cidr(net, prefix), Target::Ip(ip)) => cidr_contains(*net, *prefix, *ip),
-            (Self::Cidr(net, prefix), Target::Name(name)) => {
-                parse_cidr(name).is_some_and(|(ip, _)| cidr_contains(*net, *prefix, ip))
-            }
+            (Self::Cidr(net, prefix), Target::Name(name)) => parse_cidr(name).is_some_and(|(ip, _)| cidr_contains(*net, *prefix, ip)),
             // A socket check sees only an IP: names never match it.
             (Self::Name(_) | Self::AnySubdomain(_), Target::Ip(_)) => false,
             (Self::Name(n), Target::Name(name)) => n == name,
@@ -240,17 +223,11 @@ impl PortRule {
         }
         ensure!(!port.starts_with('{'), "port lists are not supported");
         if let Some((start, end)) = port.split_once("..") {
-            let start = start
-                .parse()
-                .with_context(|| format!("port range {port:?} contains a non-number"))?;
-            let end = end
-                .parse()
-                .with_context(|| format!("port range {port:?} contains a non-number"))?;
+            let start = start.parse().with_context(|| format!("port range {port:?} contains a non-number"))?;
+            let end = end.parse().with_context(|| format!("port range {port:?} contains a non-number"))?;
             return Ok(Self::Range(start, end));
         }
-        Ok(Self::Port(port.parse().with_context(|| {
-            format!("port {port:?} is not a number")
-        })?))
+        Ok(Self::Port(port.parse().with_context(|| format!("port {port:?} is not a number"))?))
     }
 
     fn allows(&self, port: Option<u16>, scheme: &str) -> bool {
@@ -277,15 +254,9 @@ impl AllowedHosts {
         if let [only] = entries
             && only.as_ref() == "insecure:allow-all"
         {
-            bail!(
-                "'insecure:allow-all' is not allowed: use '*://*:*' to allow all outbound traffic"
-            );
+            bail!("'insecure:allow-all' is not allowed: use '*://*:*' to allow all outbound traffic");
         }
-        entries
-            .iter()
-            .map(|e| AllowedHost::parse(e.as_ref()))
-            .collect::<anyhow::Result<_>>()
-            .map(Self)
+        entries.iter().map(|e| AllowedHost::parse(e.as_ref())).collect::<anyhow::Result<_>>().map(Self)
     }
 
     /// The entries, as written after template resolution.
@@ -296,9 +267,7 @@ impl AllowedHosts {
     /// Whether a socket connection of `scheme` (`tcp`/`udp`) to `addr` is allowed.
     pub fn allows_socket(&self, scheme: &str, addr: SocketAddr) -> bool {
         let target = Target::Ip(addr.ip());
-        self.0
-            .iter()
-            .any(|h| h.allows(scheme, &target, Some(addr.port())))
+        self.0.iter().any(|h| h.allows(scheme, &target, Some(addr.port())))
     }
 
     /// Whether an outbound HTTP request to `scheme://host[:port]` is allowed.
@@ -359,9 +328,7 @@ impl WasiHttpHooks for OutboundHttp {
     ) -> SendFuture {
         let uri = request.uri();
         let scheme = uri.scheme_str().unwrap_or("https").to_owned();
-        let allowed = uri
-            .host()
-            .is_some_and(|host| self.allowed.allows_url(&scheme, host, uri.port_u16()));
+        let allowed = uri.host().is_some_and(|host| self.allowed.allows_url(&scheme, host, uri.port_u16()));
         if !allowed {
             let target = uri.to_string();
             return Box::new(async move {
@@ -376,10 +343,7 @@ impl WasiHttpHooks for OutboundHttp {
         Box::new(async move {
             use http_body_util::BodyExt;
             let (res, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
-            Ok((
-                res.map(BodyExt::boxed_unsync),
-                Box::new(io) as Box<dyn Future<Output = _> + Send>,
-            ))
+            Ok((res.map(BodyExt::boxed_unsync), Box::new(io) as Box<dyn Future<Output = _> + Send>))
         })
     }
 }
@@ -410,10 +374,7 @@ mod tests {
         let h = hosts(&["tcp://10.0.0.0/8:1..1024"]);
         assert!(h.allows_socket("tcp", sa("10.1.2.3:389")));
         assert!(h.allows_socket("tcp", sa("10.255.255.255:1")));
-        assert!(
-            !h.allows_socket("tcp", sa("10.1.2.3:1024")),
-            "range end is excluded"
-        );
+        assert!(!h.allows_socket("tcp", sa("10.1.2.3:1024")), "range end is excluded");
         assert!(!h.allows_socket("tcp", sa("11.0.0.1:389")));
 
         let h = hosts(&["tcp://*:636"]);
@@ -483,63 +444,19 @@ mod tests {
     #[test]
     fn socket_check_rules() {
         let h = hosts(&["tcp://127.0.0.1:389"]);
-        assert!(socket_addr_allowed(
-            &h,
-            sa("127.0.0.1:389"),
-            SocketAddrUse::TcpConnect
-        ));
-        assert!(!socket_addr_allowed(
-            &h,
-            sa("127.0.0.1:22"),
-            SocketAddrUse::TcpConnect
-        ));
+        assert!(socket_addr_allowed(&h, sa("127.0.0.1:389"), SocketAddrUse::TcpConnect));
+        assert!(!socket_addr_allowed(&h, sa("127.0.0.1:22"), SocketAddrUse::TcpConnect));
         // The implicit bind of a connect (wasmtime 48), both families.
-        assert!(socket_addr_allowed(
-            &h,
-            sa("0.0.0.0:0"),
-            SocketAddrUse::TcpBind
-        ));
-        assert!(socket_addr_allowed(
-            &h,
-            sa("[::]:0"),
-            SocketAddrUse::TcpBind
-        ));
+        assert!(socket_addr_allowed(&h, sa("0.0.0.0:0"), SocketAddrUse::TcpBind));
+        assert!(socket_addr_allowed(&h, sa("[::]:0"), SocketAddrUse::TcpBind));
         // Any explicit bind: refused, as in Spin.
-        assert!(!socket_addr_allowed(
-            &h,
-            sa("0.0.0.0:8080"),
-            SocketAddrUse::TcpBind
-        ));
-        assert!(!socket_addr_allowed(
-            &h,
-            sa("127.0.0.1:0"),
-            SocketAddrUse::TcpBind
-        ));
-        assert!(!socket_addr_allowed(
-            &h,
-            sa("127.0.0.1:389"),
-            SocketAddrUse::TcpBind
-        ));
+        assert!(!socket_addr_allowed(&h, sa("0.0.0.0:8080"), SocketAddrUse::TcpBind));
+        assert!(!socket_addr_allowed(&h, sa("127.0.0.1:0"), SocketAddrUse::TcpBind));
+        assert!(!socket_addr_allowed(&h, sa("127.0.0.1:389"), SocketAddrUse::TcpBind));
         // Listening, accepting and UDP: refused.
-        assert!(!socket_addr_allowed(
-            &h,
-            sa("0.0.0.0:0"),
-            SocketAddrUse::TcpListen
-        ));
-        assert!(!socket_addr_allowed(
-            &h,
-            sa("127.0.0.1:389"),
-            SocketAddrUse::TcpAccept
-        ));
-        assert!(!socket_addr_allowed(
-            &h,
-            sa("0.0.0.0:0"),
-            SocketAddrUse::UdpBind
-        ));
-        assert!(!socket_addr_allowed(
-            &h,
-            sa("127.0.0.1:389"),
-            SocketAddrUse::UdpSend
-        ));
+        assert!(!socket_addr_allowed(&h, sa("0.0.0.0:0"), SocketAddrUse::TcpListen));
+        assert!(!socket_addr_allowed(&h, sa("127.0.0.1:389"), SocketAddrUse::TcpAccept));
+        assert!(!socket_addr_allowed(&h, sa("0.0.0.0:0"), SocketAddrUse::UdpBind));
+        assert!(!socket_addr_allowed(&h, sa("127.0.0.1:389"), SocketAddrUse::UdpSend));
     }
 }

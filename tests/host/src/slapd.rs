@@ -41,10 +41,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// Fails, naming the fix, when slapd or the OpenLDAP client tools are missing.
 pub fn require_slapd() -> anyhow::Result<()> {
     for bin in [SLAPD, SLAPADD, LDAPMODIFY, LDAPSEARCH] {
-        ensure!(
-            Path::new(bin).is_file(),
-            "slapd not found: install it with `apt-get install slapd ldap-utils` ({bin} is missing)"
-        );
+        ensure!(Path::new(bin).is_file(), "slapd not found: install it with `apt-get install slapd ldap-utils` ({bin} is missing)");
     }
     Ok(())
 }
@@ -106,11 +103,7 @@ impl Slapd {
     /// on `opts.port`) and waits (up to 10 s) until it answers an LDAP bind.
     pub fn start(opts: SlapdOptions) -> anyhow::Result<Slapd> {
         require_slapd()?;
-        for (what, v) in [
-            ("suffix", &opts.suffix),
-            ("root_dn", &opts.root_dn),
-            ("root_password", &opts.root_password),
-        ] {
+        for (what, v) in [("suffix", &opts.suffix), ("root_dn", &opts.root_dn), ("root_password", &opts.root_password)] {
             ensure!(
                 !v.is_empty() && !v.contains(['"', '\\', '\n', '\r']),
                 "slapd option {what} must be non-empty, without quotes, backslashes or newlines"
@@ -132,8 +125,7 @@ impl Slapd {
         if opts.tls {
             make_tls(&dir)?;
             s.ca_pem = Some(fs::read_to_string(dir.join("ca.pem")).context("reading ca.pem")?);
-            s.other_ca_pem =
-                Some(fs::read_to_string(dir.join("other-ca.pem")).context("reading other-ca.pem")?);
+            s.other_ca_pem = Some(fs::read_to_string(dir.join("other-ca.pem")).context("reading other-ca.pem")?);
         }
         fs::create_dir(dir.join("db")).context("creating the slapd db directory")?;
         let conf = dir.join("slapd.conf");
@@ -142,10 +134,7 @@ impl Slapd {
             let ldif = dir.join("init.ldif");
             fs::write(&ldif, &opts.ldif).context("writing init.ldif")?;
             let started = Instant::now();
-            run(
-                Command::new(SLAPADD).arg("-f").arg(&conf).arg("-l").arg(&ldif),
-                "slapadd (initial LDIF)",
-            )?;
+            run(Command::new(SLAPADD).arg("-f").arg(&conf).arg("-l").arg(&ldif), "slapadd (initial LDIF)")?;
             s.load_time = Some(started.elapsed());
         }
         let fixed_port = opts.port.filter(|&p| p != 0);
@@ -279,11 +268,7 @@ impl Slapd {
                 return Ok(());
             }
             if Instant::now() > deadline {
-                bail!(
-                    "slapd did not answer on {} within {START_TIMEOUT:?}; log tail:\n{}",
-                    self.url(),
-                    self.log_tail(30)
-                );
+                bail!("slapd did not answer on {} within {START_TIMEOUT:?}; log tail:\n{}", self.url(), self.log_tail(30));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -305,9 +290,7 @@ fn config(dir: &Path, o: &SlapdOptions) -> String {
     c.push_str(&format!("pidfile \"{d}/slapd.pid\"\nargsfile \"{d}/slapd.args\"\n"));
     c.push_str("modulepath /usr/lib/ldap\nmoduleload back_mdb\n");
     if let Some(n) = o.size_limit {
-        c.push_str(&format!(
-            "sizelimit size.soft={n} size.hard={n} size.pr=unlimited size.prtotal=unlimited\n"
-        ));
+        c.push_str(&format!("sizelimit size.soft={n} size.hard={n} size.pr=unlimited size.prtotal=unlimited\n"));
     }
     if o.tls {
         c.push_str(&format!(
@@ -332,13 +315,10 @@ fn make_tls(dir: &Path) -> anyhow::Result<()> {
         run(Command::new("openssl").args(&args).current_dir(dir), &format!("openssl {}", args[0]))
     };
     let key = "genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out";
-    let ca_ext =
-        "-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign";
+    let ca_ext = "-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign";
     for (name, cn) in [("ca", "ldap-sync-test-ca"), ("other-ca", "ldap-sync-unrelated-ca")] {
         openssl(&format!("{key} {name}.key"))?;
-        openssl(&format!(
-            "req -x509 -new -key {name}.key -subj /CN={cn} -days 3650 -out {name}.pem {ca_ext}"
-        ))?;
+        openssl(&format!("req -x509 -new -key {name}.key -subj /CN={cn} -days 3650 -out {name}.pem {ca_ext}"))?;
     }
     openssl(&format!("{key} server.key"))?;
     openssl("req -new -key server.key -subj /CN=localhost -out server.csr")?;
@@ -358,11 +338,8 @@ fn make_tls(dir: &Path) -> anyhow::Result<()> {
 /// Runs a command to completion; on failure the error carries its output.
 fn run(cmd: &mut Command, what: &str) -> anyhow::Result<()> {
     let out = cmd.stdin(Stdio::null()).output().map_err(|e| {
-        let hint = if e.kind() == std::io::ErrorKind::NotFound {
-            " (not installed? `apt-get install slapd ldap-utils openssl`)"
-        } else {
-            ""
-        };
+        let hint =
+            if e.kind() == std::io::ErrorKind::NotFound { " (not installed? `apt-get install slapd ldap-utils openssl`)" } else { "" };
         anyhow::Error::new(e).context(format!("running {what}{hint}"))
     })?;
     ensure!(
@@ -380,8 +357,7 @@ fn make_temp_dir() -> anyhow::Result<PathBuf> {
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
     loop {
         let n = N.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir()
-            .join(format!("ldap-sync-slapd-{}-{n}-{nanos}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("ldap-sync-slapd-{}-{n}-{nanos}", std::process::id()));
         match fs::create_dir(&dir) {
             Ok(()) => return Ok(dir),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 1000 => continue,
@@ -410,9 +386,7 @@ fn free_port() -> anyhow::Result<u16> {
 
 /// Fails, naming the port, when 127.0.0.1:`port` cannot be listened on.
 fn require_port_free(port: u16) -> anyhow::Result<()> {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, port))
-        .map(drop)
-        .with_context(|| format!("port {port} on 127.0.0.1 is not available for slapd"))
+    TcpListener::bind((Ipv4Addr::LOCALHOST, port)).map(drop).with_context(|| format!("port {port} on 127.0.0.1 is not available for slapd"))
 }
 
 /// An anonymous LDAPv3 simple bind (message 1), answered with success.
@@ -421,18 +395,13 @@ fn ldap_ping(port: u16) -> anyhow::Result<()> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
     s.set_read_timeout(Some(Duration::from_secs(2)))?;
     s.set_write_timeout(Some(Duration::from_secs(2)))?;
-    s.write_all(&[
-        0x30, 0x0c, 0x02, 0x01, 0x01, 0x60, 0x07, 0x02, 0x01, 0x03, 0x04, 0x00, 0x80, 0x00,
-    ])?;
+    s.write_all(&[0x30, 0x0c, 0x02, 0x01, 0x01, 0x60, 0x07, 0x02, 0x01, 0x03, 0x04, 0x00, 0x80, 0x00])?;
     let mut buf = [0u8; 64];
     let n = s.read(&mut buf)?;
     let resp = &buf[..n];
     // SEQUENCE { id, [APPLICATION 1] BindResponse { ENUMERATED resultCode = 0, ... } }
     let ok = resp.first() == Some(&0x30)
-        && resp
-            .iter()
-            .position(|&b| b == 0x61)
-            .is_some_and(|i| resp[i..].windows(3).any(|w| w == [0x0a, 0x01, 0x00]));
+        && resp.iter().position(|&b| b == 0x61).is_some_and(|i| resp[i..].windows(3).any(|w| w == [0x0a, 0x01, 0x00]));
     ensure!(ok, "unexpected bind response {resp:02x?}");
     let _ = s.write_all(&[0x30, 0x05, 0x02, 0x01, 0x02, 0x42, 0x00]); // unbind
     Ok(())
@@ -461,12 +430,7 @@ mod tests {
     }
 
     /// ldapsearch; returns (exit code, output).
-    fn search(
-        url: &str,
-        bind: Option<(&str, &str)>,
-        args: &[&str],
-        cacert: Option<&Path>,
-    ) -> (i32, String) {
+    fn search(url: &str, bind: Option<(&str, &str)>, args: &[&str], cacert: Option<&Path>) -> (i32, String) {
         let mut cmd = Command::new(LDAPSEARCH);
         cmd.args(["-x", "-LLL", "-o", "nettimeout=5", "-H", url]);
         if let Some((dn, pw)) = bind {
@@ -477,11 +441,7 @@ mod tests {
             cmd.env("LDAPTLS_CACERT", ca);
         }
         let out = cmd.output().expect("ldapsearch runs");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         (out.status.code().unwrap_or(-1), text)
     }
 
@@ -489,8 +449,7 @@ mod tests {
         out.lines().filter(|l| l.starts_with("dn: ")).count()
     }
 
-    const PEOPLE: [&str; 4] =
-        ["-b", "ou=people,dc=example,dc=org", "(objectClass=inetOrgPerson)", "dn"];
+    const PEOPLE: [&str; 4] = ["-b", "ou=people,dc=example,dc=org", "(objectClass=inetOrgPerson)", "dn"];
 
     #[test]
     fn require_slapd_finds_debian_binaries() -> anyhow::Result<()> {
@@ -499,17 +458,9 @@ mod tests {
 
     #[test]
     fn size_limit_applies_unpaged_but_not_paged() -> anyhow::Result<()> {
-        let s = Slapd::start(SlapdOptions {
-            size_limit: Some(5),
-            ldif: fixture(12),
-            ..Default::default()
-        })?;
+        let s = Slapd::start(SlapdOptions { size_limit: Some(5), ldif: fixture(12), ..Default::default() })?;
         let (rc, out) = search(&s.url(), Some(SVC), &PEOPLE, None);
-        assert_eq!(
-            (rc, dns(&out)),
-            (4, 5),
-            "unpaged non-root search: sizeLimitExceeded after 5\n{out}"
-        );
+        assert_eq!((rc, dns(&out)), (4, 5), "unpaged non-root search: sizeLimitExceeded after 5\n{out}");
         for page in ["pr=2/noprompt", "pr=5/noprompt", "pr=100/noprompt"] {
             let args = [&["-E", page][..], &PEOPLE[..]].concat();
             let (rc, out) = search(&s.url(), Some(SVC), &args, None);
@@ -517,14 +468,10 @@ mod tests {
         }
         let (rc, out) = search(&s.url(), None, &PEOPLE, None);
         assert_eq!((rc, dns(&out)), (4, 5), "anonymous is limited too\n{out}");
-        let (rc, out) =
-            search(&s.url(), Some(("cn=admin,dc=example,dc=org", "secret")), &PEOPLE, None);
+        let (rc, out) = search(&s.url(), Some(("cn=admin,dc=example,dc=org", "secret")), &PEOPLE, None);
         assert_eq!((rc, dns(&out)), (0, 12), "the rootdn is exempt\n{out}");
         let (rc, out) = search(&s.url(), None, &["-b", "", "-s", "base", "supportedControl"], None);
-        assert!(
-            rc == 0 && out.contains("1.2.840.113556.1.4.319"),
-            "paged results control advertised\n{out}"
-        );
+        assert!(rc == 0 && out.contains("1.2.840.113556.1.4.319"), "paged results control advertised\n{out}");
         Ok(())
     }
 
@@ -539,22 +486,10 @@ mod tests {
         assert!(rc == 0 && out.contains("cn: User 0") && !out.contains("userPassword"), "{out}");
         let (rc, out) = search(&s.url(), None, &base, None);
         assert!(rc == 0 && out.contains("cn: User 0") && !out.contains("userPassword"), "{out}");
-        assert_eq!(
-            search(&s.url(), Some((user, "wrong")), &base, None).0,
-            49,
-            "invalidCredentials"
-        );
+        assert_eq!(search(&s.url(), Some((user, "wrong")), &base, None).0, 49, "invalidCredentials");
         let missing = "uid=nobody,ou=people,dc=example,dc=org";
-        assert_eq!(
-            search(&s.url(), Some((missing, "x")), &base, None).0,
-            49,
-            "unknown DN: invalidCredentials"
-        );
-        assert_eq!(
-            search(&s.url(), Some((user, "")), &base, None).0,
-            53,
-            "unauthenticated bind: unwillingToPerform"
-        );
+        assert_eq!(search(&s.url(), Some((missing, "x")), &base, None).0, 49, "unknown DN: invalidCredentials");
+        assert_eq!(search(&s.url(), Some((user, "")), &base, None).0, 53, "unauthenticated bind: unwillingToPerform");
         Ok(())
     }
 
@@ -571,10 +506,7 @@ mod tests {
         let starttls = ["-ZZ", "-b", "", "-s", "base", "namingContexts"];
         for (url, args) in [(&ldaps, &root_dse[..]), (&s.url(), &starttls[..])] {
             let (rc, out) = search(url, None, args, Some(&ca));
-            assert!(
-                rc == 0 && out.contains("dc=example,dc=org"),
-                "{url} {args:?} with the right CA\n{out}"
-            );
+            assert!(rc == 0 && out.contains("dc=example,dc=org"), "{url} {args:?} with the right CA\n{out}");
             let (rc, out) = search(url, None, args, Some(&other));
             assert_ne!(rc, 0, "{url} {args:?} must fail with the wrong CA\n{out}");
         }
@@ -604,22 +536,12 @@ mod tests {
              dn: uid=u1,ou=people,dc=example,dc=org\nchangetype: modrdn\nnewrdn: uid=u1b\ndeleteoldrdn: 1\n\n\
              dn: uid=new,ou=people,dc=example,dc=org\nchangetype: delete\n",
         )?;
-        let (rc, out) = search(
-            &s.url(),
-            Some(SVC),
-            &["-b", "ou=people,dc=example,dc=org", "(objectClass=inetOrgPerson)", "cn", "mail"],
-            None,
-        );
+        let (rc, out) =
+            search(&s.url(), Some(SVC), &["-b", "ou=people,dc=example,dc=org", "(objectClass=inetOrgPerson)", "cn", "mail"], None);
         assert_eq!(rc, 0, "{out}");
         assert!(out.contains("cn: Renamed Zero") && out.contains("mail: u0@example.org"), "{out}");
-        assert!(
-            out.contains("dn: uid=u1b,") && !out.contains("uid=u1,") && !out.contains("uid=new"),
-            "{out}"
-        );
-        let err = s
-            .modify("dn: uid=ghost,ou=people,dc=example,dc=org\nchangetype: delete\n")
-            .err()
-            .context("must fail")?;
+        assert!(out.contains("dn: uid=u1b,") && !out.contains("uid=u1,") && !out.contains("uid=new"), "{out}");
+        let err = s.modify("dn: uid=ghost,ou=people,dc=example,dc=org\nchangetype: delete\n").err().context("must fail")?;
         assert!(format!("{err:#}").contains("No such object"), "{err:#}");
         Ok(())
     }
@@ -634,14 +556,12 @@ mod tests {
         let seen = Mutex::new(None);
         let r = std::panic::catch_unwind(|| {
             if let Ok(s) = Slapd::start(SlapdOptions::default()) {
-                *seen.lock().unwrap_or_else(|e| e.into_inner()) =
-                    Some((s.port(), s.dir().to_owned()));
+                *seen.lock().unwrap_or_else(|e| e.into_inner()) = Some((s.port(), s.dir().to_owned()));
                 std::panic::resume_unwind(Box::new("test body panics"));
             }
         });
         assert!(r.is_err());
-        let (port, dir) =
-            seen.into_inner().unwrap_or_else(|e| e.into_inner()).context("slapd started")?;
+        let (port, dir) = seen.into_inner().unwrap_or_else(|e| e.into_inner()).context("slapd started")?;
         assert!(!dir.exists() && ldap_ping(port).is_err());
         Ok(())
     }
@@ -649,18 +569,13 @@ mod tests {
     #[test]
     fn startup_errors_carry_details() {
         let bad_ldif = SlapdOptions {
-            ldif:
-                "dn: uid=orphan,ou=nowhere,dc=example,dc=org\nobjectClass: account\nuid: orphan\n"
-                    .into(),
+            ldif: "dn: uid=orphan,ou=nowhere,dc=example,dc=org\nobjectClass: account\nuid: orphan\n".into(),
             ..Default::default()
         };
         let err = Slapd::start(bad_ldif).err().map(|e| format!("{e:#}")).unwrap_or_default();
         assert!(err.contains("slapadd (initial LDIF) failed"), "{err}");
         let bad_conf = SlapdOptions { suffix: "not a dn".into(), ..Default::default() };
         let err = Slapd::start(bad_conf).err().map(|e| format!("{e:#}")).unwrap_or_default();
-        assert!(
-            err.contains("exited during startup") && err.contains("<suffix> invalid DN"),
-            "{err}"
-        );
+        assert!(err.contains("exited during startup") && err.contains("<suffix> invalid DN"), "{err}");
     }
 }

@@ -56,9 +56,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, bail, ensure};
 use ldap_sync_host::demo::{DEMO_PEOPLE_BASE, DEMO_SUFFIX, demo_variables};
-use ldap_sync_host::fixture::{
-    LocalAdmin, SYNC_IN_PROGRESS, directory_root_ldif, person_ldif, variables,
-};
+use ldap_sync_host::fixture::{LocalAdmin, SYNC_IN_PROGRESS, directory_root_ldif, person_ldif, variables};
 use ldap_sync_host::kv::DEFAULT_DB_FILE;
 use ldap_sync_host::slapd::{Slapd, SlapdOptions};
 use ldap_sync_host::{Host, HostOptions};
@@ -77,11 +75,7 @@ Times a first, an unchanged and a 1%-changed ldap.syncNow run against a local sl
 const SUFFIX: &str = DEMO_SUFFIX;
 const BASE: &str = DEMO_PEOPLE_BASE;
 /// The caller of every run, seeded as the e2e tests seed theirs.
-const ADMIN: LocalAdmin = LocalAdmin {
-    id: "admin",
-    password: "bench-admin-pw",
-    login_token: "bench-login-token",
-};
+const ADMIN: LocalAdmin = LocalAdmin { id: "admin", password: "bench-admin-pw", login_token: "bench-login-token" };
 
 /// Best field throughput of the open-source peers (peers.md §2: 1–15 users/s).
 const BEST_PEER_USERS_PER_S: f64 = 15.0;
@@ -98,10 +92,7 @@ struct Args {
 
 /// Parses the command line; `Ok(None)` means `--help` was asked for.
 fn parse_args(args: impl IntoIterator<Item = String>) -> anyhow::Result<Option<Args>> {
-    let mut out = Args {
-        users: 10_000,
-        page_size: 250,
-    };
+    let mut out = Args { users: 10_000, page_size: 250 };
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         let (name, inline) = match arg.split_once('=') {
@@ -116,17 +107,12 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> anyhow::Result<Option<A
             "-h" | "--help" => return Ok(None),
             "--users" => {
                 let v = value("--users")?;
-                out.users = v
-                    .replace('_', "")
-                    .parse()
-                    .with_context(|| format!("--users {v:?} is not a number"))?;
+                out.users = v.replace('_', "").parse().with_context(|| format!("--users {v:?} is not a number"))?;
                 ensure!(out.users >= 1, "--users must be at least 1");
             }
             "--page-size" => {
                 let v = value("--page-size")?;
-                out.page_size = v
-                    .parse()
-                    .with_context(|| format!("--page-size {v:?} is not a number"))?;
+                out.page_size = v.parse().with_context(|| format!("--page-size {v:?} is not a number"))?;
             }
             _ => bail!("unknown argument {arg:?}\n\n{USAGE}"),
         }
@@ -155,13 +141,7 @@ fn directory(n: usize, width: usize) -> String {
     l.reserve(n * 160);
     for i in 1..=n {
         let u = uid(i, width);
-        l.push_str(&person_ldif(
-            &format!("uid={u}"),
-            &u,
-            &format!("User {u}"),
-            &u,
-            &[&format!("{u}@example.org")],
-        ));
+        l.push_str(&person_ldif(&format!("uid={u}"), &u, &format!("User {u}"), &u, &[&format!("{u}@example.org")]));
     }
     l
 }
@@ -174,21 +154,14 @@ fn modifications(n: usize, width: usize) -> (usize, String) {
     for k in 1..=count {
         let u = uid(k * step, width);
         // Writing into a String cannot fail.
-        let _ = write!(
-            l,
-            "dn: uid={u},{BASE}\nchangetype: modify\nreplace: cn\ncn: User {u} (renamed)\n\n"
-        );
+        let _ = write!(l, "dn: uid={u},{BASE}\nchangetype: modify\nreplace: cn\ncn: User {u} (renamed)\n\n");
     }
     (count, l)
 }
 
 /// The demo directory's variables, with the page size under test.
 fn bench_variables(port: u16, page_size: u32) -> BTreeMap<String, String> {
-    variables(
-        demo_variables(port)
-            .into_iter()
-            .chain([("ldap_search_page_size", page_size.to_string())]),
-    )
+    variables(demo_variables(port).into_iter().chain([("ldap_search_page_size", page_size.to_string())]))
 }
 
 /// A fresh directory under `$TMPDIR`, removed on drop.
@@ -196,11 +169,8 @@ struct TempDir(PathBuf);
 
 impl TempDir {
     fn new() -> anyhow::Result<Self> {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let dir =
-            std::env::temp_dir().join(format!("ldap-sync-bench-{}-{nanos}", std::process::id()));
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+        let dir = std::env::temp_dir().join(format!("ldap-sync-bench-{}-{nanos}", std::process::id()));
         fs::create_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
         Ok(Self(dir))
     }
@@ -235,38 +205,24 @@ impl Run {
 /// Expected report counts: (created, updated, unchanged).
 type Expect = (u64, u64, u64);
 
-fn sync_once(
-    rt: &tokio::runtime::Runtime,
-    host: &Host,
-    db: &Path,
-    name: &'static str,
-    n: usize,
-    expect: Expect,
-) -> anyhow::Result<Run> {
+fn sync_once(rt: &tokio::runtime::Runtime, host: &Host, db: &Path, name: &'static str, n: usize, expect: Expect) -> anyhow::Result<Run> {
     let req = ADMIN.sync_now_request()?;
     let started = Instant::now();
-    let res = rt
-        .block_on(host.send(req))
-        .with_context(|| format!("{name}: the host did not answer"))?;
+    let res = rt.block_on(host.send(req)).with_context(|| format!("{name}: the host did not answer"))?;
     let wall = started.elapsed();
     ensure!(
         res.status == 200 && res.text() == SYNC_IN_PROGRESS,
         "{name}: ldap.syncNow answered {} {}{}",
         res.status,
         res.text(),
-        res.error
-            .as_deref()
-            .map(|e| format!(" (guest error: {e})"))
-            .unwrap_or_default()
+        res.error.as_deref().map(|e| format!(" (guest error: {e})")).unwrap_or_default()
     );
     let report: Value = host
         .kv_get("sync-report:last")?
         .with_context(|| format!("{name}: no sync-report:last after the run"))
         .and_then(|v| serde_json::from_slice(&v).context("sync-report:last is not JSON"))?;
     let count = |field: &str| -> anyhow::Result<u64> {
-        report[field]
-            .as_u64()
-            .with_context(|| format!("{name}: sync-report:last has no {field}: {report}"))
+        report[field].as_u64().with_context(|| format!("{name}: sync-report:last has no {field}: {report}"))
     };
     let run = Run {
         name,
@@ -277,9 +233,7 @@ fn sync_once(
         updated: count("updated")?,
         unchanged: count("unchanged")?,
         keys: host.kv_keys()?.len(),
-        db_bytes: fs::metadata(db)
-            .with_context(|| format!("reading the size of {}", db.display()))?
-            .len(),
+        db_bytes: fs::metadata(db).with_context(|| format!("reading the size of {}", db.display()))?.len(),
         peak_rss_kib: peak_rss_kib()?,
     };
     ensure!(
@@ -319,11 +273,7 @@ fn run() -> anyhow::Result<()> {
     println!(
         "ldap-sync-bench: {n} users, page size {}, {cores} CPU(s), {} build",
         args.page_size,
-        if cfg!(debug_assertions) {
-            "dev (debug host, optimised deps)"
-        } else {
-            "release"
-        }
+        if cfg!(debug_assertions) { "dev (debug host, optimised deps)" } else { "release" }
     );
 
     // 1. The directory.
@@ -359,67 +309,26 @@ fn run() -> anyhow::Result<()> {
         ..HostOptions::default()
     })
     .context("starting the host")?;
-    println!(
-        "host: component compiled in {:.2} s; store {}",
-        started.elapsed().as_secs_f64(),
-        db.display()
-    );
+    println!("host: component compiled in {:.2} s; store {}", started.elapsed().as_secs_f64(), db.display());
     ADMIN.seed(&host)?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the tokio runtime")?;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the tokio runtime")?;
 
     // 3. Three runs.
     let mut runs = Vec::new();
-    runs.push(sync_once(
-        &rt,
-        &host,
-        &db,
-        "first (all new)",
-        n,
-        (n as u64, 0, 0),
-    )?);
-    runs.push(sync_once(
-        &rt,
-        &host,
-        &db,
-        "no change",
-        n,
-        (0, 0, n as u64),
-    )?);
+    runs.push(sync_once(&rt, &host, &db, "first (all new)", n, (n as u64, 0, 0))?);
+    runs.push(sync_once(&rt, &host, &db, "no change", n, (0, 0, n as u64))?);
     let (changed, mods) = modifications(n, width);
     let started = Instant::now();
     slapd.modify(&mods).context("ldapmodify")?;
-    println!(
-        "ldapmodify: {changed} cn changes in {:.2} s",
-        started.elapsed().as_secs_f64()
-    );
+    println!("ldapmodify: {changed} cn changes in {:.2} s", started.elapsed().as_secs_f64());
     let c = changed as u64;
-    runs.push(sync_once(
-        &rt,
-        &host,
-        &db,
-        "1% changed",
-        n,
-        (0, c, n as u64 - c),
-    )?);
+    runs.push(sync_once(&rt, &host, &db, "1% changed", n, (0, c, n as u64 - c))?);
 
     // 4. The table and the ratios.
     println!();
     println!(
         "{:<16} {:>8} {:>9} {:>10} {:>9} {:>8} {:>8} {:>9} {:>8} {:>8} {:>8}",
-        "run",
-        "wall s",
-        "guest s",
-        "users/s",
-        "x peer",
-        "created",
-        "updated",
-        "unchanged",
-        "KV keys",
-        "DB MiB",
-        "RSS MiB"
+        "run", "wall s", "guest s", "users/s", "x peer", "created", "updated", "unchanged", "KV keys", "DB MiB", "RSS MiB"
     );
     for r in &runs {
         println!(
@@ -438,9 +347,7 @@ fn run() -> anyhow::Result<()> {
         );
     }
     println!();
-    println!(
-        "x peer = users/s / {BEST_PEER_USERS_PER_S:.0} (best open-source peer, peers.md: 1-15 users/s)"
-    );
+    println!("x peer = users/s / {BEST_PEER_USERS_PER_S:.0} (best open-source peer, peers.md: 1-15 users/s)");
     let first = &runs[0];
     let estimate = WRITES_PER_USER * n as f64 / SINGLE_SETS_PER_S;
     println!(

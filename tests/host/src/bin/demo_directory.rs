@@ -23,8 +23,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
 use ldap_sync_host::demo::{
-    DEMO_ADMINS_GROUP_DN, DEMO_DEFAULT_PORT, DEMO_PEOPLE_BASE, DEMO_SVC_DN, DEMO_SVC_PASSWORD,
-    DEMO_USER_PASSWORD, DEMO_USERS, spin_variable_lines, start_demo,
+    DEMO_ADMINS_GROUP_DN, DEMO_DEFAULT_PORT, DEMO_PEOPLE_BASE, DEMO_SVC_DN, DEMO_SVC_PASSWORD, DEMO_USER_PASSWORD, DEMO_USERS,
+    spin_variable_lines, start_demo,
 };
 
 const USAGE: &str = "\
@@ -48,9 +48,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> anyhow::Result<Option<u
                 None => bail!("unknown argument {a:?}\n\n{USAGE}"),
             },
         };
-        port = value
-            .parse()
-            .with_context(|| format!("--port {value:?} is not a port number (0-65535)"))?;
+        port = value.parse().with_context(|| format!("--port {value:?} is not a port number (0-65535)"))?;
     }
     Ok(Some(port))
 }
@@ -83,13 +81,9 @@ fn run() -> anyhow::Result<()> {
     out.push_str(&format!("Demo LDAP directory (OpenLDAP slapd) at {url}\n"));
     out.push_str(&format!("  users:           {DEMO_PEOPLE_BASE}\n"));
     out.push_str(&format!("  group:           {DEMO_ADMINS_GROUP_DN}\n"));
-    out.push_str(&format!(
-        "  service account: {DEMO_SVC_DN} / {DEMO_SVC_PASSWORD}\n"
-    ));
+    out.push_str(&format!("  service account: {DEMO_SVC_DN} / {DEMO_SVC_PASSWORD}\n"));
     out.push_str(&format!("  data:            {}\n\n", slapd.dir().display()));
-    out.push_str(&format!(
-        "Users (password \"{DEMO_USER_PASSWORD}\" for all; * = member of cn=admins):\n"
-    ));
+    out.push_str(&format!("Users (password \"{DEMO_USER_PASSWORD}\" for all; * = member of cn=admins):\n"));
     for u in &DEMO_USERS {
         let admin = if u.is_admin() { '*' } else { ' ' };
         out.push_str(&format!("  {admin} {:<6} {:<18} {}\n", u.uid, u.mail, u.cn));
@@ -106,11 +100,7 @@ fn run() -> anyhow::Result<()> {
          -b {DEMO_PEOPLE_BASE} uid mail cn\n\n"
     ));
     let stdin = std::io::stdin();
-    out.push_str(if stdin.is_terminal() {
-        "Press Enter to stop.\n"
-    } else {
-        "Stops at the first line of stdin, or at its end.\n"
-    });
+    out.push_str(if stdin.is_terminal() { "Press Enter to stop.\n" } else { "Stops at the first line of stdin, or at its end.\n" });
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(out.as_bytes())?;
     stdout.flush()?;

@@ -9,9 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, bail, ensure};
 use serde::Deserialize;
 
-use crate::manifest::{
-    ComponentDecl, Manifest, Route, Template, VariableDecl, validate_variable_name,
-};
+use crate::manifest::{ComponentDecl, Manifest, Route, Template, VariableDecl, validate_variable_name};
 
 #[derive(Deserialize)]
 struct RawManifest {
@@ -89,48 +87,27 @@ struct RawComponent {
 impl Manifest {
     /// Reads and validates a manifest file.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading manifest {}", path.display()))?;
-        let path = std::fs::canonicalize(path)
-            .with_context(|| format!("resolving manifest path {}", path.display()))?;
-        let dir = path
-            .parent()
-            .map(Path::to_path_buf)
-            .context("manifest path has no parent directory")?;
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading manifest {}", path.display()))?;
+        let path = std::fs::canonicalize(path).with_context(|| format!("resolving manifest path {}", path.display()))?;
+        let dir = path.parent().map(Path::to_path_buf).context("manifest path has no parent directory")?;
         Self::parse(&text, path, dir)
     }
 
     /// Parses manifest text; `dir` is where relative `source` paths start.
     pub fn parse(text: &str, path: PathBuf, dir: PathBuf) -> anyhow::Result<Self> {
-        let raw: RawManifest =
-            toml::from_str(text).with_context(|| format!("parsing manifest {}", path.display()))?;
+        let raw: RawManifest = toml::from_str(text).with_context(|| format!("parsing manifest {}", path.display()))?;
         ensure!(
-            raw.spin_manifest_version.as_integer() == Some(2)
-                || raw.spin_manifest_version.as_str() == Some("2"),
+            raw.spin_manifest_version.as_integer() == Some(2) || raw.spin_manifest_version.as_str() == Some("2"),
             "{}: only spin_manifest_version = 2 is supported",
             path.display()
         );
 
         let mut variables = BTreeMap::new();
         for (name, v) in raw.variables {
-            validate_variable_name(&name)
-                .map_err(|e| anyhow::anyhow!("invalid variable name {e}"))?;
-            ensure!(
-                !(v.required && v.default.is_some()),
-                "variable {name:?}: `required = true` and `default` are mutually exclusive"
-            );
-            ensure!(
-                v.required || v.default.is_some(),
-                "variable {name:?} needs a `default` or `required = true`"
-            );
-            variables.insert(
-                name,
-                VariableDecl {
-                    default: v.default,
-                    required: v.required,
-                    secret: v.secret,
-                },
-            );
+            validate_variable_name(&name).map_err(|e| anyhow::anyhow!("invalid variable name {e}"))?;
+            ensure!(!(v.required && v.default.is_some()), "variable {name:?}: `required = true` and `default` are mutually exclusive");
+            ensure!(v.required || v.default.is_some(), "variable {name:?} needs a `default` or `required = true`");
+            variables.insert(name, VariableDecl { default: v.default, required: v.required, secret: v.secret });
         }
 
         let mut routes = Vec::new();
@@ -138,12 +115,7 @@ impl Manifest {
         for (i, trigger) in raw.trigger.http.into_iter().enumerate() {
             ensure!(
                 trigger.executor.is_none()
-                    || trigger
-                        .executor
-                        .as_ref()
-                        .and_then(|e| e.get("type"))
-                        .and_then(toml::Value::as_str)
-                        == Some("http"),
+                    || trigger.executor.as_ref().and_then(|e| e.get("type")).and_then(toml::Value::as_str) == Some("http"),
                 "trigger.http[{i}]: only the default (wasi-http) executor is supported"
             );
             let RawRoute::Path(route) = trigger.route else {
@@ -156,10 +128,7 @@ impl Manifest {
                 None => bail!("trigger.http[{i}]: static responses are not supported"),
             };
             if let Some(existing) = &component_id {
-                ensure!(
-                    *existing == id,
-                    "this test host serves one component; routes name both {existing:?} and {id:?}"
-                );
+                ensure!(*existing == id, "this test host serves one component; routes name both {existing:?} and {id:?}");
             }
             component_id = Some(id);
             routes.push(Route::parse(&route)?);
@@ -167,9 +136,7 @@ impl Manifest {
         let id = component_id.context("the manifest has no [[trigger.http]] with a route")?;
 
         let mut components = raw.component;
-        let raw_component = components
-            .remove(&id)
-            .with_context(|| format!("trigger names component {id:?}, which has no section"))?;
+        let raw_component = components.remove(&id).with_context(|| format!("trigger names component {id:?}, which has no section"))?;
         let source = match raw_component.source {
             toml::Value::String(s) => dir.join(s),
             _ => bail!("component {id:?}: only a local file `source` is supported"),
@@ -177,18 +144,14 @@ impl Manifest {
 
         let check_template = |what: &str, t: &Template| -> anyhow::Result<()> {
             for name in t.variables() {
-                ensure!(
-                    variables.contains_key(name),
-                    "{what}: template {t} refers to unknown variable {name:?}"
-                );
+                ensure!(variables.contains_key(name), "{what}: template {t} refers to unknown variable {name:?}");
             }
             Ok(())
         };
 
         let mut component_variables = BTreeMap::new();
         for (name, value) in raw_component.variables {
-            validate_variable_name(&name)
-                .map_err(|e| anyhow::anyhow!("component {id:?}: invalid variable name {e}"))?;
+            validate_variable_name(&name).map_err(|e| anyhow::anyhow!("component {id:?}: invalid variable name {e}"))?;
             let t = Template::parse(&value)?;
             check_template(&format!("component {id:?} variable {name:?}"), &t)?;
             component_variables.insert(name, t);
@@ -201,10 +164,7 @@ impl Manifest {
         }
 
         Ok(Self {
-            app_name: raw
-                .application
-                .name
-                .unwrap_or_else(|| "<unnamed>".to_owned()),
+            app_name: raw.application.name.unwrap_or_else(|| "<unnamed>".to_owned()),
             app_version: raw.application.version,
             variables,
             routes,

@@ -32,17 +32,9 @@ impl Manifest {
     }
 
     /// [`Manifest::resolve`] with an explicit environment lookup.
-    pub fn resolve_with_env(
-        &self,
-        overrides: &BTreeMap<String, String>,
-        env: impl Fn(&str) -> Option<String>,
-    ) -> anyhow::Result<Resolved> {
+    pub fn resolve_with_env(&self, overrides: &BTreeMap<String, String>, env: impl Fn(&str) -> Option<String>) -> anyhow::Result<Resolved> {
         for name in overrides.keys() {
-            ensure!(
-                self.variables.contains_key(name),
-                "variable {name:?} is not declared in [variables] of {}",
-                self.path.display()
-            );
+            ensure!(self.variables.contains_key(name), "variable {name:?} is not declared in [variables] of {}", self.path.display());
         }
         let mut app_variables = BTreeMap::new();
         for (name, decl) in &self.variables {
@@ -67,21 +59,11 @@ impl Manifest {
             .iter()
             .map(|(k, t)| Ok((k.clone(), t.resolve(&app_variables)?)))
             .collect::<anyhow::Result<BTreeMap<_, _>>>()?;
-        let allowed_outbound_hosts = self
-            .component
-            .allowed_outbound_hosts
-            .iter()
-            .map(|t| t.resolve(&app_variables))
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        let allowed_hosts = AllowedHosts::parse(&allowed_outbound_hosts).with_context(|| {
-            format!("component {:?}: allowed_outbound_hosts", self.component.id)
-        })?;
-        Ok(Resolved {
-            app_variables,
-            component_variables,
-            allowed_outbound_hosts,
-            allowed_hosts,
-        })
+        let allowed_outbound_hosts =
+            self.component.allowed_outbound_hosts.iter().map(|t| t.resolve(&app_variables)).collect::<anyhow::Result<Vec<_>>>()?;
+        let allowed_hosts = AllowedHosts::parse(&allowed_outbound_hosts)
+            .with_context(|| format!("component {:?}: allowed_outbound_hosts", self.component.id))?;
+        Ok(Resolved { app_variables, component_variables, allowed_outbound_hosts, allowed_hosts })
     }
 }
 

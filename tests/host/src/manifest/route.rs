@@ -32,30 +32,16 @@ pub struct RouteMatch {
 impl Route {
     /// Parses a manifest route.
     pub fn parse(raw: &str) -> anyhow::Result<Self> {
-        let absolute = if raw.starts_with('/') {
-            raw.to_owned()
-        } else {
-            format!("/{raw}")
-        };
+        let absolute = if raw.starts_with('/') { raw.to_owned() } else { format!("/{raw}") };
         let based = absolute.strip_suffix('/').unwrap_or(&absolute).to_owned();
         ensure!(
             !based.split('/').any(|seg| seg.starts_with(':')),
             "route {raw:?}: named wildcards (':name') are not supported by this test host"
         );
-        let wildcard_prefix = based
-            .strip_suffix("/...")
-            .or_else(|| based.strip_suffix("/*"))
-            .or_else(|| (based == "...").then_some(""))
-            .map(str::to_owned);
-        ensure!(
-            wildcard_prefix.is_some() || !based.contains("..."),
-            "route {raw:?}: '...' is only allowed as the last segment"
-        );
-        Ok(Self {
-            raw: raw.to_owned(),
-            based,
-            wildcard_prefix,
-        })
+        let wildcard_prefix =
+            based.strip_suffix("/...").or_else(|| based.strip_suffix("/*")).or_else(|| (based == "...").then_some("")).map(str::to_owned);
+        ensure!(wildcard_prefix.is_some() || !based.contains("..."), "route {raw:?}: '...' is only allowed as the last segment");
+        Ok(Self { raw: raw.to_owned(), based, wildcard_prefix })
     }
 
     /// The route as written in the manifest.
@@ -66,11 +52,7 @@ impl Route {
     /// Matches a request path; `None` if the route does not cover it. The
     /// second value is the length of the matched prefix (longest wins).
     fn matches(&self, path: &str) -> Option<(RouteMatch, Option<usize>)> {
-        let component_route = self
-            .raw
-            .strip_suffix("/...")
-            .unwrap_or(&self.raw)
-            .to_owned();
+        let component_route = self.raw.strip_suffix("/...").unwrap_or(&self.raw).to_owned();
         let based_route = self.based.clone();
         let make = |path_info: String| RouteMatch {
             based_route: based_route.clone(),
@@ -84,8 +66,7 @@ impl Route {
                     Some((make(String::new()), Some(prefix.len())))
                 } else {
                     let rest = path.strip_prefix(prefix.as_str())?;
-                    rest.starts_with('/')
-                        .then(|| (make(rest.to_owned()), Some(prefix.len())))
+                    rest.starts_with('/').then(|| (make(rest.to_owned()), Some(prefix.len())))
                 }
             }
             None => {
@@ -137,14 +118,8 @@ mod tests {
         assert_eq!(m.raw_route, "/api/v1/...");
         assert_eq!(m.component_route, "/api/v1");
         assert_eq!(route(&routes, "/api/v1").expect("matches").1.path_info, "");
-        assert_eq!(
-            route(&routes, "/api/v1/").expect("matches").1.path_info,
-            "/"
-        );
-        assert_eq!(
-            route(&routes, "/api/v1/a/b/").expect("matches").1.path_info,
-            "/a/b/"
-        );
+        assert_eq!(route(&routes, "/api/v1/").expect("matches").1.path_info, "/");
+        assert_eq!(route(&routes, "/api/v1/a/b/").expect("matches").1.path_info, "/a/b/");
         assert!(route(&routes, "/api/v1x").is_none());
         assert!(route(&routes, "/api/v2/ldap.syncNow").is_none());
         assert!(route(&routes, "/").is_none());
@@ -155,10 +130,7 @@ mod tests {
             Route::parse("/one/two/...").expect("route"),
             Route::parse("/one/two").expect("route"),
         ];
-        assert_eq!(
-            route(&routes, "/one/two/three").expect("m").0.raw(),
-            "/one/two/..."
-        );
+        assert_eq!(route(&routes, "/one/two/three").expect("m").0.raw(), "/one/two/...");
         assert_eq!(route(&routes, "/one/two").expect("m").0.raw(), "/one/two");
         assert_eq!(route(&routes, "/one/x").expect("m").0.raw(), "/one/...");
         let (r, m) = route(&routes, "/").expect("m");

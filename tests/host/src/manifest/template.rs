@@ -57,11 +57,7 @@ impl Template {
         for part in &self.parts {
             match part {
                 Part::Lit(l) => out.push_str(l),
-                Part::Expr(name) => out.push_str(
-                    values
-                        .get(name)
-                        .with_context(|| format!("unknown variable {name:?} in template"))?,
-                ),
+                Part::Expr(name) => out.push_str(values.get(name).with_context(|| format!("unknown variable {name:?} in template"))?),
             }
         }
         Ok(out)
@@ -86,10 +82,7 @@ impl fmt::Display for Template {
 pub fn validate_variable_name(name: &str) -> Result<(), String> {
     let reason = if name.is_empty() {
         "must not be empty".to_owned()
-    } else if let Some(c) = name
-        .chars()
-        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_'))
-    {
+    } else if let Some(c) = name.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')) {
         format!(
             "invalid character {c:?}. Variable names may contain only lower-case letters, \
              numbers, and underscores."
@@ -112,10 +105,7 @@ mod tests {
 
     #[test]
     fn templates() {
-        let vars: BTreeMap<String, String> = [("a", "1"), ("bee", "two")]
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect();
+        let vars: BTreeMap<String, String> = [("a", "1"), ("bee", "two")].into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
         for (tmpl, want) in [
             ("", ""),
             ("plain", "plain"),
@@ -130,16 +120,8 @@ mod tests {
             assert_eq!(t.resolve(&vars).expect(tmpl), want, "{tmpl:?}");
         }
         assert!(Template::parse("{{ a }} {{ unmatched").is_err());
-        assert!(
-            Template::parse("{{ nope }}")
-                .expect("parses")
-                .resolve(&vars)
-                .is_err()
-        );
-        assert_eq!(
-            Template::parse("x{{a}}y").expect("parses").to_string(),
-            "x{{ a }}y"
-        );
+        assert!(Template::parse("{{ nope }}").expect("parses").resolve(&vars).is_err());
+        assert_eq!(Template::parse("x{{a}}y").expect("parses").to_string(), "x{{ a }}y");
     }
 
     #[test]

@@ -17,8 +17,7 @@ use crate::manifest::{Manifest, RouteMatch};
 
 /// The client address given to the guest (`spin-client-addr`) when the
 /// request names none (see [`ClientAddr`] and [`crate::Host::send_from`]).
-pub const DEFAULT_CLIENT_ADDR: SocketAddr =
-    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 49152);
+pub const DEFAULT_CLIENT_ADDR: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 49152);
 
 /// A request extension carrying the client address for `spin-client-addr`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,27 +33,15 @@ pub(crate) enum Prepared {
 }
 
 /// Routes a request and adds Spin's headers, as `spin up` would.
-pub(crate) fn prepare_request(
-    manifest: &Manifest,
-    mut parts: http::request::Parts,
-    client: SocketAddr,
-) -> anyhow::Result<Prepared> {
+pub(crate) fn prepare_request(manifest: &Manifest, mut parts: http::request::Parts, client: SocketAddr) -> anyhow::Result<Prepared> {
     // A real HTTP/1.1 client always sends `Host`; requests built in tests
     // often do not, so supply what a client would have sent.
     if !parts.headers.contains_key(HOST) {
-        let host = parts
-            .uri
-            .authority()
-            .map_or_else(|| "localhost".to_owned(), |a| a.as_str().to_owned());
+        let host = parts.uri.authority().map_or_else(|| "localhost".to_owned(), |a| a.as_str().to_owned());
         parts.headers.insert(HOST, HeaderValue::from_str(&host)?);
     }
     // Spin's strip_forbidden_headers.
-    if parts
-        .headers
-        .get(HOST)
-        .and_then(|h| h.to_str().ok())
-        .is_some_and(is_service_chaining_host)
-    {
+    if parts.headers.get(HOST).and_then(|h| h.to_str().ok()).is_some_and(is_service_chaining_host) {
         parts.headers.remove(HOST);
     }
 
@@ -64,10 +51,7 @@ pub(crate) fn prepare_request(
         match well_known {
             "health" => res.body = b"OK".to_vec(),
             "info" => {
-                res.headers.insert(
-                    http::header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/json"),
-                );
+                res.headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
                 res.body = serde_json::to_vec_pretty(&serde_json::json!({
                     "name": manifest.app_name,
                     "version": manifest.app_version,
@@ -92,10 +76,7 @@ pub(crate) fn prepare_request(
         Err(e) => {
             let error = format!("{e:#}");
             eprintln!("ldap-sync-host: error processing request: {error}");
-            return Ok(Prepared::Respond(Response {
-                error: Some(error),
-                ..Response::empty(500)
-            }));
+            return Ok(Prepared::Respond(Response { error: Some(error), ..Response::empty(500) }));
         }
     };
     // Spin rebuilds the header map from the client's headers followed by its
@@ -109,8 +90,7 @@ pub(crate) fn prepare_request(
 /// (`<component>.spin.internal`), which Spin strips from inbound requests.
 fn is_service_chaining_host(host: &str) -> bool {
     let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
-    host.split_once('.')
-        .is_some_and(|(_, rest)| rest == "spin.internal")
+    host.split_once('.').is_some_and(|(_, rest)| rest == "spin.internal")
 }
 
 /// Spin's `set_req_uri`: an absolute URI from the `Host` header (or the URI's
@@ -121,8 +101,7 @@ fn set_req_uri(parts: &mut http::request::Parts) -> anyhow::Result<()> {
         .get(HOST)
         .map(|h| -> anyhow::Result<Authority> {
             let s = h.to_str().context("'Host' header is not valid UTF-8")?;
-            s.parse()
-                .context("'Host' header contains an invalid authority")
+            s.parse().context("'Host' header contains an invalid authority")
         })
         .transpose()?;
     let mut uri_parts = parts.uri.clone().into_parts();
@@ -130,10 +109,7 @@ fn set_req_uri(parts: &mut http::request::Parts) -> anyhow::Result<()> {
         (None, None) => bail!("no 'Host' header present in request"),
         (Some(a), None) | (None, Some(a)) => a,
         (Some(a1), Some(a2)) => {
-            ensure!(
-                a1 == a2,
-                "authority in 'Host' header does not match authority in URI"
-            );
+            ensure!(a1 == a2, "authority in 'Host' header does not match authority in URI");
             a1
         }
     };
@@ -147,16 +123,10 @@ fn set_req_uri(parts: &mut http::request::Parts) -> anyhow::Result<()> {
 }
 
 /// Spin's `compute_default_headers` for a route match.
-fn spin_headers(
-    parts: &http::request::Parts,
-    route: &RouteMatch,
-    client: SocketAddr,
-) -> anyhow::Result<Vec<(HeaderName, HeaderValue)>> {
+fn spin_headers(parts: &http::request::Parts, route: &RouteMatch, client: SocketAddr) -> anyhow::Result<Vec<(HeaderName, HeaderValue)>> {
     // Spin requires every client header value to be UTF-8.
     for (name, value) in &parts.headers {
-        value
-            .to_str()
-            .with_context(|| format!("header {name} is not valid UTF-8"))?;
+        value.to_str().with_context(|| format!("header {name} is not valid UTF-8"))?;
     }
     let host = match parts.headers.get(HOST) {
         Some(h) => h.to_str()?.to_owned(),
@@ -178,8 +148,7 @@ fn spin_headers(
         .map(|(name, value)| {
             Ok((
                 HeaderName::from_static(name),
-                HeaderValue::from_str(&value)
-                    .with_context(|| format!("{name} value {value:?} is not a header value"))?,
+                HeaderValue::from_str(&value).with_context(|| format!("{name} value {value:?} is not a header value"))?,
             ))
         })
         .collect()

@@ -35,9 +35,18 @@ fn two_factor(error_type: &str, method: &str, available: &[&str]) -> Value {
 fn seeded(vars: &[(&str, &str)]) -> Host {
     let host = host(vars);
     let pw = json!({"password": {"bcrypt": bcrypt_of_password("secret")}});
-    put(&host, "user:totp", &user("totp", Some("tina"), &["admin"], json!({
-        "totp": {"enabled": true, "secret": TOTP_SECRET, "hashedBackup": [sha256_hex("ABCD2345"), sha256_hex("WXYZ6789")]}
-    })));
+    put(
+        &host,
+        "user:totp",
+        &user(
+            "totp",
+            Some("tina"),
+            &["admin"],
+            json!({
+                "totp": {"enabled": true, "secret": TOTP_SECRET, "hashedBackup": [sha256_hex("ABCD2345"), sha256_hex("WXYZ6789")]}
+            }),
+        ),
+    );
     put(&host, "user:pw", &user("pw", Some("paul"), &["admin", "user"], pw.clone()));
     put(&host, "user:bare", &user("bare", Some("bea"), &["admin"], json!({})));
     put(&host, "user:member", &user("member", Some("mia"), &["user"], pw.clone()));
@@ -63,7 +72,11 @@ async fn authentication_failures_are_401() {
 async fn user_without_username_is_refused() {
     let host = seeded(&[]);
     let res = sync_now(&host, &with(&login("nameless"), &[("x-2fa-code", &password_code())])).await;
-    assert_reply(&res, 400, json!({"success": false, "error": "Users must have a username [error-unauthorized]", "errorType": "error-unauthorized"}));
+    assert_reply(
+        &res,
+        400,
+        json!({"success": false, "error": "Users must have a username [error-unauthorized]", "errorType": "error-unauthorized"}),
+    );
 }
 
 #[tokio::test]
@@ -85,7 +98,11 @@ async fn totp_user_matrix() {
     // D: named method with a code.
     host.advance(Duration::from_secs(30));
     let code = totp_at(T0 + 60);
-    assert_reply(&sync_now(&host, &with(&me, &[("x-2fa-method", "email"), ("x-2fa-code", &code)])).await, 400, two_factor("totp-invalid", "email", t));
+    assert_reply(
+        &sync_now(&host, &with(&me, &[("x-2fa-method", "email"), ("x-2fa-code", &code)])).await,
+        400,
+        two_factor("totp-invalid", "email", t),
+    );
     assert_reply(&sync_now(&host, &with(&me, &[("x-2fa-method", "totp"), ("x-2fa-code", &code)])).await, 400, ldap_disabled());
 }
 
@@ -98,12 +115,24 @@ async fn password_user_matrix() {
     assert_reply(&sync_now(&host, &with(&me, &[("x-2fa-code", &password_code())])).await, 400, ldap_disabled());
     // Upstream lower-cases the digest.
     assert_reply(&sync_now(&host, &with(&me, &[("x-2fa-code", &password_code().to_uppercase())])).await, 400, ldap_disabled());
-    assert_reply(&sync_now(&host, &with(&me, &[("x-2fa-code", &sha256_hex("wrong"))])).await, 400, two_factor("totp-invalid", "password", none));
+    assert_reply(
+        &sync_now(&host, &with(&me, &[("x-2fa-code", &sha256_hex("wrong"))])).await,
+        400,
+        two_factor("totp-invalid", "password", none),
+    );
     assert_reply(&sync_now(&host, &with(&me, &[("x-2fa-code", &password_code()), ("x-2fa-method", "sms")])).await, 400, ldap_disabled());
     assert_reply(&sync_now(&host, &with(&me, &[("x-2fa-method", "totp")])).await, 400, two_factor("totp-required", "totp", none));
     assert_reply(&sync_now(&host, &with(&me, &[("x-2fa-method", "email")])).await, 400, two_factor("totp-required", "email", none));
-    assert_reply(&sync_now(&host, &with(&me, &[("x-2fa-method", "totp"), ("x-2fa-code", &totp_at(T0))])).await, 400, two_factor("totp-invalid", "totp", none));
-    assert_reply(&sync_now(&host, &with(&me, &[("x-2fa-method", "email"), ("x-2fa-code", "123456")])).await, 400, two_factor("totp-invalid", "email", none));
+    assert_reply(
+        &sync_now(&host, &with(&me, &[("x-2fa-method", "totp"), ("x-2fa-code", &totp_at(T0))])).await,
+        400,
+        two_factor("totp-invalid", "totp", none),
+    );
+    assert_reply(
+        &sync_now(&host, &with(&me, &[("x-2fa-method", "email"), ("x-2fa-code", "123456")])).await,
+        400,
+        two_factor("totp-invalid", "email", none),
+    );
 }
 
 #[tokio::test]
@@ -112,9 +141,17 @@ async fn user_without_any_second_factor_can_never_pass() {
     let me = login("bare");
     let none: &[&str] = &[];
     assert_reply(&sync_now(&host, &with(&me, &[])).await, 400, two_factor("totp-required", "password", none));
-    assert_reply(&sync_now(&host, &with(&me, &[("x-2fa-code", &password_code())])).await, 400, two_factor("totp-invalid", "password", none));
+    assert_reply(
+        &sync_now(&host, &with(&me, &[("x-2fa-code", &password_code())])).await,
+        400,
+        two_factor("totp-invalid", "password", none),
+    );
     assert_reply(&sync_now(&host, &with(&me, &[("x-2fa-method", "totp")])).await, 400, two_factor("totp-required", "totp", none));
-    assert_reply(&sync_now(&host, &with(&me, &[("x-2fa-method", "totp"), ("x-2fa-code", "123456")])).await, 400, two_factor("totp-invalid", "totp", none));
+    assert_reply(
+        &sync_now(&host, &with(&me, &[("x-2fa-method", "totp"), ("x-2fa-code", "123456")])).await,
+        400,
+        two_factor("totp-invalid", "totp", none),
+    );
 }
 
 #[tokio::test]
@@ -151,8 +188,12 @@ async fn rate_limiter_counts_callers_without_the_bypass_permission() {
     assert_eq!(reset, (T0 as i64) * 1000 + 60_000);
     sync_now(&host, &member).await;
     let third = sync_now(&host, &member).await;
-    assert_reply(&third, 429, json!({"success": false,
-        "error": "Error, too many requests. Please slow down. You must wait 60 seconds before trying this endpoint again. [error-too-many-requests]"}));
+    assert_reply(
+        &third,
+        429,
+        json!({"success": false,
+        "error": "Error, too many requests. Please slow down. You must wait 60 seconds before trying this endpoint again. [error-too-many-requests]"}),
+    );
     assert_eq!(third.header("x-ratelimit-remaining"), Some("0"));
     assert_eq!(get(&host, "rate-limit:127.0.0.1:/api/v1/ldap.syncNowpost"), Some(json!({"count": 3, "resetAt": {"$date": reset}})));
     // Admins hold api-bypass-rate-limit: no headers, no limit.
@@ -178,7 +219,11 @@ async fn accepted_totp_codes_cannot_be_replayed() {
     assert_reply(&sync_now(&host, &me).await, 400, two_factor("totp-invalid", "totp", &["totp"]));
     // The previous step's code is inside the window but older than the accepted one.
     let old = totp_at(T0 - 30);
-    assert_reply(&sync_now(&host, &with(&login("totp"), &[("x-2fa-code", &old)])).await, 400, two_factor("totp-invalid", "totp", &["totp"]));
+    assert_reply(
+        &sync_now(&host, &with(&login("totp"), &[("x-2fa-code", &old)])).await,
+        400,
+        two_factor("totp-invalid", "totp", &["totp"]),
+    );
 }
 
 #[tokio::test]
@@ -194,10 +239,18 @@ async fn five_wrong_codes_lock_the_second_factor_for_five_minutes() {
     assert_eq!(get(&host, "two-factor:totp"), Some(json!({"failedAttempts": 0, "lockedUntil": {"$date": locked_until}})));
     // During the lock even the right code is refused.
     let right = totp_at(T0);
-    assert_reply(&sync_now(&host, &with(&login("totp"), &[("x-2fa-code", &right)])).await, 400, two_factor("totp-max-attempts", "totp", &["totp"]));
+    assert_reply(
+        &sync_now(&host, &with(&login("totp"), &[("x-2fa-code", &right)])).await,
+        400,
+        two_factor("totp-max-attempts", "totp", &["totp"]),
+    );
     host.advance(Duration::from_secs(299));
     let right = totp_at(T0 + 299);
-    assert_reply(&sync_now(&host, &with(&login("totp"), &[("x-2fa-code", &right)])).await, 400, two_factor("totp-max-attempts", "totp", &["totp"]));
+    assert_reply(
+        &sync_now(&host, &with(&login("totp"), &[("x-2fa-code", &right)])).await,
+        400,
+        two_factor("totp-max-attempts", "totp", &["totp"]),
+    );
     // Unlocked after five minutes.
     host.advance(Duration::from_secs(1));
     let right = totp_at(T0 + 300);
@@ -225,13 +278,21 @@ async fn ldap_switches_and_settings_errors() {
     let extra = [("x-2fa-code", code.as_str())];
     let me = with(&creds, &extra);
     assert_reply(&sync_now(&host, &[]).await, 401, not_logged_in());
-    assert_reply(&sync_now(&host, &me).await, 400, json!({"success": false,
-        "error": "invalid value \"-1\" for variable ldap_search_page_size: expected an integer from 0 to 1000000"}));
+    assert_reply(
+        &sync_now(&host, &me).await,
+        400,
+        json!({"success": false,
+        "error": "invalid value \"-1\" for variable ldap_search_page_size: expected an integer from 0 to 1000000"}),
+    );
     let host = seeded(&[("ldap_enable", "true"), ("ldap_background_sync", "false")]);
     assert_reply(&sync_now(&host, &me).await, 400, json!({"success": false, "error": "LDAP_Background_Sync_disabled"}));
     let host = seeded(&[("ldap_authentication", "true"), ("ldap_authentication_password", "hunter2"), ("ldap_timeout", "soon")]);
     let res = sync_now(&host, &me).await;
-    assert_reply(&res, 400, json!({"success": false, "error": "invalid value \"soon\" for variable ldap_timeout: expected an integer from 1 to 3600000"}));
+    assert_reply(
+        &res,
+        400,
+        json!({"success": false, "error": "invalid value \"soon\" for variable ldap_timeout: expected an integer from 1 to 3600000"}),
+    );
 }
 
 #[tokio::test]

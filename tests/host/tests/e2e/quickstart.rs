@@ -41,7 +41,8 @@ async fn readme_quickstart_works() {
     let list = send(&host, "GET", "/api/v1/users.list?count=20", &with(&creds, &[]), Vec::new()).await;
     assert_eq!(list.status, 200, "{}", list.text());
     let body = list.json();
-    let mut names: Vec<String> = body["users"].as_array().expect("users").iter().map(|u| u["username"].as_str().unwrap_or_default().to_owned()).collect();
+    let mut names: Vec<String> =
+        body["users"].as_array().expect("users").iter().map(|u| u["username"].as_str().unwrap_or_default().to_owned()).collect();
     names.sort();
     let mut expected: Vec<String> = DEMO_USERS.iter().map(|u| u.uid.to_owned()).chain(["admin".to_owned()]).collect();
     expected.sort();

@@ -107,17 +107,32 @@ async fn malformed_login_bodies_are_clean_400s() {
     let res = send(&host, "POST", "/api/v1/login", &[], b"{not json".to_vec()).await;
     assert_eq!(res.status, 400);
     assert!(res.json()["error"].as_str().expect("error").starts_with("request body is not valid JSON"), "{}", res.text());
-    assert_reply(&post_json(&host, "/api/v1/login", &[], json!(["root"])).await, 400,
-        json!({"success": false, "error": "request body must be a JSON object"}));
-    assert_reply(&post_json(&host, "/api/v1/login", &[], json!({"user": "root"})).await, 400,
-        json!({"success": false, "error": "must have required property 'password' [invalid-params]", "errorType": "invalid-params"}));
-    assert_reply(&post_json(&host, "/api/v1/login", &[], json!({"password": "x"})).await, 400,
-        json!({"success": false, "error": "must have required property 'user' [invalid-params]", "errorType": "invalid-params"}));
-    assert_reply(&post_json(&host, "/api/v1/login", &[], json!({"user": "root", "password": "x".repeat(300)})).await, 400,
-        json!({"success": false, "error": "password is longer than 256 characters"}));
+    assert_reply(
+        &post_json(&host, "/api/v1/login", &[], json!(["root"])).await,
+        400,
+        json!({"success": false, "error": "request body must be a JSON object"}),
+    );
+    assert_reply(
+        &post_json(&host, "/api/v1/login", &[], json!({"user": "root"})).await,
+        400,
+        json!({"success": false, "error": "must have required property 'password' [invalid-params]", "errorType": "invalid-params"}),
+    );
+    assert_reply(
+        &post_json(&host, "/api/v1/login", &[], json!({"password": "x"})).await,
+        400,
+        json!({"success": false, "error": "must have required property 'user' [invalid-params]", "errorType": "invalid-params"}),
+    );
+    assert_reply(
+        &post_json(&host, "/api/v1/login", &[], json!({"user": "root", "password": "x".repeat(300)})).await,
+        400,
+        json!({"success": false, "error": "password is longer than 256 characters"}),
+    );
     let huge = json!({"user": "root", "password": "rootpw", "pad": "x".repeat(100_000)});
-    assert_reply(&post_json(&host, "/api/v1/login", &[], huge).await, 400,
-        json!({"success": false, "error": "request body is larger than 65536 bytes"}));
+    assert_reply(
+        &post_json(&host, "/api/v1/login", &[], huge).await,
+        400,
+        json!({"success": false, "error": "request body is larger than 65536 bytes"}),
+    );
 }
 
 #[tokio::test]
@@ -159,8 +174,11 @@ async fn totp_enrolment_then_sync_now_with_a_real_code_and_backup_codes() {
     let secret = enabled["result"]["secret"].as_str().expect("secret").to_owned();
     assert_eq!(enabled["result"]["url"], json!(format!("otpauth://totp/Rocket.Chat%3Aroot?secret={secret}")));
     let wrong = method(&host, &creds, "2fa:validateTempToken", json!(["000000"])).await;
-    assert_eq!(wrong, json!({"msg": "result", "id": "7", "error": {"isClientSafe": true, "error": "invalid-totp",
-        "message": "[invalid-totp]", "errorType": "Meteor.Error"}}));
+    assert_eq!(
+        wrong,
+        json!({"msg": "result", "id": "7", "error": {"isClientSafe": true, "error": "invalid-totp",
+        "message": "[invalid-totp]", "errorType": "Meteor.Error"}})
+    );
     let t = T0 + 30;
     host.set_time(std::time::UNIX_EPOCH + Duration::from_secs(t));
     let valid = method(&host, &creds, "2fa:validateTempToken", json!([totp_at_secret(&secret, t)])).await;
@@ -173,8 +191,12 @@ async fn totp_enrolment_then_sync_now_with_a_real_code_and_backup_codes() {
 
     // ldap.syncNow now wants the TOTP code, not the password.
     let res = sync_now(&host, &with(&creds, &[("x-2fa-code", &sha256_hex("rootpw"))])).await;
-    assert_reply(&res, 400, json!({"success": false, "error": "TOTP Invalid [totp-invalid]", "errorType": "totp-invalid",
-        "details": {"method": "totp", "codeGenerated": false, "availableMethods": ["totp"]}}));
+    assert_reply(
+        &res,
+        400,
+        json!({"success": false, "error": "TOTP Invalid [totp-invalid]", "errorType": "totp-invalid",
+        "details": {"method": "totp", "codeGenerated": false, "availableMethods": ["totp"]}}),
+    );
     host.advance(Duration::from_secs(30));
     let code = totp_at_secret(&secret, t + 30);
     let res = sync_now(&host, &with(&creds, &[("x-2fa-code", &code)])).await;
@@ -182,13 +204,19 @@ async fn totp_enrolment_then_sync_now_with_a_real_code_and_backup_codes() {
     assert!(get(&host, "username:alice").is_some(), "the sync ran");
 
     // Login now needs the code; a backup code works once.
-    assert_reply(&post_json(&host, "/api/v1/login", &[], json!({"user": "root", "password": "rootpw"})).await, 401,
+    assert_reply(
+        &post_json(&host, "/api/v1/login", &[], json!({"user": "root", "password": "rootpw"})).await,
+        401,
         json!({"success": false, "error": "totp-required", "status": "error",
-               "details": {"method": "totp", "codeGenerated": false, "availableMethods": ["totp"]}, "message": "TOTP Required"}));
+               "details": {"method": "totp", "codeGenerated": false, "availableMethods": ["totp"]}, "message": "TOTP Required"}),
+    );
     login_ok(&host, json!({"user": "root", "password": "rootpw", "code": codes[0]})).await;
-    assert_reply(&post_json(&host, "/api/v1/login", &[], json!({"user": "root", "password": "rootpw", "code": codes[0]})).await, 401,
+    assert_reply(
+        &post_json(&host, "/api/v1/login", &[], json!({"user": "root", "password": "rootpw", "code": codes[0]})).await,
+        401,
         json!({"success": false, "error": "totp-invalid", "status": "error",
-               "details": {"method": "totp", "codeGenerated": false, "availableMethods": ["totp"]}, "message": "TOTP Invalid"}));
+               "details": {"method": "totp", "codeGenerated": false, "availableMethods": ["totp"]}, "message": "TOTP Invalid"}),
+    );
     assert_eq!(method(&host, &creds, "2fa:checkCodesRemaining", json!([])).await["result"], json!({"remaining": 11}));
     let res = sync_now(&host, &with(&creds, &[("x-2fa-code", &codes[1])])).await;
     assert_eq!(res.status, 200);
@@ -211,12 +239,21 @@ async fn method_call_envelope_errors() {
     let h = with(&creds, &[]);
     let path = "/api/v1/method.call/2fa:enable";
     assert_eq!(post_json(&host, path, &[], json!({"message": "{}"})).await.status, 401);
-    assert_reply(&post_json(&host, path, &h, json!({})).await, 400,
-        json!({"success": false, "error": "must have required property 'message' [invalid-params]", "errorType": "invalid-params"}));
-    assert_reply(&post_json(&host, path, &h, json!({"message": "{}", "x": 1})).await, 400,
-        json!({"success": false, "error": "must NOT have additional properties [invalid-params]", "errorType": "invalid-params"}));
-    assert_reply(&post_json(&host, path, &h, json!({"message": "{\"msg\":\"method\"}"})).await, 400,
-        json!({"success": false, "error": "Invalid method call"}));
+    assert_reply(
+        &post_json(&host, path, &h, json!({})).await,
+        400,
+        json!({"success": false, "error": "must have required property 'message' [invalid-params]", "errorType": "invalid-params"}),
+    );
+    assert_reply(
+        &post_json(&host, path, &h, json!({"message": "{}", "x": 1})).await,
+        400,
+        json!({"success": false, "error": "must NOT have additional properties [invalid-params]", "errorType": "invalid-params"}),
+    );
+    assert_reply(
+        &post_json(&host, path, &h, json!({"message": "{\"msg\":\"method\"}"})).await,
+        400,
+        json!({"success": false, "error": "Invalid method call"}),
+    );
     let res = post_json(&host, path, &h, json!({"message": "not json"})).await;
     assert_eq!((res.status, res.json()["success"].clone()), (400, json!(false)));
     let res = send(&host, "POST", path, &h, vec![b'{'; 70_000]).await;
@@ -262,7 +299,11 @@ async fn ldap_users_log_in_with_their_directory_password() {
     slapd
         .modify("dn: uid=alice,ou=people,dc=example,dc=org\nchangetype: modify\nreplace: userPassword\nuserPassword: n3w-secret\n")
         .expect("ldapmodify");
-    assert_reply(&post_json(&host, "/api/v1/login", &[], json!({"user": "alice", "password": DEMO_USER_PASSWORD})).await, 401, unauthorized());
+    assert_reply(
+        &post_json(&host, "/api/v1/login", &[], json!({"user": "alice", "password": DEMO_USER_PASSWORD})).await,
+        401,
+        unauthorized(),
+    );
     let (again, _) = login_ok(&host, json!({"user": "alice", "password": "n3w-secret"})).await;
     assert_eq!(again, id);
 }
@@ -273,28 +314,47 @@ async fn ldap_test_routes() {
     let (id, token) = login_ok(&host, json!({"user": "root", "password": "rootpw"})).await;
     let admin = auth_headers(&id, &token);
     let h = with(&admin, &[]);
-    assert_reply(&post_json(&host, "/api/v1/ldap.testConnection", &h, json!({})).await, 200,
-        json!({"message": "LDAP_Connection_successful", "success": true}));
-    assert_reply(&post_json(&host, "/api/v1/ldap.testSearch", &h, json!({"username": "carol"})).await, 200,
-        json!({"message": "LDAP_User_Found", "success": true}));
-    assert_reply(&post_json(&host, "/api/v1/ldap.testSearch", &h, json!({"username": "zed"})).await, 400,
-        json!({"success": false, "error": "User not found"}));
-    assert_reply(&post_json(&host, "/api/v1/ldap.testSearch", &h, json!({})).await, 400,
-        json!({"success": false, "error": "must have required property 'username' [invalid-params]", "errorType": "invalid-params"}));
+    assert_reply(
+        &post_json(&host, "/api/v1/ldap.testConnection", &h, json!({})).await,
+        200,
+        json!({"message": "LDAP_Connection_successful", "success": true}),
+    );
+    assert_reply(
+        &post_json(&host, "/api/v1/ldap.testSearch", &h, json!({"username": "carol"})).await,
+        200,
+        json!({"message": "LDAP_User_Found", "success": true}),
+    );
+    assert_reply(
+        &post_json(&host, "/api/v1/ldap.testSearch", &h, json!({"username": "zed"})).await,
+        400,
+        json!({"success": false, "error": "User not found"}),
+    );
+    assert_reply(
+        &post_json(&host, "/api/v1/ldap.testSearch", &h, json!({})).await,
+        400,
+        json!({"success": false, "error": "must have required property 'username' [invalid-params]", "errorType": "invalid-params"}),
+    );
     assert_eq!(post_json(&host, "/api/v1/ldap.testConnection", &[], json!({})).await.status, 401);
 
     // A directory user is not an admin: 403.
     let (uid, utoken) = login_ok(&host, json!({"user": "bob", "password": DEMO_USER_PASSWORD})).await;
     let user = auth_headers(&uid, &utoken);
-    assert_reply(&post_json(&host, "/api/v1/ldap.testConnection", &with(&user, &[]), json!({})).await, 403,
-        json!({"success": false, "error": "User does not have the permissions required for this action [error-unauthorized]"}));
+    assert_reply(
+        &post_json(&host, "/api/v1/ldap.testConnection", &with(&user, &[]), json!({})).await,
+        403,
+        json!({"success": false, "error": "User does not have the permissions required for this action [error-unauthorized]"}),
+    );
 
     // A wrong service password is a clear error without the password.
     let host = demo_host_for(slapd.port(), &[("ldap_authentication_password", "not-the-pw")]);
     let (id, token) = login_ok(&host, json!({"user": "root", "password": "rootpw"})).await;
     let admin = auth_headers(&id, &token);
     let res = post_json(&host, "/api/v1/ldap.testConnection", &with(&admin, &[]), json!({})).await;
-    assert_reply(&res, 400, json!({"error": "LDAP_Connection_failed_reason", "errorType": "error-ldap-connection-failed",
-        "details": {"reason": "bind failed: invalidCredentials (49)"}, "success": false}));
+    assert_reply(
+        &res,
+        400,
+        json!({"error": "LDAP_Connection_failed_reason", "errorType": "error-ldap-connection-failed",
+        "details": {"reason": "bind failed: invalidCredentials (49)"}, "success": false}),
+    );
     assert!(!res.text().contains("not-the-pw"));
 }

@@ -87,7 +87,13 @@ async fn full_sync_creates_then_changes_nothing_then_follows_modifications() {
 
     let report = get(&host, "sync-report:last").expect("report");
     assert_eq!(
-        (report["outcome"].clone(), report["entries"].clone(), report["pages"].clone(), report["created"].clone(), report["failed"].clone()),
+        (
+            report["outcome"].clone(),
+            report["entries"].clone(),
+            report["pages"].clone(),
+            report["created"].clone(),
+            report["failed"].clone()
+        ),
         (json!("success"), json!(10), json!(4), json!(8), json!(2))
     );
     let reasons: Vec<Value> = report["problems"].as_array().expect("list").iter().map(|p| json!([p["dn"], p["reason"]])).collect();
@@ -119,7 +125,10 @@ async fn full_sync_creates_then_changes_nothing_then_follows_modifications() {
     assert_eq!(get(&host, "email:alice@example.org"), Some(json!(id)));
 
     let bob = user_by(&host, "username:bob");
-    assert_eq!(bob["emails"], json!([{"address": "bob@example.org", "verified": true}, {"address": "bob.jones@example.org", "verified": true}]));
+    assert_eq!(
+        bob["emails"],
+        json!([{"address": "bob@example.org", "verified": true}, {"address": "bob.jones@example.org", "verified": true}])
+    );
     assert_eq!(get(&host, "email:bob.jones@example.org"), Some(bob["_id"].clone()));
     assert_eq!(user_by(&host, "username:jurgen.muller")["name"], json!("Jürgen Müller"));
     assert_eq!(user_by(&host, "username:wang.wei")["name"], json!("王伟"));
@@ -153,7 +162,10 @@ async fn full_sync_creates_then_changes_nothing_then_follows_modifications() {
     host.advance(std::time::Duration::from_secs(60));
     assert_eq!(call(&host).await.status, 200);
     let alice = user_by(&host, "username:alice");
-    assert_eq!((alice["name"].clone(), alice["emails"].clone()), (json!("Alice Cooper"), json!([{"address": "alice.cooper@example.org", "verified": true}])));
+    assert_eq!(
+        (alice["name"].clone(), alice["emails"].clone()),
+        (json!("Alice Cooper"), json!([{"address": "alice.cooper@example.org", "verified": true}]))
+    );
     assert_eq!(alice["createdAt"], json!({"$date": (T0 * 1000)}));
     assert_eq!(get(&host, "email:alice@example.org"), None);
     let caroline = user_by(&host, "username:caroline");
@@ -220,7 +232,11 @@ async fn tls_ldaps_and_starttls() {
     assert!(get(&host, "username:alice").is_some());
 
     let mut vars = ldap_vars(0);
-    vars.extend([("ldap_port", ldaps.clone()), ("ldap_encryption", "ssl".into()), ("ldap_ca_cert", slapd.other_ca_pem().expect("other ca"))]);
+    vars.extend([
+        ("ldap_port", ldaps.clone()),
+        ("ldap_encryption", "ssl".into()),
+        ("ldap_ca_cert", slapd.other_ca_pem().expect("other ca")),
+    ]);
     let res = call(&sync_host(&vars)).await;
     assert_sync_failed(&res, &format!("TLS with 127.0.0.1:{ldaps} failed: invalid peer certificate"));
 

@@ -180,7 +180,11 @@ async fn list_pages_and_projects() {
     assert_eq!(usernames(&list(&host, "bob1", "count=0").await).len(), 3);
     assert_eq!(list(&host, "bob1", "count=1000").await.json()["count"], json!(3));
     let res = list(&host, "bob1", "offset=-1").await;
-    assert_reply(&res, 400, json!({"success": false, "error": "invalid value \"-1\" for parameter offset: expected a non-negative integer"}));
+    assert_reply(
+        &res,
+        400,
+        json!({"success": false, "error": "invalid value \"-1\" for parameter offset: expected a non-negative integer"}),
+    );
     // Sort: name case-insensitively, descending.
     assert_eq!(usernames(&list(&host, "bob1", &format!("sort={}", enc(r#"{"name":-1}"#))).await), ["Bob", "ann", "admin"]);
 }

@@ -5,11 +5,7 @@ fn parses_the_projects_manifest() {
     let m = project_manifest();
     assert_eq!(m.app_name, "ldap-sync");
     assert_eq!(m.component.id, "ldap-sync");
-    assert!(
-        m.component
-            .source
-            .ends_with("target/wasm32-wasip2/release/ldap_sync.wasm")
-    );
+    assert!(m.component.source.ends_with("target/wasm32-wasip2/release/ldap_sync.wasm"));
     assert!(m.component.source.is_absolute());
     assert_eq!(m.component.key_value_stores, ["default"]);
     assert_eq!(m.routes.len(), 1);
@@ -47,10 +43,5 @@ fn manifest_errors() {
         )
         .is_err()
     );
-    assert!(
-        parse(
-            "spin_manifest_version = 2\n[[trigger.http]]\nroute = \"/...\"\ncomponent = \"nope\"\n"
-        )
-        .is_err()
-    );
+    assert!(parse("spin_manifest_version = 2\n[[trigger.http]]\nroute = \"/...\"\ncomponent = \"nope\"\n").is_err());
 }
