@@ -23,6 +23,22 @@ use super::framing::Codec;
 /// RFC 4511 §4.14.1: the StartTLS extended operation.
 const OID_START_TLS: &str = "1.3.6.1.4.1.1466.20037";
 
+/// Results (entries and references) accepted in one page, as a multiple of
+/// the page size. RFC 2696 servers send at most the page size, so honest
+/// ones stay at 1×; the slack covers one that rounds up. A page is held in memory until the sync has written it, so this bounds
+/// memory per page; a server that ignores the paged control and sends the
+/// whole directory as one page is refused here (search unpaged instead).
+pub const PAGE_RESULTS_FACTOR: u64 = 4;
+/// Results accepted from an unpaged search when `ldap_search_size_limit` is 0
+/// (no limit sent). The whole result is held in memory: 100,000 entries of
+/// about 1 KiB are about 100 MiB. Larger directories need paging.
+pub const MAX_UNPAGED_RESULTS: u64 = 100_000;
+/// Pages accepted in one paged search. With any page size of 100 or more this
+/// covers 10 million entries (25 million at the default page size 250, and
+/// 100 million when AD's MaxPageSize of 1,000 caps a larger one); a server
+/// that hands out fresh cookies forever stops here.
+pub const MAX_PAGES: u64 = 100_000;
+
 /// What to search for.
 #[derive(Debug, Clone)]
 pub struct SearchSpec {
@@ -58,7 +74,18 @@ enum Pending {
     Nothing,
     Bind { id: i32 },
     StartTls { id: i32 },
-    Search { id: i32, spec: SearchSpec },
+    Search { id: i32, spec: SearchSpec, progress: Progress },
+}
+
+/// How far a search has come: what the limits are checked against.
+#[derive(Debug, Default)]
+struct Progress {
+    /// Entries and references received in the current page.
+    results: u64,
+    /// Pages finished with a non-empty cookie.
+    pages: u64,
+    /// The cookie the current page was requested with (empty for the first).
+    cookie: Vec<u8>,
 }
 
 /// One LDAP session's protocol state.
@@ -96,7 +123,22 @@ impl Connection {
 
     /// Queues the first request of a search.
     pub fn search(&mut self, spec: SearchSpec) -> Result<(), LdapError> {
-        self.send_search(spec, Vec::new())
+        self.send_search(spec, Progress::default())
+    }
+
+    /// Call once the TLS handshake that followed [`Event::StartTlsAccepted`]
+    /// is complete: everything from here on comes over TLS, so nothing
+    /// decoded before it may carry over. Starts a fresh codec and inbound
+    /// buffer; message ids go on (RFC 4511 §4.1.1.1: unique per session).
+    pub fn tls_established(&mut self) -> Result<(), LdapError> {
+        // `poll` already refuses bytes behind the StartTLS response; this is
+        // the same rule for a caller that fed bytes in after it.
+        if !self.inbound.is_empty() {
+            return Err(LdapError::StartTlsTrailingData { bytes: self.inbound.len() });
+        }
+        self.codec = Codec::default();
+        self.inbound = BytesMut::new();
+        Ok(())
     }
 
     /// Queues an unbind (RFC 4511 §4.3: no response follows).
@@ -144,10 +186,19 @@ impl Connection {
                 other => Err(unexpected("bind", &other)),
             },
             Pending::StartTls { id } if id == msgid => match op {
-                LdapOp::ExtendedResponse(r) => check("StartTLS", r.res).map(|()| Some(Event::StartTlsAccepted)),
+                LdapOp::ExtendedResponse(r) => {
+                    check("StartTLS", r.res)?;
+                    // RFC 4511 §4.14.2: the server sends nothing more until the
+                    // handshake. Bytes read with the response came in the clear
+                    // and would otherwise be decoded as if they had come over TLS.
+                    if !self.inbound.is_empty() {
+                        return Err(LdapError::StartTlsTrailingData { bytes: self.inbound.len() });
+                    }
+                    Ok(Some(Event::StartTlsAccepted))
+                }
                 other => Err(unexpected("StartTLS", &other)),
             },
-            Pending::Search { id, spec } if id == msgid => self.on_search(op, ctrl, id, spec),
+            Pending::Search { id, spec, progress } if id == msgid => self.on_search(op, ctrl, id, spec, progress),
             Pending::Nothing => Err(LdapError::UnexpectedResponse { op: "idle", what: op_name(&op).to_owned() }),
             other => {
                 self.pending = other;
@@ -156,43 +207,70 @@ impl Connection {
         }
     }
 
-    fn on_search(&mut self, op: LdapOp, ctrl: Vec<LdapControl>, id: i32, spec: SearchSpec) -> Result<Option<Event>, LdapError> {
-        match op {
+    fn on_search(
+        &mut self,
+        op: LdapOp,
+        ctrl: Vec<LdapControl>,
+        id: i32,
+        spec: SearchSpec,
+        mut progress: Progress,
+    ) -> Result<Option<Event>, LdapError> {
+        let event = match op {
             LdapOp::SearchResultEntry(entry) => {
-                self.pending = Pending::Search { id, spec };
                 let attributes = entry.attributes.into_iter().map(|a| (a.atype, a.vals)).collect();
-                Ok(Some(Event::Entry(DirectoryEntry::new(entry.dn, attributes))))
+                Some(Event::Entry(DirectoryEntry::new(entry.dn, attributes)))
             }
             // Continuation references point at other servers; we read one server only.
-            LdapOp::SearchResultReference(_) => {
-                self.pending = Pending::Search { id, spec };
-                Ok(None)
-            }
-            LdapOp::SearchResultDone(result) => {
-                check("search", result)?;
-                if spec.page_size.is_none() {
-                    return Ok(Some(Event::SearchDone));
-                }
-                // Find the control by variant; the server may send others alongside.
-                let cookie = ctrl.into_iter().find_map(|c| match c {
-                    LdapControl::SimplePagedResults { cookie, .. } => Some(cookie),
-                    _ => None,
-                });
-                match cookie {
-                    Some(cookie) if !cookie.is_empty() => {
-                        self.send_search(spec, cookie)?;
-                        Ok(Some(Event::PageDone))
-                    }
-                    // RFC 2696 §3: an empty cookie ends the paged search. A server
-                    // that ignores the (non-critical) control sends none: one page.
-                    _ => Ok(Some(Event::SearchDone)),
-                }
-            }
-            other => Err(unexpected("search", &other)),
+            LdapOp::SearchResultReference(_) => None,
+            LdapOp::SearchResultDone(result) => return self.on_search_done(result, ctrl, spec, progress),
+            other => return Err(unexpected("search", &other)),
+        };
+        // References count too: each one is work, and a server could send them forever.
+        progress.results += 1;
+        let limit = result_limit(&spec);
+        if progress.results > limit {
+            return Err(LdapError::TooManyResults { limit, bound: describe_limit(&spec) });
         }
+        self.pending = Pending::Search { id, spec, progress };
+        Ok(event)
     }
 
-    fn send_search(&mut self, spec: SearchSpec, cookie: Vec<u8>) -> Result<(), LdapError> {
+    fn on_search_done(
+        &mut self,
+        result: LdapResult,
+        ctrl: Vec<LdapControl>,
+        spec: SearchSpec,
+        progress: Progress,
+    ) -> Result<Option<Event>, LdapError> {
+        check("search", result)?;
+        if spec.page_size.is_none() {
+            return Ok(Some(Event::SearchDone));
+        }
+        // Find the control by variant; the server may send others alongside.
+        let cookie = ctrl.into_iter().find_map(|c| match c {
+            LdapControl::SimplePagedResults { cookie, .. } => Some(cookie),
+            _ => None,
+        });
+        let cookie = match cookie {
+            Some(cookie) if !cookie.is_empty() => cookie,
+            // RFC 2696 §3: an empty cookie ends the paged search. A server
+            // that ignores the (non-critical) control sends none: one page.
+            _ => return Ok(Some(Event::SearchDone)),
+        };
+        // A cookie names the position after this page; the same one again
+        // means the server is not moving, and the search would never end.
+        if cookie == progress.cookie {
+            return Err(LdapError::RepeatedCookie { page: progress.pages + 1 });
+        }
+        let pages = progress.pages + 1;
+        if pages >= MAX_PAGES {
+            return Err(LdapError::TooManyPages { limit: MAX_PAGES });
+        }
+        self.send_search(spec, Progress { results: 0, pages, cookie })?;
+        Ok(Some(Event::PageDone))
+    }
+
+    fn send_search(&mut self, spec: SearchSpec, progress: Progress) -> Result<(), LdapError> {
         let request = LdapSearchRequest {
             base: spec.base.clone(),
             scope: match spec.scope {
@@ -211,11 +289,11 @@ impl Connection {
             attrs: spec.attributes.clone(),
         };
         let controls = match spec.page_size {
-            Some(size) => vec![LdapControl::SimplePagedResults { size: i64::from(size.get()), cookie }],
+            Some(size) => vec![LdapControl::SimplePagedResults { size: i64::from(size.get()), cookie: progress.cookie.clone() }],
             None => Vec::new(),
         };
         let id = self.send(LdapOp::SearchRequest(request), controls)?;
-        self.pending = Pending::Search { id, spec };
+        self.pending = Pending::Search { id, spec, progress };
         Ok(())
     }
 
@@ -224,6 +302,27 @@ impl Connection {
         self.last_id = if self.last_id == i32::MAX { 1 } else { self.last_id + 1 };
         self.codec.encode(LdapMsg { msgid: self.last_id, op, ctrl }, &mut self.outbound)?;
         Ok(self.last_id)
+    }
+}
+
+/// The most results one page (or an unpaged search) may hold.
+fn result_limit(spec: &SearchSpec) -> u64 {
+    match spec.page_size {
+        Some(size) => PAGE_RESULTS_FACTOR * u64::from(size.get()),
+        None if spec.size_limit > 0 => u64::from(spec.size_limit),
+        None => MAX_UNPAGED_RESULTS,
+    }
+}
+
+/// Where [`result_limit`] comes from, for the error.
+fn describe_limit(spec: &SearchSpec) -> String {
+    match spec.page_size {
+        Some(size) => format!(
+            "in one page ({PAGE_RESULTS_FACTOR} × ldap_search_page_size {size}; a server that ignores paging sends everything at once: \
+             set ldap_search_page_size=0 to search unpaged)"
+        ),
+        None if spec.size_limit > 0 => "in an unpaged search (ldap_search_size_limit)".to_owned(),
+        None => format!("in an unpaged search without a size limit (at most {MAX_UNPAGED_RESULTS}: use paging)"),
     }
 }
 

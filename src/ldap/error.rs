@@ -39,6 +39,40 @@ pub enum LdapError {
     /// The server announced it is disconnecting (RFC 4511 §4.4.1).
     #[error("the LDAP server ended the session: {0}")]
     Disconnected(String),
+    /// Bytes followed the StartTLS response before the TLS handshake. They
+    /// came in the clear, so they are refused rather than decoded as if they
+    /// had come over TLS: a forged bind response injected by someone on the
+    /// path, or a broken server.
+    #[error(
+        "StartTLS: the LDAP server sent {bytes} unexpected bytes after the StartTLS response, before the TLS handshake \
+         (refused: they could be injected by someone on the network path)"
+    )]
+    StartTlsTrailingData { bytes: usize },
+    /// One operation (a bind, StartTLS, the TLS handshake, or one page of a
+    /// search) took longer than its deadline, a small multiple of
+    /// `ldap_timeout`, although each read on its own was in time: a server
+    /// that trickles bytes.
+    #[error("{op}: the LDAP server did not finish within {limit_ms} ms ({factor} × ldap_timeout), although it kept sending")]
+    OperationDeadline { op: &'static str, limit_ms: u64, factor: u32 },
+    /// The whole session (connect, bind and every page) ran past the run's
+    /// deadline (`Session::open_until`, by default
+    /// [`super::transport::DEFAULT_RUN_DEADLINE`] after it opened).
+    #[error("{op}: stopped at the run deadline, {limit_ms} ms after the LDAP session opened")]
+    RunDeadline { op: &'static str, limit_ms: u64 },
+    /// A page (or an unpaged search) held more results than its bound; see
+    /// [`super::connection::PAGE_RESULTS_FACTOR`] and
+    /// [`super::connection::MAX_UNPAGED_RESULTS`].
+    #[error("search: the LDAP server sent more than {limit} results {bound}")]
+    TooManyResults { limit: u64, bound: String },
+    /// A paged search ended a page with the cookie that page was requested
+    /// with: the server is not moving, and the search would never end.
+    #[error(
+        "search: the LDAP server sent the same paging cookie twice in a row (after page {page}); stopping a search that would never end"
+    )]
+    RepeatedCookie { page: u64 },
+    /// A paged search ran past [`super::connection::MAX_PAGES`] pages.
+    #[error("search: the LDAP server kept sending paging cookies for more than {limit} pages; stopping a search that would never end")]
+    TooManyPages { limit: u64 },
 }
 
 /// The RFC 4511 name of a result code, e.g. `sizeLimitExceeded`.

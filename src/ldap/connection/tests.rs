@@ -127,3 +127,172 @@ fn notice_of_disconnection_and_stray_ids_are_errors() {
     ));
     assert!(matches!(conn.poll(), Err(LdapError::Disconnected(_))));
 }
+
+fn start_tls_response(msgid: i32) -> Vec<u8> {
+    frame(
+        msgid,
+        LdapOp::ExtendedResponse(ldap3_proto::proto::LdapExtendedResponse {
+            res: result(LdapResultCode::Success),
+            name: None,
+            value: None,
+        }),
+        vec![],
+    )
+}
+
+fn bind_success(msgid: i32) -> Vec<u8> {
+    frame(msgid, LdapOp::BindResponse(LdapBindResponse { res: result(LdapResultCode::Success), saslcreds: None }), vec![])
+}
+
+fn page_done(msgid: i32, cookie: &[u8]) -> Vec<u8> {
+    frame(
+        msgid,
+        LdapOp::SearchResultDone(result(LdapResultCode::Success)),
+        vec![LdapControl::SimplePagedResults { size: 0, cookie: cookie.to_vec() }],
+    )
+}
+
+#[test]
+fn bytes_behind_the_start_tls_response_are_refused() {
+    let mut conn = Connection::default();
+    conn.start_tls().expect("queues");
+    let msg = sent(&mut conn);
+    // A forged bind success for the bind that will follow (id 2), in the same read.
+    let mut wire = start_tls_response(msg.msgid);
+    wire.extend(bind_success(msg.msgid + 1));
+    conn.receive(&wire);
+    let e = conn.poll().expect_err("refused");
+    assert!(matches!(e, LdapError::StartTlsTrailingData { bytes } if bytes == bind_success(2).len()), "{e:?}");
+    assert!(e.to_string().starts_with("StartTLS: the LDAP server sent"), "{e}");
+}
+
+#[test]
+fn even_a_partial_frame_behind_the_start_tls_response_is_refused() {
+    let mut conn = Connection::default();
+    conn.start_tls().expect("queues");
+    let msg = sent(&mut conn);
+    let mut wire = start_tls_response(msg.msgid);
+    wire.push(0x30);
+    conn.receive(&wire);
+    assert!(matches!(conn.poll(), Err(LdapError::StartTlsTrailingData { bytes: 1 })));
+}
+
+#[test]
+fn tls_starts_with_a_fresh_inbound_state_and_ids_go_on() {
+    let mut conn = Connection::default();
+    conn.start_tls().expect("queues");
+    let msg = sent(&mut conn);
+    conn.receive(&start_tls_response(msg.msgid));
+    assert_eq!(conn.poll().expect("ok"), Some(Event::StartTlsAccepted));
+    conn.tls_established().expect("nothing left over");
+    conn.bind("cn=svc", "pw").expect("queues");
+    let bind = sent(&mut conn);
+    assert_eq!(bind.msgid, msg.msgid + 1);
+    conn.receive(&bind_success(bind.msgid));
+    assert_eq!(conn.poll().expect("ok"), Some(Event::Bound));
+
+    // Bytes fed in after the response but before the handshake ended are refused too.
+    let mut conn = Connection::default();
+    conn.start_tls().expect("queues");
+    let msg = sent(&mut conn);
+    conn.receive(&start_tls_response(msg.msgid));
+    assert_eq!(conn.poll().expect("ok"), Some(Event::StartTlsAccepted));
+    conn.receive(&bind_success(msg.msgid + 1)[..3]);
+    assert!(matches!(conn.tls_established(), Err(LdapError::StartTlsTrailingData { bytes: 3 })));
+}
+
+#[test]
+fn a_page_holds_at_most_four_times_the_page_size() {
+    let mut conn = Connection::default();
+    conn.search(spec(2)).expect("queues");
+    let msg = sent(&mut conn);
+    let limit = PAGE_RESULTS_FACTOR * 2;
+    for i in 0..limit {
+        conn.receive(&frame(msg.msgid, entry(&format!("uid={i},dc=x")), vec![]));
+        assert!(matches!(conn.poll(), Ok(Some(Event::Entry(_)))));
+    }
+    conn.receive(&frame(msg.msgid, entry("uid=over,dc=x"), vec![]));
+    let e = conn.poll().expect_err("over the cap");
+    assert!(matches!(e, LdapError::TooManyResults { limit: 8, .. }), "{e:?}");
+    assert!(e.to_string().starts_with("search: the LDAP server sent more than 8 results in one page"), "{e}");
+}
+
+#[test]
+fn the_page_cap_counts_each_page_afresh_and_counts_references() {
+    let mut conn = Connection::default();
+    conn.search(spec(1)).expect("queues");
+    let mut msg = sent(&mut conn);
+    for page in 0..3u8 {
+        for _ in 0..PAGE_RESULTS_FACTOR {
+            conn.receive(&frame(msg.msgid, entry("uid=a,dc=x"), vec![]));
+            assert!(matches!(conn.poll(), Ok(Some(Event::Entry(_)))));
+        }
+        conn.receive(&page_done(msg.msgid, &[b'c', page]));
+        assert_eq!(conn.poll().expect("ok"), Some(Event::PageDone));
+        msg = sent(&mut conn);
+    }
+    for _ in 0..PAGE_RESULTS_FACTOR {
+        conn.receive(&frame(
+            msg.msgid,
+            LdapOp::SearchResultReference(ldap3_proto::proto::LdapSearchResultReference { uris: vec!["ldap://other/".into()] }),
+            vec![],
+        ));
+        assert_eq!(conn.poll().expect("ignored"), None);
+    }
+    conn.receive(&frame(msg.msgid, entry("uid=over,dc=x"), vec![]));
+    assert!(matches!(conn.poll(), Err(LdapError::TooManyResults { limit: 4, .. })));
+}
+
+#[test]
+fn an_unpaged_search_holds_at_most_the_size_limit() {
+    let mut conn = Connection::default();
+    conn.search(spec(0)).expect("queues");
+    let msg = sent(&mut conn);
+    for _ in 0..7 {
+        conn.receive(&frame(msg.msgid, entry("uid=a,dc=x"), vec![]));
+        assert!(matches!(conn.poll(), Ok(Some(Event::Entry(_)))));
+    }
+    conn.receive(&frame(msg.msgid, entry("uid=over,dc=x"), vec![]));
+    let e = conn.poll().expect_err("over the size limit");
+    assert_eq!(e.to_string(), "search: the LDAP server sent more than 7 results in an unpaged search (ldap_search_size_limit)");
+
+    let unlimited = SearchSpec { size_limit: 0, ..spec(0) };
+    assert_eq!(result_limit(&unlimited), MAX_UNPAGED_RESULTS);
+}
+
+#[test]
+fn the_same_cookie_twice_in_a_row_ends_the_search() {
+    let mut conn = Connection::default();
+    conn.search(spec(2)).expect("queues");
+    let first = sent(&mut conn);
+    conn.receive(&page_done(first.msgid, b"c1"));
+    assert_eq!(conn.poll().expect("ok"), Some(Event::PageDone));
+    let second = sent(&mut conn);
+    conn.receive(&page_done(second.msgid, b"c1"));
+    let e = conn.poll().expect_err("repeated");
+    assert!(matches!(e, LdapError::RepeatedCookie { page: 2 }), "{e:?}");
+    assert!(e.to_string().contains("same paging cookie twice in a row"), "{e}");
+}
+
+#[test]
+fn cookies_that_never_end_stop_at_the_page_cap() {
+    let mut conn = Connection::default();
+    conn.search(spec(2)).expect("queues");
+    // Two cookies in turn: never the same twice in a row, never the end.
+    let cookies: [&[u8]; 2] = [b"a", b"b"];
+    let mut outcome = None;
+    for page in 0..=MAX_PAGES {
+        let msg = sent(&mut conn);
+        conn.receive(&page_done(msg.msgid, cookies[usize::from(page % 2 == 1)]));
+        match conn.poll() {
+            Ok(Some(Event::PageDone)) => {}
+            other => {
+                outcome = Some((page, other));
+                break;
+            }
+        }
+    }
+    let Some((page, Err(e))) = outcome else { unreachable!("the cap must stop the search: {outcome:?}") };
+    assert_eq!(page + 1, MAX_PAGES, "pages accepted before the cap");
+    assert!(matches!(e, LdapError::TooManyPages { limit: MAX_PAGES }), "{e:?}");
+}
