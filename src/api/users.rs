@@ -14,9 +14,10 @@ mod query;
 use serde_json::{Map, Value, json};
 
 use crate::auth::{self, AuthError, RoutePolicy, permission};
+use crate::store::ids::random_id;
 use crate::store::schema::UserDoc;
-use crate::store::users::Users;
-use crate::store::{KvStore, StoreError};
+use crate::store::users::{Listing, Users};
+use crate::store::{KvStore, StoreError, UserId};
 
 use super::{ApiError, Env, Request, Response, credentials, percent_decode, reply, views};
 use query::{Filter, Sort};
@@ -108,11 +109,27 @@ fn list_reply(req: &Request, env: &Env<'_>) -> Result<Response, ApiError> {
     let filter = Filter::parse(req.query_param("query").as_deref(), can_see_all, fields)?;
     let page = Page::parse(req)?;
 
-    let mut rows: Vec<Map<String, Value>> =
-        Users::new(env.store).all_documents()?.iter().filter(|doc| filter.matches(doc)).map(|doc| list_row(doc, fields)).collect();
-    sort.apply(&mut rows);
-    let total = rows.len();
-    let users: Vec<Value> = rows.into_iter().skip(page.offset).take(page.count).map(|row| views::rest_dates(Value::Object(row))).collect();
+    // The default listing (every user, by username) pages through the
+    // listing index; anything else, or a stale index, scans.
+    let users_repo = Users::new(env.store);
+    let whole_listing = sort.is_default() && req.query_param("query").is_none_or(|q| q.is_empty());
+    let view = if can_see_all { "full" } else { "limited" };
+    let indexed = if whole_listing { Some(users_repo.listing_page(view, page.offset, page.count)?) } else { None };
+    let (rows, total) = match indexed {
+        Some(Listing::Current { documents, total }) => (documents.iter().map(|doc| list_row(doc, fields)).collect(), total),
+        stale => {
+            let mut rows: Vec<Map<String, Value>> =
+                users_repo.all_documents()?.iter().filter(|doc| filter.matches(doc)).map(|doc| list_row(doc, fields)).collect();
+            sort.apply(&mut rows);
+            if let Some(Listing::Stale(stale)) = stale {
+                let ids: Vec<UserId> = rows.iter().filter_map(|row| row.get("_id").and_then(Value::as_str)).map(UserId::from).collect();
+                users_repo.save_listing(stale, &ids, &random_id(12, env.random))?;
+            }
+            let total = rows.len();
+            (rows.into_iter().skip(page.offset).take(page.count).collect::<Vec<_>>(), total)
+        }
+    };
+    let users: Vec<Value> = rows.into_iter().map(|row| views::rest_dates(Value::Object(row))).collect();
     let count = users.len();
     let mut body = Map::new();
     body.insert("users".to_owned(), Value::Array(users));

@@ -36,6 +36,21 @@ pub fn ldap_id(id: &LdapId) -> String {
     format!("ldap-id:{}:{}", id.attribute, id.value)
 }
 
+/// `users-changed` → counter (8-byte little-endian `i64`): bumped after every
+/// write that creates a user or changes a username, so a listing index can
+/// tell whether it is current.
+pub const USERS_CHANGED: &str = "users-changed";
+
+/// `user-list:<view>` → the head of one listing index: generation, counter value, total, chunks.
+pub fn user_list(view: &str) -> String {
+    format!("user-list:{view}")
+}
+
+/// `user-list:<view>:<generation>:<chunk>` → JSON array of `_id`s in listing order.
+pub fn user_list_chunk(view: &str, generation: &str, chunk: usize) -> String {
+    format!("user-list:{view}:{generation}:{chunk}")
+}
+
 /// `permission:<permission id>` → `{"_id", "roles"}`.
 pub fn permission(id: &str) -> String {
     format!("permission:{id}")

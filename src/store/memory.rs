@@ -37,6 +37,13 @@ impl KvStore for MemoryStore {
         Ok(self.map.borrow().keys().cloned().collect())
     }
 
+    fn increment(&self, key: &str, delta: i64) -> Result<i64, StoreError> {
+        let mut map = self.map.borrow_mut();
+        let value = super::counter(key, map.get(key).cloned())? + delta;
+        map.insert(key.to_owned(), value.to_le_bytes().to_vec());
+        Ok(value)
+    }
+
     fn delete_many(&self, keys: &[String]) -> Result<(), StoreError> {
         let mut map = self.map.borrow_mut();
         for key in keys {

@@ -17,7 +17,7 @@ pub mod access;
 pub mod error;
 pub mod ids;
 mod keys;
-#[cfg(test)]
+#[cfg(any(test, feature = "fuzzing"))]
 pub mod memory;
 pub mod runs;
 pub mod schema;
@@ -41,6 +41,21 @@ pub trait KvStore {
     fn delete_many(&self, keys: &[String]) -> Result<(), StoreError>;
     /// Every key in the store (for listings; the sync never scans).
     fn keys(&self) -> Result<Vec<String>, StoreError>;
+    /// Adds `delta` to the counter at `key` (absent = 0) and returns the new
+    /// value, atomically where the host can (`wasi:keyvalue/atomics`: Spin's
+    /// SQLite and Redis stores). Counters are stored as 8-byte little-endian
+    /// `i64`, as Spin stores them; they are not JSON.
+    fn increment(&self, key: &str, delta: i64) -> Result<i64, StoreError>;
+}
+
+/// Decodes a counter value (see [`KvStore::increment`]); absent = 0.
+fn counter(key: &str, value: Option<Vec<u8>>) -> Result<i64, StoreError> {
+    match value {
+        None => Ok(0),
+        Some(bytes) => <[u8; 8]>::try_from(bytes.as_slice())
+            .map(i64::from_le_bytes)
+            .map_err(|_| StoreError::Corrupt { key: key.to_owned(), reason: format!("a counter is 8 bytes, not {}", bytes.len()) }),
+    }
 }
 
 /// Writes staged by the repositories and committed together: one
@@ -50,6 +65,8 @@ pub trait KvStore {
 pub struct Batch {
     sets: Vec<(String, Vec<u8>)>,
     deletes: Vec<String>,
+    /// Counters to bump after the writes land (see [`KvStore::increment`]).
+    increments: Vec<(String, i64)>,
 }
 
 impl Batch {
@@ -58,10 +75,21 @@ impl Batch {
         Self::default()
     }
 
-    /// Writes everything staged.
+    /// Writes everything staged, then bumps the counters: a reader that
+    /// sees a counter's new value also sees the writes it counts.
     pub fn commit(self, store: &dyn KvStore) -> Result<(), StoreError> {
         store.set_many(self.sets)?;
-        store.delete_many(&self.deletes)
+        store.delete_many(&self.deletes)?;
+        for (key, delta) in self.increments {
+            store.increment(&key, delta)?;
+        }
+        Ok(())
+    }
+
+    fn bump(&mut self, key: &str) {
+        if !self.increments.iter().any(|(k, _)| k == key) {
+            self.increments.push((key.to_owned(), 1));
+        }
     }
 
     fn set<T: serde::Serialize>(&mut self, key: String, value: &T) -> Result<(), StoreError> {

@@ -1,7 +1,7 @@
 //! The Spin implementation of [`KvStore`], over `wasi:keyvalue` batch calls
 //! (Spin 3.x/4.x serve `wasi:keyvalue/*@0.2.0-draft2` for every granted store).
 
-use spin_sdk::wit::wasi::keyvalue::{batch, store};
+use spin_sdk::wit::wasi::keyvalue::{atomics, batch, store};
 
 use super::{KvStore, StoreError};
 
@@ -34,6 +34,22 @@ impl KvStore for SpinStore {
 
     fn keys(&self) -> Result<Vec<String>, StoreError> {
         self.list()
+    }
+
+    fn increment(&self, key: &str, delta: i64) -> Result<i64, StoreError> {
+        match atomics::increment(&self.bucket, key, delta) {
+            Ok(value) => Ok(value),
+            // A host without atomics (Fermyon Wasm Functions) refuses the call:
+            // fall back to a read and a write, which two requests can interleave
+            // (README, "Concurrency": what is then best-effort).
+            Err(e) => {
+                eprintln!("ldap-sync: atomic increment unavailable ({}); counting without atomicity", describe(&e));
+                let current = super::counter(key, self.get_many(&[key.to_owned()])?.pop().flatten())?;
+                let value = current.saturating_add(delta);
+                self.set_many(vec![(key.to_owned(), value.to_le_bytes().to_vec())])?;
+                Ok(value)
+            }
+        }
     }
 
     fn delete_many(&self, keys: &[String]) -> Result<(), StoreError> {

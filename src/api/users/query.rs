@@ -119,6 +119,12 @@ impl Sort {
     }
 
     /// `{"username": 1}`.
+    /// Whether this is the default order (`{"username": 1}`), which the
+    /// listing index keeps.
+    pub fn is_default(&self) -> bool {
+        *self == Sort::default_order()
+    }
+
     fn default_order() -> Sort {
         Sort { keys: vec![("username".to_owned(), Direction::Ascending)] }
     }
