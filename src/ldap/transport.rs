@@ -367,12 +367,19 @@ impl Session {
 }
 
 /// `ldap_encryption=plain` with a bind password: said on every connection,
-/// as `ldap_reject_unauthorized=false` is (src/ldap/tls.rs). Names neither
-/// the password nor the DN.
+/// as `ldap_reject_unauthorized=false` is (src/ldap/tls.rs).
 fn warn_if_plaintext_password(settings: &LdapConnection) {
-    if settings.bind.as_ref().is_some_and(|bind| !bind.password.is_empty()) {
-        eprintln!("warning: ldap_encryption=plain: the LDAP bind password is sent to the server unencrypted");
+    if let Some(warning) = plaintext_warning(settings) {
+        eprintln!("{warning}");
     }
+}
+
+/// The warning for a bind password sent in the clear, if one is; a fixed
+/// text, so it can never carry the password or the DN.
+fn plaintext_warning(settings: &LdapConnection) -> Option<&'static str> {
+    let sends_password = settings.bind.as_ref().is_some_and(|bind| !bind.password.is_empty());
+    (settings.encryption == Encryption::Plain && sends_password)
+        .then_some("warning: ldap_encryption=plain: the LDAP bind password is sent to the server unencrypted")
 }
 
 fn connect(addr: SocketAddr, timeout_ms: u32) -> Result<TcpStream, LdapError> {
@@ -397,3 +404,6 @@ fn connect(addr: SocketAddr, timeout_ms: u32) -> Result<TcpStream, LdapError> {
 fn io_error(op: &'static str, e: &std::io::Error) -> LdapError {
     LdapError::Io { op, reason: e.to_string() }
 }
+
+#[cfg(test)]
+mod tests;
