@@ -38,6 +38,10 @@ mod sync;
 #[cfg(target_arch = "wasm32")]
 mod spin_entry;
 
+// Entry points for the cargo-fuzz targets in fuzz/ (the only user of the `fuzzing` feature).
+#[cfg(feature = "fuzzing")]
+pub mod fuzz;
+
 // Re-exported for the unit tests of sibling crates and the benchmarks.
 pub use api::{Env, Request, Response, route};
 pub use settings::{VARIABLES, Variable, VariableSource};
