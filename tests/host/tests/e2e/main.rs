@@ -7,6 +7,7 @@
 
 mod common;
 mod gate;
+mod ldap_wire;
 mod quickstart;
 mod session;
 mod sync;
