@@ -44,12 +44,15 @@
 //! ```
 //!
 //! One job per module: [`Host`] (`host.rs`) runs the component, `request.rs`
-//! prepares each request as Spin does, [`manifest`] reads `spin.toml`, and
+//! prepares each request as Spin does, [`manifest`] reads `spin.toml`,
 //! [`fixture`] holds what the end-to-end tests and `ldap-sync-bench` both
-//! seed and send.
+//! seed and send, [`serve`] is `ldap-sync-serve`'s HTTP server (requests in
+//! parallel, as Spin serves them), and [`consistency`] checks that the
+//! user documents and their index keys agree (the concurrency tests run it).
 
 mod bindings;
 pub mod clock;
+pub mod consistency;
 pub mod demo;
 pub mod fixture;
 mod host;
@@ -57,6 +60,7 @@ pub mod kv;
 pub mod manifest;
 pub mod net;
 mod request;
+pub mod serve;
 pub mod slapd;
 
 // The public interface: the e2e tests, the bins and the example above name

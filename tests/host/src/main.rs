@@ -14,23 +14,18 @@
 //! * `--variable NAME=VALUE` (repeatable): application variable overrides;
 //!   they win over `SPIN_VARIABLE_*` and the manifest defaults.
 //!
-//! Each request goes through `Host::send_from` with the peer's address, so the
-//! component sees it in `spin-client-addr`. Request bodies are read whole
-//! before the component runs.
+//! Requests are served in parallel, as Spin serves them: one fresh instance
+//! per request, on the worker threads of a multi-threaded runtime
+//! ([`ldap_sync_host::serve`]). Each request goes through `Host::send_from`
+//! with the peer's address, so the component sees it in `spin-client-addr`.
+//! Request bodies are read whole before the component runs.
 
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context as _, bail, ensure};
-use bytes::Bytes;
-use http_body_util::{BodyExt as _, Full};
-use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use ldap_sync_host::{Host, HostOptions, default_manifest_path};
 use tokio::net::TcpListener;
 
@@ -102,29 +97,8 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> anyhow::Result<Option<A
     Ok(Some(out))
 }
 
-async fn handle(host: &Host, peer: SocketAddr, req: hyper::Request<Incoming>) -> Result<hyper::Response<Full<Bytes>>, Infallible> {
-    let (parts, body) = req.into_parts();
-    let result = match body.collect().await {
-        Ok(body) => {
-            let req = http::Request::from_parts(parts, body.to_bytes().to_vec());
-            host.send_from(peer, req).await
-        }
-        Err(e) => Err(anyhow::Error::from(e).context("reading the request body")),
-    };
-    let (status, headers, body) = match result {
-        Ok(res) => (res.status, res.headers, res.body),
-        Err(e) => {
-            eprintln!("ldap-sync-serve: error processing request: {e:#}");
-            (500, http::HeaderMap::new(), Vec::new())
-        }
-    };
-    let mut res = hyper::Response::new(Full::new(Bytes::from(body)));
-    *res.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
-    *res.headers_mut() = headers;
-    Ok(res)
-}
-
-#[tokio::main]
+// Several worker threads (one per core): requests run in parallel, as in Spin.
+#[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
     let Some(args) = parse_args(std::env::args().skip(1))? else {
         print!("{USAGE}");
@@ -152,19 +126,7 @@ async fn main() -> anyhow::Result<()> {
     }
     println!("Key-value store: {}", state_dir.join(ldap_sync_host::kv::DEFAULT_DB_FILE).display());
 
-    loop {
-        let (stream, peer) = listener.accept().await?;
-        let host = Arc::clone(&host);
-        tokio::task::spawn(async move {
-            let service = service_fn(move |req| {
-                let host = Arc::clone(&host);
-                async move { handle(&host, peer, req).await }
-            });
-            if let Err(e) = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), service).await {
-                eprintln!("ldap-sync-serve: error serving {peer}: {e}");
-            }
-        });
-    }
+    ldap_sync_host::serve::serve(listener, host).await
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 #![allow(clippy::panic)]
 
 mod common;
+mod concurrency;
 mod gate;
 mod ldap_wire;
 mod quickstart;
