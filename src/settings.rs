@@ -88,6 +88,10 @@ pub const VARIABLES: &[Variable] = &[
     var("api_enable_rate_limiter", "true"),
     var("api_enable_rate_limiter_limit_calls_default", "10"),
     var("api_enable_rate_limiter_limit_time_default", "60000"),
+    // Upstream's Accounts_LoginExpiration: days a login token lives.
+    var("accounts_loginexpiration", "90"),
+    // Addresses of reverse proxies whose X-Forwarded-For names the client.
+    var("api_trusted_proxies", ""),
     var("admin_username", ""),
     secret("admin_pass"),
     var("admin_email", ""),
@@ -287,6 +291,8 @@ pub struct Accounts {
     pub slugify_names: bool,
     pub manually_approve_new_users: bool,
     pub default_roles: Vec<String>,
+    /// `admin_username`: the bootstrap admin, whom no directory entry may take over.
+    pub bootstrap_admin: Option<String>,
 }
 
 /// Second-factor settings.
@@ -299,11 +305,14 @@ pub struct TwoFactor {
 }
 
 /// REST rate limiter settings.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct RateLimit {
     pub enabled: bool,
     pub calls: u32,
     pub window_ms: u32,
+    /// `api_trusted_proxies`: only a request from one of these may name its
+    /// client in `X-Forwarded-For`.
+    pub trusted_proxies: Vec<IpAddr>,
 }
 
 /// The local admin created on first use (Rocket.Chat's `ADMIN_USERNAME`,
@@ -320,6 +329,13 @@ impl std::fmt::Debug for AdminBootstrap {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AdminBootstrap").field("username", &self.username).field("email", &self.email).finish_non_exhaustive()
     }
+}
+
+/// How long a login token lives (`accounts_loginexpiration`, days), in ms.
+/// Read on its own because the gate needs it before anything else is loaded.
+pub fn login_expiration_ms(source: &dyn VariableSource) -> Result<i64, SettingsError> {
+    let r = Reader { source };
+    Ok(i64::from(r.number(lookup("accounts_loginexpiration"), 1, 36_500)?) * 86_400_000)
 }
 
 impl AdminBootstrap {
@@ -442,6 +458,7 @@ impl Settings {
                 slugify_names: r.flag(lookup("utf8_names_slugify"))?,
                 manually_approve_new_users: r.flag(lookup("accounts_manuallyapprovenewusers"))?,
                 default_roles: r.csv(lookup("accounts_registration_authenticationservices_default_roles"))?,
+                bootstrap_admin: Some(r.text(lookup("admin_username"))?.trim().to_owned()).filter(|u| !u.is_empty()),
             },
             two_factor: TwoFactor {
                 enabled: r.flag(lookup("accounts_twofactorauthentication_enabled"))?,
@@ -452,6 +469,13 @@ impl Settings {
                 enabled: r.flag(lookup("api_enable_rate_limiter"))?,
                 calls: r.number(lookup("api_enable_rate_limiter_limit_calls_default"), 1, 1_000_000)?,
                 window_ms: r.number(lookup("api_enable_rate_limiter_limit_time_default"), 1, 86_400_000)?,
+                trusted_proxies: r
+                    .csv(lookup("api_trusted_proxies"))?
+                    .iter()
+                    .map(|ip| {
+                        ip.parse().map_err(|_| r.invalid(lookup("api_trusted_proxies"), ip, "a comma-separated list of IP addresses"))
+                    })
+                    .collect::<Result<_, _>>()?,
             },
         })
     }

@@ -14,7 +14,7 @@ use crate::settings::Settings;
 use crate::sync::{self, Directory};
 
 use super::reply::success;
-use super::{ApiError, Env, Request, Response, credentials};
+use super::{ApiError, Env, Request, Response, credentials, identify};
 
 /// `POST /api/v1/ldap.testConnection`: connect, TLS, bind, unbind.
 pub fn connection(req: &Request, env: &Env<'_>) -> Response {
@@ -55,7 +55,7 @@ pub fn search(req: &Request, env: &Env<'_>) -> Response {
 
 /// Authentication, the permission, the settings and `LDAP_disabled`, in upstream's order.
 fn admitted(req: &Request, env: &Env<'_>) -> Result<Settings, ApiError> {
-    let user = auth::identify(env.store, &credentials(req), &RoutePolicy::TOKEN_ONLY)?.user;
+    let user = identify(env, &credentials(req), &RoutePolicy::TOKEN_ONLY)?.user;
     if !auth::has_permission(env.store, &user, permission::TEST_ADMIN_OPTIONS)? {
         return Err(ApiError::Forbidden);
     }

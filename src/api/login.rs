@@ -10,15 +10,15 @@ use serde_json::{Map, Value, json};
 
 use crate::auth::second_factor::{Presented, Requirement};
 use crate::auth::{self, AuthError, Identity, RoutePolicy, token, totp};
-use crate::settings::Settings;
+use crate::settings::{self, Settings};
 use crate::store::Batch;
 use crate::store::schema::UserDoc;
-use crate::store::users::{Users, is_directory_user};
+use crate::store::users::{Sessions, Users, is_directory_user};
 use crate::sync::RunContext;
 use crate::sync::login::{DirectoryLogin, verify_password};
 
 use super::reply::success;
-use super::{ApiError, Env, Request, Response, credentials, views};
+use super::{ApiError, Env, Request, Response, credentials, identify, views};
 
 /// Longest password accepted (Meteor's `passwordMaxLength`).
 const MAX_PASSWORD_CHARS: usize = 256;
@@ -51,22 +51,23 @@ fn run_login(req: &Request, env: &Env<'_>) -> Result<Response, ApiError> {
     let claim = parse_login(req)?;
     let settings = Settings::load(env.variables)?;
     let now = (env.clock)();
+    let expiry_ms = settings::login_expiration_ms(env.variables)?;
     let mut creds = credentials(req);
     creds.second_factor = Presented { code: claim.code.as_deref(), method: req.header("x-2fa-method") };
     let mut verify = || find_user(env, &settings, &claim);
-    let admitted = auth::admit(env.store, Identity::Password(&mut verify), &creds, &POLICY, &settings, now).map_err(ApiError::Login)?;
+    let identity = Identity::Password { account: &claim.user, verify: &mut verify };
+    let admitted = auth::admit(env.store, identity, &creds, &POLICY, &settings, now).map_err(ApiError::Login)?;
 
-    let mut user = admitted.user;
-    let (plaintext, entry) = token::new_login_token(env.random, now);
-    user.services.resume.get_or_insert_with(Default::default).login_tokens.push(entry);
-    let mut batch = Batch::new();
-    batch.put_user(&user)?;
-    batch.commit(env.store)?;
+    // The session has a key of its own: login never rewrites the user document.
+    let user = admitted.user;
+    let (plaintext, hashed) = token::new_login_token(env.random);
+    Sessions::new(env.store).open(&user.id, &hashed, now, |s| now.millis >= s.when.millis.saturating_add(expiry_ms))?;
+    let totp_enabled = Users::new(env.store).second_factor(&user)?.totp.is_some_and(|t| t.enabled);
 
     let mut data = Map::new();
     data.insert("userId".to_owned(), json!(user.id));
     data.insert("authToken".to_owned(), json!(plaintext));
-    data.insert("me".to_owned(), Value::Object(views::me(&user, &origin(req))));
+    data.insert("me".to_owned(), Value::Object(views::me(&user, totp_enabled, &origin(req))));
     let mut body = Map::new();
     body.insert("status".to_owned(), json!("success"));
     body.insert("data".to_owned(), Value::Object(data));
@@ -163,15 +164,19 @@ fn find_user(env: &Env<'_>, settings: &Settings, claim: &LoginRequest) -> Result
 /// `POST /api/v1/logout`: removes the presented token only.
 pub fn logout(req: &Request, env: &Env<'_>) -> Response {
     let run = || -> Result<Value, ApiError> {
-        let creds = credentials(req);
-        let mut user = auth::identify(env.store, &creds, &RoutePolicy::TOKEN_ONLY)?.user;
-        let hashed = token::hash_token(creds.token.unwrap_or_default());
-        if let Some(resume) = user.services.resume.as_mut() {
-            resume.login_tokens.retain(|t| t.hashed_token != hashed);
+        let caller = identify(env, &credentials(req), &RoutePolicy::TOKEN_ONLY)?;
+        Sessions::new(env.store).close(&caller.hashed_token)?;
+        // A token Rocket.Chat itself issued lives in the document: only
+        // then is the document rewritten.
+        let mut user = caller.user;
+        if let Some(resume) = user.services.resume.as_mut()
+            && resume.login_tokens.iter().any(|t| t.hashed_token == caller.hashed_token)
+        {
+            resume.login_tokens.retain(|t| t.hashed_token != caller.hashed_token);
+            let mut batch = Batch::new();
+            batch.put_user(&user)?;
+            batch.commit(env.store)?;
         }
-        let mut batch = Batch::new();
-        batch.put_user(&user)?;
-        batch.commit(env.store)?;
         // Upstream up to 7.3; from 7.4 its router drops this body (issue #35922).
         Ok(json!({"status": "success", "data": {"message": "You've been logged out!"}}))
     };
@@ -183,10 +188,12 @@ pub fn logout(req: &Request, env: &Env<'_>) -> Response {
 
 /// `GET /api/v1/me`.
 pub fn me(req: &Request, env: &Env<'_>) -> Response {
-    match auth::identify(env.store, &credentials(req), &RoutePolicy::TOKEN_ONLY) {
-        Ok(caller) => success(views::me(&caller.user, &origin(req))),
-        Err(e) => ApiError::from(e).into_response(),
-    }
+    let run = || -> Result<Response, ApiError> {
+        let user = identify(env, &credentials(req), &RoutePolicy::TOKEN_ONLY)?.user;
+        let totp_enabled = Users::new(env.store).second_factor(&user)?.totp.is_some_and(|t| t.enabled);
+        Ok(success(views::me(&user, totp_enabled, &origin(req))))
+    };
+    run().unwrap_or_else(ApiError::into_response)
 }
 
 /// `scheme://host` of the request, from Spin's `spin-full-url`.

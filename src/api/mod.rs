@@ -13,10 +13,9 @@ pub mod views;
 
 pub use error::ApiError;
 
-use crate::auth;
-use crate::auth::Credentials;
 use crate::auth::second_factor::Presented;
-use crate::settings::{AdminBootstrap, VariableSource};
+use crate::auth::{self, Caller, Credentials, RoutePolicy};
+use crate::settings::{self, AdminBootstrap, VariableSource};
 use crate::store::KvStore;
 use crate::store::schema::Date;
 
@@ -158,7 +157,15 @@ pub fn credentials(req: &Request) -> Credentials<'_> {
         token: req.header("x-auth-token"),
         second_factor: Presented { code: req.header("x-2fa-code"), method: req.header("x-2fa-method") },
         client_ip,
+        forwarded_for: req.header("x-forwarded-for"),
     }
+}
+
+/// The caller of a token route (step 1 of the gate), with the login
+/// expiry read on its own: nothing else is loaded before the token is checked.
+pub fn identify(env: &Env<'_>, creds: &Credentials<'_>, policy: &RoutePolicy) -> Result<Caller, ApiError> {
+    let expiry_ms = settings::login_expiration_ms(env.variables)?;
+    Ok(auth::identify(env.store, creds, policy, expiry_ms, (env.clock)())?)
 }
 
 /// Creates the bootstrap admin if configured and missing (every request

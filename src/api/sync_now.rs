@@ -6,7 +6,7 @@ use crate::settings::Settings;
 use crate::sync::{self, RunContext};
 
 use super::reply::Reply;
-use super::{ApiError, Env, Request, Response, credentials};
+use super::{ApiError, Env, Request, Response, credentials, identify};
 
 const POLICY: RoutePolicy = RoutePolicy {
     rate_route: Some("/api/v1/ldap.syncNowpost"),
@@ -21,7 +21,7 @@ pub fn handle(req: &Request, env: &Env<'_>) -> Response {
 
 fn run(req: &Request, env: &Env<'_>) -> Result<Response, ApiError> {
     let creds = credentials(req);
-    let caller = auth::identify(env.store, &creds, &POLICY)?;
+    let caller = identify(env, &creds, &POLICY)?;
     let settings = Settings::load(env.variables)?;
     let admitted = auth::admit(env.store, Identity::Token(Box::new(caller)), &creds, &POLICY, &settings, (env.clock)())?;
     let answer = sync_now(env, &settings).map_or_else(ApiError::into_response, Reply::into_response);

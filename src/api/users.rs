@@ -13,13 +13,14 @@ mod query;
 
 use serde_json::{Map, Value, json};
 
-use crate::auth::{self, AuthError, RoutePolicy, permission};
+use crate::auth::{self, Admitted, Identity, RoutePolicy, permission};
+use crate::settings::Settings;
 use crate::store::ids::random_id;
 use crate::store::schema::UserDoc;
 use crate::store::users::{Listing, Users};
 use crate::store::{KvStore, StoreError, UserId};
 
-use super::{ApiError, Env, Request, Response, credentials, percent_decode, reply, views};
+use super::{ApiError, Env, Request, Response, credentials, identify, percent_decode, reply, views};
 use query::{Filter, Sort};
 
 /// `users.info`'s search keys, in upstream's precedence.
@@ -79,16 +80,28 @@ const MAX_COUNT: usize = 100;
 /// backup codes. We return `services` reduced to flags exactly as `me` does
 /// (`{"totp":{"enabled":true},"password":{"exists":true}}`).
 pub fn info(req: &Request, env: &Env<'_>) -> Response {
-    info_reply(req, env).unwrap_or_else(ApiError::into_response)
+    limited(req, env, "/api/v1/users.infoget", info_reply)
 }
 
 /// `GET /api/v1/users.list?offset=&count=&sort=&query=`.
 pub fn list(req: &Request, env: &Env<'_>) -> Response {
-    list_reply(req, env).unwrap_or_else(ApiError::into_response)
+    limited(req, env, "/api/v1/users.listget", list_reply)
 }
 
-fn info_reply(req: &Request, env: &Env<'_>) -> Result<Response, ApiError> {
-    let caller = caller(req, env)?;
+/// The gate, then `reply`; the limiter's headers go on whatever it answers.
+fn limited(
+    req: &Request,
+    env: &Env<'_>,
+    rate_route: &'static str,
+    reply: fn(&Request, &Env<'_>, UserDoc) -> Result<Response, ApiError>,
+) -> Response {
+    match caller(req, env, rate_route) {
+        Ok(admitted) => reply(req, env, admitted.user).unwrap_or_else(ApiError::into_response).with_rate_limit(admitted.rate_limit),
+        Err(e) => e.into_response(),
+    }
+}
+
+fn info_reply(req: &Request, env: &Env<'_>, caller: UserDoc) -> Result<Response, ApiError> {
     let search = Search::parse(&query_pairs(&req.query))?;
     let user = full_user_data(env.store, &caller, &search)?.ok_or(ApiError::Plain("User not found."))?;
     let mut body = Map::new();
@@ -96,8 +109,7 @@ fn info_reply(req: &Request, env: &Env<'_>) -> Result<Response, ApiError> {
     Ok(reply::success(body))
 }
 
-fn list_reply(req: &Request, env: &Env<'_>) -> Result<Response, ApiError> {
-    let caller = caller(req, env)?;
+fn list_reply(req: &Request, env: &Env<'_>, caller: UserDoc) -> Result<Response, ApiError> {
     if !auth::has_permission(env.store, &caller, permission::VIEW_D_ROOM)? {
         return Err(ApiError::Forbidden);
     }
@@ -140,14 +152,15 @@ fn list_reply(req: &Request, env: &Env<'_>) -> Result<Response, ApiError> {
 }
 
 /// Upstream's `authRequired`: a valid login token and a username
-/// (`userWithoutUsername` is off for both routes). Neither route demands a
-/// second factor; the REST rate limiter is not applied here.
-fn caller(req: &Request, env: &Env<'_>) -> Result<UserDoc, ApiError> {
-    let user = auth::identify(env.store, &credentials(req), &RoutePolicy::TOKEN_ONLY)?.user;
-    if user.username.as_deref().is_none_or(str::is_empty) {
-        return Err(AuthError::NoUsername.into());
-    }
-    Ok(user)
+/// (`userWithoutUsername` is off for both routes), then the REST rate
+/// limiter (`rate_route`: path + method, as upstream keys it). Neither route
+/// demands a second factor.
+fn caller(req: &Request, env: &Env<'_>, rate_route: &'static str) -> Result<Admitted, ApiError> {
+    let policy = RoutePolicy { rate_route: Some(rate_route), second_factor: None, permission: None };
+    let creds = credentials(req);
+    let caller = identify(env, &creds, &policy)?;
+    let settings = Settings::load(env.variables)?;
+    Ok(auth::admit(env.store, Identity::Token(Box::new(caller)), &creds, &policy, &settings, (env.clock)())?)
 }
 
 /// Every `name=value` pair of a query string, decoded, in order.
@@ -234,7 +247,7 @@ fn full_user_data(store: &dyn KvStore, caller: &UserDoc, search: &Search) -> Res
     let Some(doc) = found else {
         return Ok(None);
     };
-    Ok(Some(info_view(doc, myself, can_view_all_info)?))
+    Ok(Some(info_view(store, doc, myself, can_view_all_info)?))
 }
 
 /// `importIds` holds `import_id` (MongoDB's `{importIds: v}` also matches a scalar).
@@ -249,7 +262,12 @@ fn holds_import_id(import_ids: Option<&Value>, import_id: &str) -> bool {
 /// `users.info`'s projection, in document order, then `canViewAllInfo`.
 /// Custom fields are not shown: `Accounts_CustomFields` is not configurable
 /// here, and its default (none) shows none.
-fn info_view(doc: Map<String, Value>, myself: bool, can_view_all_info: bool) -> Result<Map<String, Value>, StoreError> {
+fn info_view(
+    store: &dyn KvStore,
+    doc: Map<String, Value>,
+    myself: bool,
+    can_view_all_info: bool,
+) -> Result<Map<String, Value>, StoreError> {
     let mut fields = INFO_FIELDS.to_vec();
     if can_view_all_info {
         fields.extend_from_slice(INFO_FULL_FIELDS);
@@ -259,18 +277,19 @@ fn info_view(doc: Map<String, Value>, myself: bool, can_view_all_info: bool) -> 
     }
     let mut view = views::project(&doc, &fields);
     if let Some(services) = view.get_mut("services") {
-        *services = own_services(doc)?;
+        *services = own_services(store, doc)?;
     }
     view.insert("canViewAllInfo".to_owned(), Value::Bool(can_view_all_info));
     Ok(view)
 }
 
 /// `services` as `me` shows it: flags only, never a secret.
-fn own_services(doc: Map<String, Value>) -> Result<Value, StoreError> {
+fn own_services(store: &dyn KvStore, doc: Map<String, Value>) -> Result<Value, StoreError> {
     let id = doc.get("_id").and_then(Value::as_str).unwrap_or_default().to_owned();
     let user: UserDoc = serde_json::from_value(Value::Object(doc))
         .map_err(|e| StoreError::Corrupt { key: format!("the document of user {id:?}"), reason: e.to_string() })?;
-    Ok(views::me(&user, "").remove("services").unwrap_or_else(|| json!({})))
+    let totp_enabled = Users::new(store).second_factor(&user)?.totp.is_some_and(|t| t.enabled);
+    Ok(views::me(&user, totp_enabled, "").remove("services").unwrap_or_else(|| json!({})))
 }
 
 /// One row of `users.list`: `_id` and the projected fields in document

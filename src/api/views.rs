@@ -65,8 +65,9 @@ pub fn rest_dates(value: Value) -> Value {
 
 /// `getUserInfo(user)`: the base fields plus `email` (first verified
 /// address), `settings`, `avatarUrl`, `isOAuthUser`, and `services` cut
-/// down to flags. `origin` is the site URL (`scheme://host`).
-pub fn me(user: &UserDoc, origin: &str) -> Map<String, Value> {
+/// down to flags. `totp_enabled` is the user's TOTP state (kept apart from
+/// the document). `origin` is the site URL (`scheme://host`).
+pub fn me(user: &UserDoc, totp_enabled: bool, origin: &str) -> Map<String, Value> {
     let mut out = project(&document(user), BASE_USER_FIELDS);
     if let Some(email) = user.emails.iter().find(|e| e.verified) {
         out.insert("email".to_owned(), json!(email.address));
@@ -76,7 +77,7 @@ pub fn me(user: &UserDoc, origin: &str) -> Map<String, Value> {
     out.insert("avatarUrl".to_owned(), json!(format!("{origin}/avatar/{}", user.username.as_deref().unwrap_or_default())));
     out.insert("isOAuthUser".to_owned(), json!(false));
     let mut services = Map::new();
-    if user.services.totp.as_ref().is_some_and(|t| t.enabled) {
+    if totp_enabled {
         services.insert("totp".to_owned(), json!({"enabled": true}));
     }
     let has_password = user.services.password.as_ref().is_some_and(|p| p.bcrypt.is_some());
@@ -107,7 +108,7 @@ mod tests {
             "createdAt": {"$date": 0}, "_updatedAt": {"$date": 0}
         }))
         .expect("valid");
-        let view = Value::Object(me(&doc, "http://h"));
+        let view = Value::Object(me(&doc, true, "http://h"));
         let text = view.to_string();
         for secret in ["secret", "S3CR3T", "hashedToken", "hashedBackup", "createdAt"] {
             assert!(!text.contains(secret), "{secret} leaked: {text}");

@@ -1,17 +1,21 @@
 //! TOTP enrolment: the `2fa:*` Meteor methods the web client calls through
-//! `method.call` (upstream `apps/meteor/app/2fa/server/methods/*.ts`). Pure:
-//! time and randomness come in, the documents to store go out.
+//! `method.call` (upstream `apps/meteor/app/2fa/server/methods/*.ts`). Time
+//! and randomness come in, the TOTP state to store goes out; the counters
+//! come through [`Claims`].
 //!
 //! Every code these methods accept goes through the same guard as the
 //! second factor (replay refused, lockout after repeated failures).
+//! `2fa:enable` itself is behind the gate's second factor (see
+//! `api::method_call`): a token alone never enrols a factor.
 
 use serde_json::{Map, Value, json};
 
 use crate::settings::TwoFactor;
+use crate::store::StoreError;
 use crate::store::ids::random_id;
 use crate::store::schema::{Date, Totp, TwoFactorGuard, UserDoc};
 
-use super::second_factor::{Verified, guarded, verify_code};
+use super::second_factor::{Claims, guarded, verify_code};
 use super::totp::sha256_hex;
 
 /// Backup codes per enrolment (spec §4.3).
@@ -61,10 +65,11 @@ impl MeteorError {
 }
 
 /// A method's answer.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub enum MethodResult {
     Value(Value),
     /// `undefined`: the envelope has no `result` key.
+    #[default]
     Nothing,
     Error(MeteorError),
 }
@@ -72,117 +77,120 @@ pub enum MethodResult {
 /// What a call needs besides its parameters.
 pub struct CallContext<'a> {
     pub user: &'a UserDoc,
+    /// The user's TOTP enrolment (default: none).
+    pub totp: &'a Totp,
     pub guard: &'a TwoFactorGuard,
-    /// base64(SHA-256) of the token this request came with.
-    pub current_token_hash: &'a str,
     pub settings: &'a TwoFactor,
     pub now: Date,
     pub random: &'a dyn Fn(&mut [u8]),
 }
 
-/// The answer plus the documents to store.
-#[derive(Debug)]
+/// The answer plus what to store.
+#[derive(Debug, Default)]
 pub struct Call {
     pub result: MethodResult,
-    pub user: Option<UserDoc>,
+    /// The new TOTP enrolment, and the backup codes (hashed) it retires.
+    pub totp: Option<(Totp, Vec<String>)>,
+    /// The lock to store when it changed.
     pub guard: Option<TwoFactorGuard>,
+    /// A new factor was enrolled: every other login session ends.
+    pub end_other_sessions: bool,
 }
 
-/// Runs the method `name`; `None` when it is not one of ours.
-pub fn call(name: &str, params: &[Value], ctx: &CallContext<'_>) -> Option<Call> {
-    let done = |result| Call { result, user: None, guard: None };
+/// Runs the method `name`; `Ok(None)` when it is not one of ours.
+pub fn call(name: &str, params: &[Value], ctx: &CallContext<'_>, claims: &mut dyn Claims) -> Result<Option<Call>, StoreError> {
+    let done = |result| Call { result, ..Call::default() };
     let invalid_user = |method: &str| MeteorError::new("error-invalid-user", Some("Invalid user"), Some(json!({"method": method})));
-    let totp = ctx.user.services.totp.clone().unwrap_or_default();
+    let totp = ctx.totp;
     let first_string = || params.first().and_then(Value::as_str).unwrap_or_default().to_owned();
-    Some(match name {
+    let retired = || totp.hashed_backup.clone().unwrap_or_default();
+    Ok(Some(match name {
         "2fa:enable" => {
             let Some(username) = ctx.user.username.as_deref() else {
-                return Some(done(MethodResult::Error(invalid_user(name))));
+                return Ok(Some(done(MethodResult::Error(invalid_user(name)))));
             };
             if ctx.user.emails.iter().any(|e| !e.verified) {
                 let reason = "You need to verify your emails before setting up 2FA";
-                return Some(done(MethodResult::Error(MeteorError::new(
+                return Ok(Some(done(MethodResult::Error(MeteorError::new(
                     "error-invalid-user",
                     Some(reason),
                     Some(json!({"method": name})),
-                ))));
+                )))));
+            }
+            // Replacing a factor in force takes disabling it first (with a code of it).
+            if totp.enabled {
+                return Ok(Some(done(MethodResult::Error(MeteorError::new("error-2fa-already-enabled", None, None)))));
             }
             let mut bytes = [0u8; SECRET_BYTES];
             (ctx.random)(&mut bytes);
             let secret = base32(&bytes);
-            let mut user = ctx.user.clone();
-            let mut extra = Map::new();
-            extra.insert("tempSecret".to_owned(), json!(secret));
-            // As upstream: enabling starts over and turns any current TOTP off.
-            user.services.totp = Some(Totp { enabled: false, secret: None, hashed_backup: None, extra });
+            let mut pending = totp.clone();
+            pending.extra.insert("tempSecret".to_owned(), json!(secret));
             let url = format!("otpauth://totp/Rocket.Chat%3A{}?secret={secret}", url_encode(username));
-            Call { result: MethodResult::Value(json!({"secret": secret, "url": url})), user: Some(user), guard: None }
+            Call {
+                result: MethodResult::Value(json!({"secret": secret, "url": url})),
+                totp: Some((pending, Vec::new())),
+                ..Call::default()
+            }
         }
         "2fa:validateTempToken" => {
             let Some(temp) = totp.extra.get("tempSecret").and_then(Value::as_str).map(str::to_owned) else {
-                return Some(done(MethodResult::Error(MeteorError::new("invalid-totp", None, None))));
+                return Ok(Some(done(MethodResult::Error(MeteorError::new("invalid-totp", None, None)))));
             };
             let code = first_string();
-            let (verdict, guard) =
-                guarded(ctx.guard, ctx.now, |g| verify_code(&temp, None, &code, g, ctx.settings, ctx.now) == Verified::Totp);
+            let candidate = Totp { enabled: true, secret: Some(temp), ..Totp::default() };
+            let (verdict, guard) = guarded(ctx.guard, ctx.now, claims, |c| verify_code(&candidate, &code, ctx.settings, ctx.now, c))?;
             if verdict.is_err() {
-                return Some(Call {
+                return Ok(Some(Call {
                     result: MethodResult::Error(MeteorError::new("invalid-totp", None, None)),
-                    user: None,
-                    guard: Some(guard),
-                });
+                    guard,
+                    ..Call::default()
+                }));
             }
             let (codes, hashed) = backup_codes(ctx.random);
-            let mut user = ctx.user.clone();
-            user.services.totp = Some(Totp { enabled: true, secret: Some(temp), hashed_backup: Some(hashed), extra: Map::new() });
-            // Log out every other session; personal access tokens (no `when`) stay.
-            if let Some(resume) = user.services.resume.as_mut() {
-                resume.login_tokens.retain(|t| t.hashed_token == ctx.current_token_hash || !t.extra.contains_key("when"));
+            let enrolled = Totp { hashed_backup: Some(hashed), ..candidate };
+            Call {
+                result: MethodResult::Value(json!({"codes": codes})),
+                totp: Some((enrolled, retired())),
+                guard,
+                end_other_sessions: true,
             }
-            Call { result: MethodResult::Value(json!({"codes": codes})), user: Some(user), guard: Some(guard) }
         }
         "2fa:disable" => {
-            let Some(secret) = totp.secret.clone().filter(|_| totp.enabled) else {
-                return Some(done(MethodResult::Value(json!(false))));
-            };
+            if !totp.enabled || totp.secret.is_none() {
+                return Ok(Some(done(MethodResult::Value(json!(false)))));
+            }
             let code = first_string();
-            let (verdict, guard) = guarded(ctx.guard, ctx.now, |g| {
-                verify_code(&secret, totp.hashed_backup.as_deref(), &code, g, ctx.settings, ctx.now) != Verified::No
-            });
-            let mut call = Call { result: MethodResult::Value(json!(verdict.is_ok())), user: None, guard: Some(guard) };
+            let (verdict, guard) = guarded(ctx.guard, ctx.now, claims, |c| verify_code(totp, &code, ctx.settings, ctx.now, c))?;
+            let mut call = Call { result: MethodResult::Value(json!(verdict.is_ok())), guard, ..Call::default() };
             if verdict.is_ok() {
-                let mut user = ctx.user.clone();
-                user.services.totp = Some(Totp::default());
-                call.user = Some(user);
+                call.totp = Some((Totp::default(), retired()));
             }
             call
         }
         "2fa:regenerateCodes" => {
-            let Some(secret) = totp.secret.clone().filter(|_| totp.enabled) else {
-                return Some(done(MethodResult::Error(MeteorError::new("invalid-totp", None, None))));
-            };
+            if !totp.enabled || totp.secret.is_none() {
+                return Ok(Some(done(MethodResult::Error(MeteorError::new("invalid-totp", None, None)))));
+            }
             let code = first_string();
-            let (verdict, guard) = guarded(ctx.guard, ctx.now, |g| {
-                verify_code(&secret, totp.hashed_backup.as_deref(), &code, g, ctx.settings, ctx.now) != Verified::No
-            });
+            let (verdict, guard) = guarded(ctx.guard, ctx.now, claims, |c| verify_code(totp, &code, ctx.settings, ctx.now, c))?;
             if verdict.is_err() {
-                return Some(Call { result: MethodResult::Nothing, user: None, guard: Some(guard) });
+                return Ok(Some(Call { result: MethodResult::Nothing, guard, ..Call::default() }));
             }
             let (codes, hashed) = backup_codes(ctx.random);
-            let mut user = ctx.user.clone();
-            if let Some(t) = user.services.totp.as_mut() {
-                t.hashed_backup = Some(hashed);
-            }
-            Call { result: MethodResult::Value(json!({"codes": codes})), user: Some(user), guard: Some(guard) }
+            let renewed = Totp { hashed_backup: Some(hashed), ..totp.clone() };
+            Call { result: MethodResult::Value(json!({"codes": codes})), totp: Some((renewed, retired())), guard, ..Call::default() }
         }
         "2fa:checkCodesRemaining" => {
             if !totp.enabled {
-                return Some(done(MethodResult::Error(MeteorError::new("invalid-totp", None, None))));
+                return Ok(Some(done(MethodResult::Error(MeteorError::new("invalid-totp", None, None)))));
             }
-            done(MethodResult::Value(json!({"remaining": totp.hashed_backup.as_ref().map_or(0, Vec::len)})))
+            let hashed = retired();
+            let remaining = hashed.len() - claims.used_backup_codes(&hashed)?.min(hashed.len());
+            done(MethodResult::Value(json!({"remaining": remaining})))
         }
-        _ => return None,
-    })
+        _ => return Ok(None),
+    }))
 }
 
 /// Twelve 8-character codes and their SHA-256 hex hashes.

@@ -5,10 +5,11 @@
 //! alike; a [`RoutePolicy`] says which steps a route has.
 //!
 //! A token route reads everything it needs in one `get-many`
-//! ([`identify`]) and writes what changed (limiter window, second-factor
-//! guard, used backup code) in one `set-many`, on success and on refusal
-//! alike. Login is identified by its password instead, after the limiter
-//! has counted the attempt.
+//! ([`identify`]). What must hold when requests run in parallel is counted
+//! atomically (`increment`): the limiter's windows, the codes tried, the
+//! TOTP steps and backup codes used. Login is identified by its password
+//! instead, after the limiter has counted the attempt, per client address
+//! and per account.
 //!
 //! No HTTP here: the API layer turns [`AuthError`] into Rocket.Chat bodies
 //! and [`RateDecision`] into headers.
@@ -27,11 +28,11 @@ pub use rate_limit::RateDecision;
 
 use crate::settings::Settings;
 use crate::store::access::{self, RateSlot};
-use crate::store::schema::{Date, Permission, RateWindow, TwoFactorGuard, UserDoc};
-use crate::store::users::Users;
+use crate::store::schema::{Date, Permission, UserDoc};
+use crate::store::users::{SecondFactorState, Users};
 use crate::store::{Batch, KvStore, StoreError, UserId};
 
-use second_factor::{Presented, Requirement};
+use second_factor::{Claims, Presented, Requirement};
 
 /// The credentials and second-factor headers of one request.
 #[derive(Clone, Default)]
@@ -42,8 +43,10 @@ pub struct Credentials<'a> {
     pub token: Option<&'a str>,
     /// `x-2fa-code` / `x-2fa-method`.
     pub second_factor: Presented<'a>,
-    /// The client's IP, for the rate limiter.
+    /// The address of the connection (Spin's `spin-client-addr`).
     pub client_ip: String,
+    /// `X-Forwarded-For`, believed only from a trusted proxy.
+    pub forwarded_for: Option<&'a str>,
 }
 
 impl std::fmt::Debug for Credentials<'_> {
@@ -53,6 +56,7 @@ impl std::fmt::Debug for Credentials<'_> {
             .field("token", &self.token.map(|_| "<redacted>"))
             .field("second_factor", &self.second_factor)
             .field("client_ip", &self.client_ip)
+            .field("forwarded_for", &self.forwarded_for)
             .finish()
     }
 }
@@ -70,7 +74,7 @@ pub struct RoutePolicy {
 }
 
 impl RoutePolicy {
-    /// A valid login token, nothing more (`me`, `logout`, `users.*`, ...).
+    /// A valid login token, nothing more (`me`, `logout`, ...).
     pub const TOKEN_ONLY: RoutePolicy = RoutePolicy { rate_route: None, second_factor: None, permission: None };
 }
 
@@ -79,8 +83,9 @@ impl RoutePolicy {
 #[derive(Debug)]
 pub struct Caller {
     pub user: UserDoc,
-    two_factor: TwoFactorGuard,
-    window: Option<RateWindow>,
+    /// base64(SHA-256) of the token the caller presented.
+    pub hashed_token: String,
+    second_factor: Option<SecondFactorState>,
     route_permission: Option<Permission>,
     bypass_permission: Option<Permission>,
 }
@@ -89,10 +94,11 @@ pub struct Caller {
 pub enum Identity<'a> {
     /// A token route: the caller [`identify`] found.
     Token(Box<Caller>),
-    /// Login: proves the password (and may create a directory user). Runs
-    /// after the limiter has counted the attempt, so guessing is limited
-    /// before any password work is done.
-    Password(&'a mut dyn FnMut() -> Result<UserDoc, AuthError>),
+    /// Login: `account` is the login name it claims; `verify` proves the
+    /// password (and may create a directory user). It runs after the
+    /// limiter has counted the attempt, per client and per account, so
+    /// guessing is limited before any password work is done.
+    Password { account: &'a str, verify: &'a mut dyn FnMut() -> Result<UserDoc, AuthError> },
 }
 
 /// A caller the gate let through.
@@ -104,32 +110,47 @@ pub struct Admitted {
 }
 
 /// Step 1 of a token route: `X-User-Id`/`X-Auth-Token` → the caller. One
-/// `get-many` also loads what the policy's later steps need.
-pub fn identify(store: &dyn KvStore, creds: &Credentials<'_>, policy: &RoutePolicy) -> Result<Caller, AuthError> {
+/// `get-many` also loads what the policy's later steps need. A token is
+/// good while its session (or, for tokens Rocket.Chat itself issued, its
+/// entry in the user document) is younger than `expiry_ms`; a deactivated
+/// user's tokens are good for nothing.
+pub fn identify(
+    store: &dyn KvStore,
+    creds: &Credentials<'_>,
+    policy: &RoutePolicy,
+    expiry_ms: i64,
+    now: Date,
+) -> Result<Caller, AuthError> {
     let (Some(user_id), Some(token)) = (creds.user_id, creds.token) else {
         return Err(AuthError::NotLoggedIn);
     };
-    let slot = policy.rate_route.map(|route| RateSlot { client_ip: creds.client_ip.clone(), route });
-    // Only what the policy's steps use: a token-only route reads one key.
-    let bypass = slot.as_ref().map(|_| permission::API_BYPASS_RATE_LIMIT);
+    let user_id = UserId::new(user_id);
+    let hashed_token = token::hash_token(token);
+    // Only what the policy's steps use: a token-only route reads two keys.
+    let bypass = policy.rate_route.map(|_| permission::API_BYPASS_RATE_LIMIT);
     let wanted: Vec<&str> = bypass.into_iter().chain(policy.permission).collect();
-    let records = access::read_gate(store, &UserId::new(user_id), policy.second_factor.is_some(), slot.as_ref(), &wanted)?;
-    let user = records.user.filter(|u| token::holds_token(u, token)).ok_or(AuthError::NotLoggedIn)?;
+    let records = access::read_gate(store, &user_id, &hashed_token, policy.second_factor.is_some(), &wanted)?;
+    let live = |when: Date| now.millis < when.millis.saturating_add(expiry_ms);
+    let session_ok = records.session.as_ref().is_some_and(|s| s.user_id == user_id && live(s.when));
+    let user = records
+        .user
+        .filter(|u| session_ok || token::holds_token(u, token, &|when| when.is_none_or(live)))
+        .filter(|u| u.active != Some(false))
+        .ok_or(AuthError::NotLoggedIn)?;
     let mut permissions = records.permissions.into_iter();
     let bypass_permission = if bypass.is_some() { permissions.next().flatten() } else { None };
     Ok(Caller {
         user,
-        two_factor: records.two_factor,
-        window: records.window,
+        hashed_token,
+        second_factor: records.second_factor,
         bypass_permission,
         route_permission: permissions.next().flatten(),
     })
 }
 
 /// The gate: identity, username, limiter, second factor, permission, in
-/// the policy's steps and upstream's order. What changed (limiter window,
-/// second-factor guard, a used backup code) is written in one `set-many`
-/// whatever the verdict.
+/// the policy's steps and upstream's order. A lock of the second factor
+/// that changed is written whatever the verdict.
 pub fn admit(
     store: &dyn KvStore,
     identity: Identity<'_>,
@@ -138,27 +159,54 @@ pub fn admit(
     settings: &Settings,
     now: Date,
 ) -> Result<Admitted, Refused> {
-    let slot = policy.rate_route.map(|route| RateSlot { client_ip: creds.client_ip.clone(), route });
-    let mut batch = Batch::new();
     let mut rate_limit = None;
-    let verdict = gate(store, identity, creds, policy, settings, now, slot.as_ref(), &mut batch, &mut rate_limit);
-    let stored = batch.commit(store);
-    match (verdict, stored) {
-        (Ok(mut admitted), Ok(())) => {
-            admitted.rate_limit = rate_limit;
-            Ok(admitted)
-        }
-        (Err(error), _) => Err(Refused { error, rate_limit }),
-        (Ok(_), Err(e)) => Err(Refused { error: e.into(), rate_limit }),
+    let verdict = gate(store, identity, creds, policy, settings, now, &mut rate_limit);
+    match verdict {
+        Ok(user) => Ok(Admitted { user, rate_limit }),
+        Err(error) => Err(Refused { error, rate_limit }),
     }
 }
 
 /// Whether `user` holds `permission` (the stored record, else upstream's default roles).
 pub fn has_permission(store: &dyn KvStore, user: &UserDoc, permission: &str) -> Result<bool, StoreError> {
-    Ok(permission::grants(permission, access::permission(store, permission)?.as_ref(), &user.roles))
+    Ok(permission::grants(permission, access::permission_record(store, permission)?.as_ref(), &user.roles))
 }
 
-#[allow(clippy::too_many_arguments)] // the gate's state, threaded once through its steps
+/// The store's atomic counters for one user, as the second-factor check claims them.
+pub struct StoreClaims<'a> {
+    users: Users<'a>,
+    user: UserId,
+}
+
+impl<'a> StoreClaims<'a> {
+    /// The counters of `user` in `store`.
+    pub fn new(store: &'a dyn KvStore, user: &UserId) -> Self {
+        Self { users: Users::new(store), user: user.clone() }
+    }
+}
+
+impl Claims for StoreClaims<'_> {
+    fn count_attempt(&mut self) -> Result<i64, StoreError> {
+        self.users.count_attempt(&self.user)
+    }
+
+    fn reset_attempts(&mut self) -> Result<(), StoreError> {
+        self.users.reset_attempts(&self.user)
+    }
+
+    fn claim_totp_step(&mut self, step: u64) -> Result<bool, StoreError> {
+        self.users.claim_totp_step(&self.user, step)
+    }
+
+    fn claim_backup_code(&mut self, hashed_code: &str) -> Result<bool, StoreError> {
+        self.users.claim_backup_code(&self.user, hashed_code)
+    }
+
+    fn used_backup_codes(&mut self, hashed_codes: &[String]) -> Result<usize, StoreError> {
+        Ok(self.users.used_backup_codes(&self.user, hashed_codes)?.into_iter().filter(|used| *used).count())
+    }
+}
+
 fn gate(
     store: &dyn KvStore,
     identity: Identity<'_>,
@@ -166,23 +214,25 @@ fn gate(
     policy: &RoutePolicy,
     settings: &Settings,
     now: Date,
-    slot: Option<&RateSlot>,
-    batch: &mut Batch,
     rate_limit: &mut Option<RateDecision>,
-) -> Result<Admitted, AuthError> {
-    let mut count_call = |window: Option<RateWindow>, batch: &mut Batch| -> Result<(), AuthError> {
-        let Some(slot) = slot.filter(|_| settings.rate_limit.enabled) else {
+) -> Result<UserDoc, AuthError> {
+    let client = rate_limit::client_key(&creds.client_ip, creds.forwarded_for, &settings.rate_limit.trusted_proxies);
+    let mut count_call = |client: String| -> Result<(), AuthError> {
+        let Some(route) = policy.rate_route.filter(|_| settings.rate_limit.enabled) else {
             return Ok(());
         };
-        let decision = rate_limit::count_call(window, &settings.rate_limit, now);
-        batch.put_rate_window(slot, &decision.window)?;
-        *rate_limit = Some(decision);
+        let counted = access::count_call(store, &RateSlot { client, route }, now, settings.rate_limit.window_ms)?;
+        let decision = rate_limit::decide(counted, &settings.rate_limit, now);
+        // The first refusal decides the headers (an address refused before its account).
+        if rate_limit.is_none_or(|d| d.refused_for.is_none()) {
+            *rate_limit = Some(decision);
+        }
         match decision.refused_for {
             Some(wait_seconds) => Err(AuthError::RateLimited { wait_seconds }),
             None => Ok(()),
         }
     };
-    let (user, guard, route_permission) = match identity {
+    let (user, state, route_permission) = match identity {
         Identity::Token(caller) => {
             let caller = *caller;
             if caller.user.username.as_deref().is_none_or(str::is_empty) {
@@ -190,37 +240,34 @@ fn gate(
             }
             let bypass = permission::grants(permission::API_BYPASS_RATE_LIMIT, caller.bypass_permission.as_ref(), &caller.user.roles);
             if !bypass {
-                count_call(caller.window, batch)?;
+                count_call(client)?;
             }
-            (caller.user, caller.two_factor, caller.route_permission)
+            (caller.user, caller.second_factor, caller.route_permission)
         }
-        Identity::Password(verify) => {
-            let window = match slot.filter(|_| settings.rate_limit.enabled) {
-                Some(slot) => access::rate_window(store, slot)?,
-                None => None,
-            };
-            count_call(window, batch)?;
+        Identity::Password { account, verify } => {
+            // Per address, then per account: a botnet guessing one password
+            // spreads over addresses but not over accounts.
+            count_call(client)?;
+            count_call(format!("account:{}", account.trim().to_lowercase()))?;
             let user = verify()?;
             if user.active == Some(false) {
                 return Err(AuthError::NotActivated);
             }
-            let guard = match policy.second_factor {
-                Some(_) => Users::new(store).two_factor(&user.id)?,
-                None => TwoFactorGuard::default(),
-            };
-            (user, guard, None)
+            (user, None, None)
         }
     };
 
-    let mut user = user;
     if let Some(requirement) = policy.second_factor {
-        let checked = second_factor::check(&user, &guard, creds.second_factor, &settings.two_factor, now, requirement);
-        if let Some(after) = checked.guard.filter(|g| *g != guard) {
-            batch.put_two_factor(&user.id, &after)?;
-        }
-        if let Some(updated) = checked.user {
-            batch.put_user(&updated)?;
-            user = updated;
+        let state = match state {
+            Some(state) => state,
+            None => Users::new(store).second_factor(&user)?,
+        };
+        let mut claims = StoreClaims::new(store, &user.id);
+        let checked = second_factor::check(&user, &state, creds.second_factor, &settings.two_factor, now, requirement, &mut claims)?;
+        if let Some(guard) = checked.guard {
+            let mut batch = Batch::new();
+            batch.put_two_factor(&user.id, &guard)?;
+            batch.commit(store)?;
         }
         if let Err(refusal) = checked.verdict {
             return Err(AuthError::SecondFactor { kind: refusal.kind, method: refusal.method, available: refusal.available });
@@ -232,5 +279,5 @@ fn gate(
     {
         return Err(AuthError::NotAuthorized);
     }
-    Ok(Admitted { user, rate_limit: None })
+    Ok(user)
 }

@@ -2,9 +2,11 @@
 //! without a licence: demanded on every call, nothing remembered, password
 //! fallback forced when no other method is enabled (spec §1.4–§1.7).
 //!
-//! Beyond upstream: an accepted TOTP step cannot be replayed, and
-//! [`MAX_FAILED_ATTEMPTS`] wrong codes in a row lock the user's second
-//! factor for [`LOCK_MILLIS`].
+//! Beyond upstream: an accepted TOTP step or backup code cannot be used
+//! again, and [`MAX_FAILED_ATTEMPTS`] codes in a row without a success lock
+//! the user's second factor for [`LOCK_MILLIS`]. Each of those is decided
+//! by an atomic counter ([`Claims`]), so parallel requests cannot replay a
+//! code or try more codes than the limit.
 //!
 //! The e-mail method is never *enabled* here, because a component cannot
 //! send mail: it is left out of method selection and `availableMethods`.
@@ -12,10 +14,13 @@
 //! gives for a named method the user has not enabled: `totp-required`
 //! without a code, `totp-invalid` with one.
 //!
-//! Pure: time comes in as an argument and the caller stores the result.
+//! No I/O of its own: time comes in as an argument, the counters through
+//! [`Claims`], and the caller stores the lock it returns.
 
 use crate::settings::TwoFactor;
-use crate::store::schema::{Date, TwoFactorGuard, UserDoc};
+use crate::store::StoreError;
+use crate::store::schema::{Date, Totp, TwoFactorGuard, UserDoc};
+use crate::store::users::SecondFactorState;
 
 use super::error::SecondFactorRefusal;
 use super::totp;
@@ -60,14 +65,27 @@ impl std::fmt::Debug for Presented<'_> {
     }
 }
 
-/// What the check decided, plus the state to write back.
+/// The counters a check claims: the store's atomic counters in the
+/// component (`store::users`), a map in unit tests.
+pub trait Claims {
+    /// Counts one more code tried; returns how many since the last reset.
+    fn count_attempt(&mut self) -> Result<i64, StoreError>;
+    /// Starts the count again.
+    fn reset_attempts(&mut self) -> Result<(), StoreError>;
+    /// `true` for the one request that may use TOTP step `step`.
+    fn claim_totp_step(&mut self, step: u64) -> Result<bool, StoreError>;
+    /// `true` for the first use of a backup code (by its SHA-256 hex).
+    fn claim_backup_code(&mut self, hashed_code: &str) -> Result<bool, StoreError>;
+    /// How many of `hashed_codes` were used.
+    fn used_backup_codes(&mut self, hashed_codes: &[String]) -> Result<usize, StoreError>;
+}
+
+/// What the check decided, plus the lock to write back.
 #[derive(Debug)]
 pub struct Checked {
     pub verdict: Result<(), Refusal>,
-    /// The guard to store when it changed.
+    /// The guard to store when the lock changed.
     pub guard: Option<TwoFactorGuard>,
-    /// The user document to store when it changed (a backup code was used).
-    pub user: Option<UserDoc>,
 }
 
 /// A refusal with the details upstream puts in the body.
@@ -88,20 +106,21 @@ pub enum Requirement {
     IfEnabled,
 }
 
-/// Runs the check for `user` at `now`.
+/// Runs the check for `user` (second-factor state `state`) at `now`.
 pub fn check(
     user: &UserDoc,
-    guard: &TwoFactorGuard,
+    state: &SecondFactorState,
     presented: Presented<'_>,
     settings: &TwoFactor,
     now: Date,
     requirement: Requirement,
-) -> Checked {
-    let pass = Checked { verdict: Ok(()), guard: None, user: None };
+    claims: &mut dyn Claims,
+) -> Result<Checked, StoreError> {
+    let pass = Checked { verdict: Ok(()), guard: None };
     if !settings.enabled {
-        return pass;
+        return Ok(pass);
     }
-    let available = available_methods(user, settings);
+    let available = available_methods(state.totp.as_ref(), settings);
     let method = match (presented.method, available.first(), requirement) {
         (Some("totp"), _, _) => Method::Totp,
         (Some("email"), _, _) => Method::Email,
@@ -110,125 +129,88 @@ pub fn check(
         // Nothing enabled: requireSecondFactor forces the password...
         (_, None, Requirement::Forced) => Method::Password,
         // ...while login lets the user through without a code.
-        (_, None, Requirement::IfEnabled) => return pass,
+        (_, None, Requirement::IfEnabled) => return Ok(pass),
     };
     let refuse = |kind| Refusal { kind, method, available: available.clone() };
 
     let Some(code) = presented.code else {
-        return Checked { verdict: Err(refuse(SecondFactorRefusal::Required)), ..pass };
+        return Ok(Checked { verdict: Err(refuse(SecondFactorRefusal::Required)), ..pass });
     };
-    let mut user_after = None;
-    let (verdict, guard) = guarded(guard, now, |guard| match method {
-        Method::Totp => verify_totp(user, guard, code, settings, now, &mut user_after),
-        Method::Email => false,
+    let (verdict, guard) = guarded(&state.guard, now, claims, |claims| match method {
+        Method::Totp => match state.totp.as_ref().filter(|t| t.enabled) {
+            Some(totp) => verify_code(totp, code, settings, now, claims),
+            None => Ok(false),
+        },
+        Method::Email => Ok(false),
         Method::Password => {
-            user.services.password.as_ref().and_then(|p| p.bcrypt.as_deref()).is_some_and(|hash| totp::password_matches(code, hash))
+            Ok(user.services.password.as_ref().and_then(|p| p.bcrypt.as_deref()).is_some_and(|hash| totp::password_matches(code, hash)))
         }
-    });
-    match verdict {
-        Ok(()) => Checked { verdict: Ok(()), guard: Some(guard), user: user_after },
-        Err(kind) => Checked { verdict: Err(refuse(kind)), guard: Some(guard), user: None },
-    }
+    })?;
+    Ok(Checked { verdict: verdict.map_err(refuse), guard })
 }
 
-/// Runs `verify` under the guard: refused while locked, failures counted,
-/// [`MAX_FAILED_ATTEMPTS`] in a row start a lock of [`LOCK_MILLIS`]. Returns
-/// the verdict and the guard to store.
+/// Runs `verify` under the guard: refused while locked; every code counts
+/// as an attempt ([`Claims::count_attempt`]) before it is verified, so
+/// parallel requests cannot try more than [`MAX_FAILED_ATTEMPTS`]; a
+/// success starts the count again; the attempt that reaches the limit
+/// without one starts a lock of [`LOCK_MILLIS`]. Returns the verdict and
+/// the guard to store when the lock changed.
 pub fn guarded(
     guard: &TwoFactorGuard,
     now: Date,
-    verify: impl FnOnce(&mut TwoFactorGuard) -> bool,
-) -> (Result<(), SecondFactorRefusal>, TwoFactorGuard) {
-    let mut guard = guard.clone();
+    claims: &mut dyn Claims,
+    verify: impl FnOnce(&mut dyn Claims) -> Result<bool, StoreError>,
+) -> Result<(Result<(), SecondFactorRefusal>, Option<TwoFactorGuard>), StoreError> {
+    let mut changed = None;
     if let Some(until) = guard.locked_until {
         if until > now {
-            return (Err(SecondFactorRefusal::MaxAttempts), guard);
+            return Ok((Err(SecondFactorRefusal::MaxAttempts), None));
         }
-        guard.locked_until = None;
-        guard.failed_attempts = 0;
+        claims.reset_attempts()?;
+        changed = Some(TwoFactorGuard { locked_until: None, ..guard.clone() });
     }
-    if verify(&mut guard) {
-        guard.failed_attempts = 0;
-        return (Ok(()), guard);
+    let locked = || Some(TwoFactorGuard { locked_until: Some(Date { millis: now.millis + LOCK_MILLIS }), ..guard.clone() });
+    let attempt = claims.count_attempt()?;
+    if attempt > i64::from(MAX_FAILED_ATTEMPTS) {
+        // Parallel attempts past the limit: refused unverified.
+        return Ok((Err(SecondFactorRefusal::MaxAttempts), locked()));
     }
-    guard.failed_attempts += 1;
-    if guard.failed_attempts >= MAX_FAILED_ATTEMPTS {
-        guard.failed_attempts = 0;
-        guard.locked_until = Some(Date { millis: now.millis + LOCK_MILLIS });
-        return (Err(SecondFactorRefusal::MaxAttempts), guard);
+    if verify(claims)? {
+        claims.reset_attempts()?;
+        return Ok((Ok(()), changed));
     }
-    (Err(SecondFactorRefusal::Invalid), guard)
+    if attempt == i64::from(MAX_FAILED_ATTEMPTS) {
+        return Ok((Err(SecondFactorRefusal::MaxAttempts), locked()));
+    }
+    Ok((Err(SecondFactorRefusal::Invalid), changed))
 }
 
 /// Enabled methods in upstream's order; e-mail is never enabled here.
-pub fn available_methods(user: &UserDoc, settings: &TwoFactor) -> Vec<Method> {
-    let totp_on = settings.totp_enabled && user.services.totp.as_ref().is_some_and(|t| t.enabled);
+pub fn available_methods(totp: Option<&Totp>, settings: &TwoFactor) -> Vec<Method> {
+    let totp_on = settings.totp_enabled && totp.is_some_and(|t| t.enabled);
     if totp_on { vec![Method::Totp] } else { Vec::new() }
 }
 
-/// TOTPCheck on the user's enabled secret; a used backup code is removed
-/// from the copy put in `user_after`.
-fn verify_totp(
-    user: &UserDoc,
-    guard: &mut TwoFactorGuard,
-    code: &str,
-    settings: &TwoFactor,
-    now: Date,
-    user_after: &mut Option<UserDoc>,
-) -> bool {
-    let Some(totp) = user.services.totp.as_ref().filter(|t| t.enabled) else {
-        return false;
-    };
-    let Some(secret) = totp.secret.as_deref() else {
-        return false;
-    };
-    match verify_code(secret, totp.hashed_backup.as_deref(), code, guard, settings, now) {
-        Verified::Totp => true,
-        Verified::Backup(index) => {
-            let mut updated = user.clone();
-            if let Some(list) = updated.services.totp.as_mut().and_then(|t| t.hashed_backup.as_mut()) {
-                list.remove(index);
-            }
-            *user_after = Some(updated);
-            true
-        }
-        Verified::No => false,
-    }
-}
-
-/// What [`verify_code`] matched.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verified {
-    /// A TOTP code of a step after the last accepted one (now recorded in the guard).
-    Totp,
-    /// The backup code at this index of the list.
-    Backup(usize),
-    No,
-}
-
-/// Upstream's TOTPCheck: an 8-character code is only ever a backup code
-/// (when a list exists); anything else is an RFC 6238 code, and a step at
-/// or before the last accepted one is a replay.
-pub fn verify_code(
-    secret: &str,
-    backups: Option<&[String]>,
-    code: &str,
-    guard: &mut TwoFactorGuard,
-    settings: &TwoFactor,
-    now: Date,
-) -> Verified {
+/// Upstream's TOTPCheck against an enrolment: an 8-character code is only
+/// ever a backup code (when a list exists), claimed once; anything else is
+/// an RFC 6238 code of the secret, whose step is claimed once (a step at
+/// or before the last accepted one is a replay).
+pub fn verify_code(totp: &Totp, code: &str, settings: &TwoFactor, now: Date, claims: &mut dyn Claims) -> Result<bool, StoreError> {
     if code.chars().count() == totp::BACKUP_CODE_LEN
-        && let Some(hashed) = backups
+        && let Some(hashed) = totp.hashed_backup.as_deref()
     {
-        return totp::backup_code_index(hashed, code).map_or(Verified::No, Verified::Backup);
+        return match totp::backup_code_index(hashed, code).and_then(|index| hashed.get(index)) {
+            Some(hashed_code) => claims.claim_backup_code(hashed_code),
+            None => Ok(false),
+        };
     }
+    let Some(secret) = totp.secret.as_deref() else {
+        return Ok(false);
+    };
     let unix_seconds = u64::try_from(now.millis / 1000).unwrap_or(0);
     match totp::matching_step(secret, code, unix_seconds, settings.max_delta) {
-        Some(step) if guard.last_totp_step.is_none_or(|last| step > last) => {
-            guard.last_totp_step = Some(step);
-            Verified::Totp
-        }
-        _ => Verified::No,
+        Some(step) => claims.claim_totp_step(step),
+        None => Ok(false),
     }
 }
 

@@ -1,4 +1,7 @@
-//! Login tokens: `X-User-Id` + `X-Auth-Token` → the caller's user document.
+//! Login tokens: hashing, issuing, and the tokens Rocket.Chat itself keeps
+//! in the user document (`services.resume.loginTokens`), which the gate
+//! still accepts. Tokens this component issues live in sessions of their
+//! own (`store::users::Sessions`).
 
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
@@ -11,10 +14,11 @@ pub fn hash_token(token: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(Sha256::digest(token.as_bytes()))
 }
 
-/// Whether `token` is one of the user's login tokens. Every stored hash is
-/// compared in constant time, so timing reveals neither which one matched
-/// nor how much of a guess was right.
-pub fn holds_token(user: &UserDoc, token: &str) -> bool {
+/// Whether `token` is one of the login tokens in the user document that
+/// `live` accepts (given the token's `when`; personal access tokens have
+/// none). Every stored hash is compared in constant time, so timing reveals
+/// neither which one matched nor how much of a guess was right.
+pub fn holds_token(user: &UserDoc, token: &str, live: &dyn Fn(Option<Date>) -> bool) -> bool {
     let presented = hash_token(token);
     let Some(resume) = &user.services.resume else {
         return false;
@@ -22,21 +26,26 @@ pub fn holds_token(user: &UserDoc, token: &str) -> bool {
     resume
         .login_tokens
         .iter()
-        .fold(subtle::Choice::from(0), |found, stored| found | stored.hashed_token.as_bytes().ct_eq(presented.as_bytes()))
+        .fold(subtle::Choice::from(0), |found, stored| {
+            let matches = stored.hashed_token.as_bytes().ct_eq(presented.as_bytes());
+            found | (matches & subtle::Choice::from(u8::from(live(issued_at(stored)))))
+        })
         .into()
 }
 
+/// The `when` of a stored token.
+pub fn issued_at(stored: &LoginToken) -> Option<Date> {
+    stored.extra.get("when").and_then(|w| serde_json::from_value(w.clone()).ok())
+}
+
 /// A new login token: 32 random bytes as 43 URL-safe base64 characters
-/// (the shape of Meteor's `Random.secret()`), and the entry to store.
-pub fn new_login_token(random: &dyn Fn(&mut [u8]), now: Date) -> (String, LoginToken) {
+/// (the shape of Meteor's `Random.secret()`), and its hash to store.
+pub fn new_login_token(random: &dyn Fn(&mut [u8])) -> (String, String) {
     let mut bytes = [0u8; 32];
     random(&mut bytes);
     let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
-    let mut entry = LoginToken { hashed_token: hash_token(&token), ..LoginToken::default() };
-    let mut extra = serde_json::Map::new();
-    extra.insert("when".to_owned(), serde_json::json!(now));
-    entry.extra = extra;
-    (token, entry)
+    let hashed = hash_token(&token);
+    (token, hashed)
 }
 
 #[cfg(test)]
@@ -60,8 +69,10 @@ mod tests {
             ],
             ..Default::default()
         });
-        assert!(holds_token(&user, "two"));
-        assert!(!holds_token(&user, "three"));
-        assert!(!holds_token(&UserDoc::default(), "two"));
+        let always = |_: Option<Date>| true;
+        assert!(holds_token(&user, "two", &always));
+        assert!(!holds_token(&user, "three", &always));
+        assert!(!holds_token(&UserDoc::default(), "two", &always));
+        assert!(!holds_token(&user, "two", &|_| false), "an expired token is no token");
     }
 }

@@ -56,13 +56,52 @@ pub fn permission(id: &str) -> String {
     format!("permission:{id}")
 }
 
-/// `two-factor:<_id>` → the second-factor guard (replay and lockout state).
+/// `two-factor:<_id>` → the second-factor guard (lockout).
 pub fn two_factor(user_id: &UserId) -> String {
     format!("two-factor:{user_id}")
 }
 
-/// `rate-limit:<client ip>:<route><method>` → the limiter window, keyed as
-/// upstream keys it (client IP + route + method, e.g. `/api/v1/ldap.syncNowpost`).
-pub fn rate_limit(client_ip: &str, route_and_method: &str) -> String {
-    format!("rate-limit:{client_ip}:{route_and_method}")
+/// `totp:<_id>` → the user's TOTP state (`services.totp`'s shape), kept out
+/// of the user document so that enrolment and the sync never overwrite each other.
+pub fn totp(user_id: &UserId) -> String {
+    format!("totp:{user_id}")
+}
+
+/// `two-factor-attempts:<_id>` → counter: codes tried since the last success or lock.
+pub fn two_factor_attempts(user_id: &UserId) -> String {
+    format!("two-factor-attempts:{user_id}")
+}
+
+/// `totp-step:<_id>` → counter: the last TOTP time step accepted.
+pub fn totp_step(user_id: &UserId) -> String {
+    format!("totp-step:{user_id}")
+}
+
+/// `backup-code-used:<_id>:<SHA-256 hex>` → counter: 1 once the code was used.
+pub fn backup_code_used(user_id: &UserId, hashed_code: &str) -> String {
+    format!("backup-code-used:{user_id}:{hashed_code}")
+}
+
+/// `login-token:<hashedToken>` → `{"userId", "when"}`: one login session.
+pub fn login_token(hashed_token: &str) -> String {
+    format!("login-token:{hashed_token}")
+}
+
+/// `login-token-seq:<_id>` → counter: logins so far (picks the next slot).
+pub fn login_token_seq(user_id: &UserId) -> String {
+    format!("login-token-seq:{user_id}")
+}
+
+/// `login-token-slot:<_id>:<n>` → JSON string hashedToken: the session in slot `n`.
+pub fn login_token_slot(user_id: &UserId, slot: u64) -> String {
+    format!("login-token-slot:{user_id}:{slot}")
+}
+
+/// `rate-limit:<client>:<route><method>:<window>` → counter: calls in one
+/// fixed window. `client` is the client's address (an IPv6 address as its
+/// /64) or `account:<lower-case login name>`; the route and method as
+/// upstream keys them (`/api/v1/ldap.syncNowpost`); `window` = ms since the
+/// epoch / window length.
+pub fn rate_limit(client: &str, route_and_method: &str, window: i64) -> String {
+    format!("rate-limit:{client}:{route_and_method}:{window}")
 }

@@ -149,29 +149,23 @@ pub struct Permission {
     pub extra: Map<String, Value>,
 }
 
-/// Per-user second-factor guard: what upstream does not keep (replay and
-/// lockout state). Kept apart from the user document so that a sync
-/// rewriting users never races with it.
+/// Per-user second-factor lock (`two-factor:<_id>`): what upstream does not
+/// keep. The counts that must hold under parallel requests are counters of
+/// their own (`two-factor-attempts:`, `totp-step:`, `backup-code-used:`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TwoFactorGuard {
-    /// Wrong codes in a row since the last success or lock.
-    #[serde(rename = "failedAttempts", default)]
-    pub failed_attempts: u32,
     /// While in the future, every code is refused with `totp-max-attempts`.
     #[serde(rename = "lockedUntil", default, skip_serializing_if = "Option::is_none")]
     pub locked_until: Option<Date>,
-    /// The last TOTP time step (unix time / 30) that was accepted; codes of
-    /// this step or earlier are replays.
-    #[serde(rename = "lastTotpStep", default, skip_serializing_if = "Option::is_none")]
-    pub last_totp_step: Option<u64>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
 }
 
-/// The rate limiter's window for one client and route.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RateWindow {
-    /// Calls seen in this window, this one included.
-    pub count: u32,
-    /// When the window ends.
-    #[serde(rename = "resetAt")]
-    pub reset_at: Date,
+/// One login session (`login-token:<hashedToken>`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    #[serde(rename = "userId")]
+    pub user_id: UserId,
+    /// When the token was issued; it expires `accounts_loginexpiration` days later.
+    pub when: Date,
 }

@@ -63,7 +63,7 @@ pub struct Planned {
 /// same page sees them).
 pub fn plan_one(user: &RcUser, loaded: &mut Loaded, ctx: &PlanContext<'_>, plan: &mut UserWrites) -> Result<Planned, EntryProblem> {
     let skipped = |reason| Ok(Planned { change: Change::Skipped(reason), id: None });
-    let existing = find_existing(user, loaded, ctx.merge_existing_users);
+    let existing = find_existing(user, loaded, ctx);
     let Some(before) = existing else {
         if !ctx.switches.import_new_users {
             return skipped("importing new users is disabled (ldap_background_sync_import_new_users)");
@@ -102,7 +102,11 @@ pub fn plan_one(user: &RcUser, loaded: &mut Loaded, ctx: &PlanContext<'_>, plan:
 
 /// Upstream's `findExistingUser`, by LDAP id through the index, else at the
 /// derived `_id` (a document whose index key went missing), then the merges.
-fn find_existing(user: &RcUser, loaded: &Loaded, merge: bool) -> Option<UserDoc> {
+/// A merge never takes over a privileged account: a directory entry whose
+/// e-mail or username matches a local admin (`ADMIN`, `Ädmin`) is refused
+/// as a clash instead.
+fn find_existing(user: &RcUser, loaded: &Loaded, ctx: &PlanContext<'_>) -> Option<UserDoc> {
+    let merge = ctx.merge_existing_users;
     let owner = |key: &IndexKey| loaded.index.get(key).cloned().flatten().and_then(|id| loaded.docs.get(&id).cloned());
     let same_ldap_id = |doc: &UserDoc| ldap_id_of(doc).as_ref() == Some(&user.ldap_id);
     let by_id = owner(&IndexKey::LdapId(user.ldap_id.clone()))
@@ -111,12 +115,14 @@ fn find_existing(user: &RcUser, loaded: &Loaded, merge: bool) -> Option<UserDoc>
     if by_id.is_some() || !merge {
         return by_id;
     }
-    let non_ldap = |doc: &UserDoc| !is_directory_user(doc);
+    let bootstrap_admin = ctx.accounts.bootstrap_admin.as_deref().map(UserId::for_bootstrap_admin);
+    let mergeable =
+        |doc: &UserDoc| !is_directory_user(doc) && !doc.roles.iter().any(|r| r == "admin") && Some(&doc.id) != bootstrap_admin.as_ref();
     user.emails
         .first()
         .and_then(|e| owner(&IndexKey::email(e)))
-        .filter(non_ldap)
-        .or_else(|| owner(&IndexKey::username(&user.username)).filter(non_ldap))
+        .filter(mergeable)
+        .or_else(|| owner(&IndexKey::username(&user.username)).filter(mergeable))
 }
 
 fn check_free(loaded: &Loaded, key: &IndexKey, owner: Option<&UserId>) -> Result<(), ()> {

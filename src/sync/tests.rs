@@ -175,7 +175,7 @@ fn switches_gate_creation_and_updates() {
 #[test]
 fn merge_adopts_a_local_user_by_email() {
     let store = MemoryStore::default();
-    let local = json!({"_id": "local1", "username": "Ann", "roles": ["admin"], "emails": [{"address": "ann@x.org", "verified": false}],
+    let local = json!({"_id": "local1", "username": "Ann", "roles": ["moderator"], "emails": [{"address": "ann@x.org", "verified": false}],
         "services": {"password": {"bcrypt": "h"}}});
     store
         .set_many(vec![
@@ -188,7 +188,7 @@ fn merge_adopts_a_local_user_by_email() {
     let report = run_pages(&store, &s, vec![vec![person("u7", "ann", "ann@x.org")]], 9).0.expect("runs");
     assert_eq!((report.created, report.updated), (0, 1));
     let doc = json_at(&store, "user:local1").expect("doc");
-    assert_eq!(doc["roles"], json!(["admin"]));
+    assert_eq!(doc["roles"], json!(["moderator"]));
     assert_eq!(doc["services"]["password"], json!({"bcrypt": "h"}));
     assert_eq!(doc["services"]["ldap"], json!({"id": "7537", "idAttribute": "entryUUID"}));
     assert_eq!(doc["username"], json!("ann"));
@@ -218,4 +218,28 @@ fn a_document_whose_index_key_went_missing_is_updated_not_replaced() {
     assert_eq!((report.created, report.updated, report.unchanged), (0, 0, 1));
     assert_eq!(json_at(&store, &format!("user:{id}")).expect("doc")["createdAt"], json!({"$date": 1}));
     assert_eq!(json_at(&store, "ldap-id:entryUUID:7531"), Some(json!(id)), "the index key is written again");
+}
+
+#[test]
+fn merge_never_takes_over_an_admin_or_the_bootstrap_admin() {
+    let store = MemoryStore::default();
+    let admin = json!({"_id": "local1", "username": "ADMIN", "roles": ["admin"], "emails": [{"address": "root@x.org", "verified": true}]});
+    let boot_id = UserId::for_bootstrap_admin("boss");
+    let boot = json!({"_id": boot_id, "username": "boss", "roles": ["user"], "emails": [{"address": "boss@x.org", "verified": true}]});
+    store
+        .set_many(vec![
+            ("user:local1".into(), admin.to_string().into_bytes()),
+            ("email:root@x.org".into(), b"\"local1\"".to_vec()),
+            ("username:admin".into(), b"\"local1\"".to_vec()),
+            (format!("user:{boot_id}"), boot.to_string().into_bytes()),
+            ("username:boss".into(), serde_json::to_vec(&boot_id).expect("json")),
+        ])
+        .expect("seed");
+    let s = settings(&[("ldap_merge_existing_users", "true"), ("admin_username", "boss")]);
+    // Ädmin slugifies to "admin"; the other entry names the bootstrap admin.
+    let pages = vec![vec![person("u7", "Ädmin", "other@x.org"), person("u8", "x", "root@x.org"), person("u9", "boss", "b2@x.org")]];
+    let report = run_pages(&store, &s, pages, 9).0.expect("runs");
+    assert_eq!((report.created, report.updated, report.failed), (0, 0, 3), "{:?}", report.problems);
+    assert_eq!(json_at(&store, "user:local1"), Some(admin), "the admin stays as it was");
+    assert_eq!(json_at(&store, &format!("user:{boot_id}")), Some(boot));
 }

@@ -52,7 +52,9 @@ const TOTP_SECRET: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
 /// no name), `noname` (no username, no name: outside the default query).
 fn seeded() -> CountingStore {
     let store = CountingStore::default();
-    let resume = |id: &str| json!({"loginTokens": [{"when": {"$date": 0}, "hashedToken": hash_token(&format!("tok-{id}"))}]});
+    // Issued a day before the clock: login tokens expire after 90 days.
+    let resume =
+        |id: &str| json!({"loginTokens": [{"when": {"$date": 1_699_913_600_000i64}, "hashedToken": hash_token(&format!("tok-{id}"))}]});
     let docs = [
         json!({"_id": "admin1", "createdAt": {"$date": 0}, "username": "admin", "name": "Admin",
                "emails": [{"address": "admin@example.org", "verified": true}], "status": "online", "active": true,
@@ -88,12 +90,39 @@ fn put(store: &CountingStore, key: &str, value: serde_json::Value) {
 fn call(store: &CountingStore, handler: fn(&Request, &Env<'_>) -> Response, path: &str, caller: Option<&str>) -> Response {
     let clock = || Date { millis: 1_700_000_000_000 };
     let random = |buf: &mut [u8]| buf.fill(7);
-    let env = Env { store, variables: &NoVariables, clock: &clock, random: &random };
+    // The limiter has its own test; here it would refuse the tenth call of a test.
+    let env = Env { store, variables: &NoLimiter, clock: &clock, random: &random };
     let headers: Vec<(String, Vec<u8>)> = match caller {
         Some(id) => vec![("x-user-id".into(), id.as_bytes().to_vec()), ("x-auth-token".into(), format!("tok-{id}").into_bytes())],
         None => Vec::new(),
     };
     handler(&Request::new("GET", path, headers), &env)
+}
+
+/// Defaults, but no rate limiter.
+struct NoLimiter;
+
+impl VariableSource for NoLimiter {
+    fn get(&self, name: &str) -> Result<Option<String>, String> {
+        Ok((name == "api_enable_rate_limiter").then(|| "false".to_owned()))
+    }
+}
+
+#[test]
+fn both_routes_are_rate_limited() {
+    let store = seeded();
+    let clock = || Date { millis: 1_700_000_000_000 };
+    let random = |buf: &mut [u8]| buf.fill(7);
+    let env = Env { store: &store, variables: &NoVariables, clock: &clock, random: &random };
+    let headers = || vec![("x-user-id".to_owned(), b"ann1".to_vec()), ("x-auth-token".to_owned(), b"tok-ann1".to_vec())];
+    for n in 1..=10 {
+        let r = list(&Request::new("GET", "/api/v1/users.list", headers()), &env);
+        assert_eq!((r.status, r.headers[1].clone()), (200, ("X-RateLimit-Remaining", (10 - n).to_string())));
+    }
+    let r = list(&Request::new("GET", "/api/v1/users.list", headers()), &env);
+    assert_eq!(r.status, 429);
+    let r = info(&Request::new("GET", "/api/v1/users.info?userId=ann1", headers()), &env);
+    assert_eq!((r.status, r.headers[0].clone()), (200, ("X-RateLimit-Limit", "10".to_owned())), "a limit per route");
 }
 
 fn info_of(store: &CountingStore, query: &str, caller: &str) -> Response {
@@ -122,7 +151,7 @@ fn invalid_query(error: &str) -> serde_json::Value {
 #[test]
 fn info_of_another_user_shows_the_default_fields() {
     let store = seeded();
-    let r = info_of(&store, "userId=ann1", "bob1");
+    let r = info_of(&store, "userId=ann1", "cy1");
     let user = json!({"_id": "ann1", "username": "ann", "name": "Ann Smith", "status": "offline", "active": true,
                       "type": "user", "bio": "hi", "nickname": "annie", "canViewAllInfo": false});
     assert_eq!((r.status, r.body), (200, json!({"user": user, "success": true})));
@@ -201,7 +230,7 @@ fn import_id_searches_need_view_all_info() {
     let store = seeded();
     let r = info_of(&store, "importId=uid%3Dann%2Cdc%3Dexample", "admin1");
     assert_eq!(r.body["user"]["_id"], json!("ann1"));
-    let r = info_of(&store, "importId=uid%3Dann%2Cdc%3Dexample", "bob1");
+    let r = info_of(&store, "importId=uid%3Dann%2Cdc%3Dexample", "cy1");
     assert_eq!((r.status, r.body), (400, json!({"success": false, "error": "User not found."})));
     // Ann's own importId makes her "myself".
     let r = info_of(&store, "importId=uid%3Dann%2Cdc%3Dexample", "ann1");
@@ -231,7 +260,7 @@ fn info_parameters_follow_the_schema() {
         "must be string\n must have required property 'username'\n must have required property 'importId'\n must match a schema in anyOf";
     assert_eq!((r.status, r.body), (400, params(repeated)));
     // The optional keys are accepted and ignored.
-    let r = info_of(&store, "userId=ann1&includeUserRooms=true&fields=%7B%22services%22%3A1%7D", "bob1");
+    let r = info_of(&store, "userId=ann1&includeUserRooms=true&fields=%7B%22services%22%3A1%7D", "cy1");
     assert_eq!((r.status, r.body["user"]["canViewAllInfo"].clone()), (200, json!(false)));
     // An empty value passes the schema and fails the search.
     let r = info_of(&store, "userId=", "ann1");
@@ -287,13 +316,14 @@ fn list_reads_keys_once_and_users_in_one_batch() {
     let store = seeded();
     list_of(&store, "", "ann1");
     assert_eq!(*store.listings.borrow(), 1);
-    // Login, two permissions, the listing index (missing), then every user document at once.
-    assert_eq!(*store.reads.borrow(), vec![1, 1, 1, 2, 5]);
+    // The user with the session and the limiter's bypass permission, two
+    // permissions, the listing index (missing), then every user document at once.
+    assert_eq!(*store.reads.borrow(), vec![3, 1, 1, 2, 5]);
     // The scan built the listing index: the next page reads about a page of keys, and lists nothing.
     store.reads.borrow_mut().clear();
     let again = list_of(&store, "count=2&offset=1", "ann1");
     assert_eq!(*store.listings.borrow(), 1);
-    assert_eq!(*store.reads.borrow(), vec![1, 1, 1, 2, 1, 2]);
+    assert_eq!(*store.reads.borrow(), vec![3, 1, 1, 2, 1, 2]);
     assert_eq!((usernames(&again), again.body["total"].clone()), (vec!["admin".to_owned(), "ann".to_owned()], json!(4)));
 }
 

@@ -1,23 +1,15 @@
 use std::cell::Cell;
 
 use super::*;
-use crate::store::schema::{Email, LoginToken, Resume};
+use crate::auth::StoreClaims;
+use crate::store::memory::MemoryStore;
+use crate::store::schema::Email;
 
 const SETTINGS: TwoFactor = TwoFactor { enabled: true, totp_enabled: true, max_delta: 1 };
 
 fn user() -> UserDoc {
     let mut u = UserDoc { id: "u1".into(), username: Some("ann lee".into()), ..Default::default() };
     u.emails = vec![Email { address: "a@x.org".into(), verified: true }];
-    let mut with_when = serde_json::Map::new();
-    with_when.insert("when".into(), json!({"$date": 1}));
-    u.services.resume = Some(Resume {
-        login_tokens: vec![
-            LoginToken { hashed_token: "current".into(), extra: with_when.clone() },
-            LoginToken { hashed_token: "other".into(), extra: with_when },
-            LoginToken { hashed_token: "pat".into(), extra: serde_json::Map::new() },
-        ],
-        ..Default::default()
-    });
     u
 }
 
@@ -28,63 +20,88 @@ fn code_at(secret: &str, unix: u64) -> String {
 
 #[test]
 fn enable_validate_check_regenerate_disable() {
-    let counter = Cell::new(0u8);
+    // A generator that does not repeat within a test (backup codes must differ).
+    let state = Cell::new(0x9E37_79B9_7F4A_7C15u64);
     let random = |buf: &mut [u8]| {
         for b in buf.iter_mut() {
-            counter.set(counter.get().wrapping_add(37));
-            *b = counter.get();
+            state.set(state.get().wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407));
+            *b = (state.get() >> 56) as u8;
         }
     };
-    let guard = TwoFactorGuard::default();
-    let now = Date { millis: 1_800_000_000_000 };
+    let store = MemoryStore::default();
     let u = user();
-    let ctx = CallContext { user: &u, guard: &guard, current_token_hash: "current", settings: &SETTINGS, now, random: &random };
+    let mut claims = StoreClaims::new(&store, &u.id);
+    let guard = TwoFactorGuard::default();
+    let none = Totp::default();
+    let now = Date { millis: 1_800_000_000_000 };
+    let ctx = CallContext { user: &u, totp: &none, guard: &guard, settings: &SETTINGS, now, random: &random };
 
-    let enabled = call("2fa:enable", &[], &ctx).expect("known");
+    let enabled = call("2fa:enable", &[], &ctx, &mut claims).expect("store").expect("known");
     let MethodResult::Value(v) = &enabled.result else { unreachable!("a value") };
     let secret = v["secret"].as_str().expect("secret").to_owned();
     assert_eq!(secret.len(), 32);
     assert_eq!(v["url"], json!(format!("otpauth://totp/Rocket.Chat%3Aann%20lee?secret={secret}")));
-    let u = enabled.user.expect("temp secret stored");
-    assert!(!u.services.totp.as_ref().expect("totp").enabled);
+    let (pending, _) = enabled.totp.expect("temp secret stored");
+    assert!(!pending.enabled);
 
-    let ctx = CallContext { user: &u, ..ctx };
-    let wrong = call("2fa:validateTempToken", &[json!("000000")], &ctx).expect("known");
+    let ctx = CallContext { totp: &pending, ..ctx };
+    let wrong = call("2fa:validateTempToken", &[json!("000000")], &ctx, &mut claims).expect("store").expect("known");
     assert_eq!(wrong.result, MethodResult::Error(MeteorError::new("invalid-totp", None, None)));
-    assert_eq!(wrong.guard.expect("counted").failed_attempts, 1);
+    assert_eq!(store.dump()["two-factor-attempts:u1"], 1i64.to_le_bytes().to_vec(), "the wrong code counted");
 
     let code = code_at(&secret, 1_800_000_000);
-    let valid = call("2fa:validateTempToken", &[json!(code)], &ctx).expect("known");
+    let valid = call("2fa:validateTempToken", &[json!(code)], &ctx, &mut claims).expect("store").expect("known");
     let MethodResult::Value(v) = &valid.result else { unreachable!("a value") };
     let codes: Vec<String> = serde_json::from_value(v["codes"].clone()).expect("codes");
     assert_eq!(codes.len(), 12);
     assert!(codes.iter().all(|c| c.len() == 8));
-    let u = valid.user.expect("enabled");
-    let t = u.services.totp.clone().expect("totp");
+    let (t, _) = valid.totp.expect("enabled");
     assert!(t.enabled && t.secret.as_deref() == Some(secret.as_str()) && !t.extra.contains_key("tempSecret"));
-    let kept: Vec<&str> = u.services.resume.as_ref().expect("tokens").login_tokens.iter().map(|t| t.hashed_token.as_str()).collect();
-    assert_eq!(kept, vec!["current", "pat"]);
-    let guard = valid.guard.expect("step recorded");
+    assert!(valid.end_other_sessions, "other sessions end");
+    assert!(!store.dump().contains_key("two-factor-attempts:u1"), "a success starts the count again");
 
-    let ctx = CallContext { user: &u, guard: &guard, ..ctx };
-    assert_eq!(call("2fa:checkCodesRemaining", &[], &ctx).expect("known").result, MethodResult::Value(json!({"remaining": 12})));
+    let ctx = CallContext { totp: &t, ..ctx };
+    // Already enabled: a token alone cannot replace the factor.
+    let again = call("2fa:enable", &[], &ctx, &mut claims).expect("store").expect("known");
+    assert_eq!(again.result, MethodResult::Error(MeteorError::new("error-2fa-already-enabled", None, None)));
+    assert!(again.totp.is_none());
+    assert_eq!(
+        call("2fa:checkCodesRemaining", &[], &ctx, &mut claims).expect("store").expect("known").result,
+        MethodResult::Value(json!({"remaining": 12}))
+    );
     // The same code again is a replay: regenerate answers nothing.
-    assert_eq!(call("2fa:regenerateCodes", &[json!(code)], &ctx).expect("known").result, MethodResult::Nothing);
-    let disabled = call("2fa:disable", &[json!(codes[0])], &ctx).expect("known");
+    assert_eq!(
+        call("2fa:regenerateCodes", &[json!(code)], &ctx, &mut claims).expect("store").expect("known").result,
+        MethodResult::Nothing
+    );
+    // A backup code disables, once.
+    let disabled = call("2fa:disable", &[json!(codes[0])], &ctx, &mut claims).expect("store").expect("known");
     assert_eq!(disabled.result, MethodResult::Value(json!(true)));
-    assert!(!disabled.user.expect("written").services.totp.expect("totp").enabled);
-    assert!(call("2fa:unknown", &[], &ctx).is_none());
+    let (off, retired) = disabled.totp.expect("written");
+    assert!(!off.enabled);
+    assert_eq!(retired.len(), 12, "the old codes' markers are deleted with it");
+    assert_eq!(
+        call("2fa:checkCodesRemaining", &[], &ctx, &mut claims).expect("store").expect("known").result,
+        MethodResult::Value(json!({"remaining": 11}))
+    );
+    let reused = call("2fa:disable", &[json!(codes[0])], &ctx, &mut claims).expect("store").expect("known");
+    assert_eq!(reused.result, MethodResult::Value(json!(false)));
+    assert!(call("2fa:unknown", &[], &ctx, &mut claims).expect("store").is_none());
 }
 
 #[test]
 fn enable_needs_verified_emails() {
     let mut u = user();
     u.emails[0].verified = false;
+    let store = MemoryStore::default();
+    let mut claims = StoreClaims::new(&store, &u.id);
     let guard = TwoFactorGuard::default();
+    let none = Totp::default();
     let random = |buf: &mut [u8]| buf.fill(1);
-    let ctx =
-        CallContext { user: &u, guard: &guard, current_token_hash: "", settings: &SETTINGS, now: Date { millis: 0 }, random: &random };
-    let MethodResult::Error(e) = call("2fa:enable", &[], &ctx).expect("known").result else { unreachable!("an error") };
+    let ctx = CallContext { user: &u, totp: &none, guard: &guard, settings: &SETTINGS, now: Date { millis: 0 }, random: &random };
+    let MethodResult::Error(e) = call("2fa:enable", &[], &ctx, &mut claims).expect("store").expect("known").result else {
+        unreachable!("an error")
+    };
     assert_eq!(
         e.to_json(),
         json!({"isClientSafe": true, "error": "error-invalid-user", "reason": "You need to verify your emails before setting up 2FA",

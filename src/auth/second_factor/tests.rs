@@ -1,5 +1,8 @@
 use super::*;
+use crate::auth::StoreClaims;
 use crate::auth::totp::sha256_hex;
+use crate::store::KvStore;
+use crate::store::memory::MemoryStore;
 use crate::store::schema::{Password, Totp};
 
 const SECRET: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
@@ -21,8 +24,16 @@ fn password_user() -> UserDoc {
     user
 }
 
+/// One check against `store`'s counters, the state read as the gate reads it (the document's `services.totp`).
+fn run_in(store: &MemoryStore, user: &UserDoc, guard: &TwoFactorGuard, code: Option<&str>, method: Option<&str>, now: Date) -> Checked {
+    let state = SecondFactorState { totp: user.services.totp.clone(), guard: guard.clone() };
+    let mut claims = StoreClaims::new(store, &user.id);
+    check(user, &state, Presented { code, method }, &SETTINGS, now, Requirement::Forced, &mut claims).expect("memory store")
+}
+
+/// One check with fresh counters.
 fn run(user: &UserDoc, guard: &TwoFactorGuard, code: Option<&str>, method: Option<&str>, now: Date) -> Checked {
-    check(user, guard, Presented { code, method }, &SETTINGS, now, Requirement::Forced)
+    run_in(&MemoryStore::default(), user, guard, code, method, now)
 }
 
 fn refusal(o: &Checked) -> Option<(SecondFactorRefusal, Method, Vec<Method>)> {
@@ -67,53 +78,73 @@ fn user_without_password_can_never_pass() {
 #[test]
 fn global_switch_off_passes_without_a_code() {
     let off = TwoFactor { enabled: false, ..SETTINGS };
-    let o = check(&password_user(), &TwoFactorGuard::default(), Presented::default(), &off, T59, Requirement::Forced);
+    let store = MemoryStore::default();
+    let user = password_user();
+    let mut claims = StoreClaims::new(&store, &user.id);
+    let o = check(&user, &SecondFactorState::default(), Presented::default(), &off, T59, Requirement::Forced, &mut claims).expect("store");
     assert!(o.verdict.is_ok() && o.guard.is_none());
+    assert!(store.dump().is_empty(), "nothing counted");
 }
 
 #[test]
 fn an_accepted_step_cannot_be_replayed() {
+    let store = MemoryStore::default();
     let user = totp_user();
-    let first = run(&user, &TwoFactorGuard::default(), Some("287082"), None, T59);
-    let guard = first.guard.expect("step recorded");
-    assert_eq!(guard.last_totp_step, Some(1));
-    let again = run(&user, &guard, Some("287082"), None, Date { millis: 61_000 });
+    let first = run_in(&store, &user, &TwoFactorGuard::default(), Some("287082"), None, T59);
+    assert!(first.verdict.is_ok());
+    assert_eq!(store.dump()["totp-step:u1"], 1i64.to_le_bytes().to_vec(), "step recorded");
+    let again = run_in(&store, &user, &TwoFactorGuard::default(), Some("287082"), None, Date { millis: 61_000 });
     assert_eq!(refusal(&again).map(|r| r.0), Some(SecondFactorRefusal::Invalid));
 }
 
 #[test]
-fn backup_code_is_single_use_and_removed() {
+fn backup_code_is_single_use() {
+    let store = MemoryStore::default();
     let user = totp_user();
-    let o = run(&user, &TwoFactorGuard::default(), Some("ABCD2345"), None, T59);
+    let o = run_in(&store, &user, &TwoFactorGuard::default(), Some("ABCD2345"), None, T59);
     assert!(o.verdict.is_ok());
-    let after = o.user.expect("user rewritten");
-    let left = after.services.totp.and_then(|t| t.hashed_backup).expect("list kept");
-    assert!(left.is_empty());
+    let again = run_in(&store, &user, &TwoFactorGuard::default(), Some("ABCD2345"), None, T59);
+    assert_eq!(refusal(&again).map(|r| r.0), Some(SecondFactorRefusal::Invalid));
 }
 
 #[test]
 fn five_wrong_codes_lock_for_five_minutes() {
+    let store = MemoryStore::default();
     let user = totp_user();
     let mut guard = TwoFactorGuard::default();
     for attempt in 1..=5 {
-        let o = run(&user, &guard, Some("000000"), None, T59);
+        let o = run_in(&store, &user, &guard, Some("000000"), None, T59);
         let kind = refusal(&o).map(|r| r.0);
         let expected = if attempt < 5 { SecondFactorRefusal::Invalid } else { SecondFactorRefusal::MaxAttempts };
         assert_eq!(kind, Some(expected), "attempt {attempt}");
-        guard = o.guard.expect("guard written");
+        if let Some(g) = o.guard {
+            guard = g;
+        }
     }
     assert_eq!(guard.locked_until, Some(Date { millis: 59_000 + LOCK_MILLIS }));
     // Locked: even the right code is refused, and nothing is verified.
-    let during = run(&user, &guard, Some("287082"), None, T59);
+    let during = run_in(&store, &user, &guard, Some("287082"), None, T59);
     assert_eq!(refusal(&during).map(|r| r.0), Some(SecondFactorRefusal::MaxAttempts));
     // No code while locked still asks for one.
-    assert_eq!(refusal(&run(&user, &guard, None, None, T59)).map(|r| r.0), Some(SecondFactorRefusal::Required));
+    assert_eq!(refusal(&run_in(&store, &user, &guard, None, None, T59)).map(|r| r.0), Some(SecondFactorRefusal::Required));
     // After the lock, a fresh code works (step 11 = 330 s, code from totp-rs).
     let later = Date { millis: 59_000 + LOCK_MILLIS };
     let code = code_at(later);
-    let after = run(&user, &guard, Some(&code), None, later);
+    let after = run_in(&store, &user, &guard, Some(&code), None, later);
     assert!(after.verdict.is_ok(), "{:?}", after.verdict);
-    assert_eq!(after.guard.map(|g| (g.failed_attempts, g.locked_until)), Some((0, None)));
+    assert_eq!(after.guard.map(|g| g.locked_until), Some(None));
+    assert!(!store.dump().contains_key("two-factor-attempts:u1"), "the count starts again");
+}
+
+#[test]
+fn attempts_past_the_limit_are_refused_unverified() {
+    // Five attempts already counted (as parallel requests would have): the right code is not even checked.
+    let store = MemoryStore::default();
+    store.increment("two-factor-attempts:u1", 5).expect("memory");
+    let o = run_in(&store, &totp_user(), &TwoFactorGuard::default(), Some("287082"), None, T59);
+    assert_eq!(refusal(&o).map(|r| r.0), Some(SecondFactorRefusal::MaxAttempts));
+    assert!(o.guard.is_some_and(|g| g.locked_until.is_some()));
+    assert!(!store.dump().contains_key("totp-step:u1"), "the step was not claimed");
 }
 
 fn code_at(now: Date) -> String {

@@ -21,7 +21,13 @@ fn search() -> LdapSearch {
 }
 
 fn accounts() -> Accounts {
-    Accounts { verify_external_emails: true, slugify_names: true, manually_approve_new_users: false, default_roles: vec!["user".into()] }
+    Accounts {
+        verify_external_emails: true,
+        slugify_names: true,
+        manually_approve_new_users: false,
+        default_roles: vec!["user".into()],
+        bootstrap_admin: None,
+    }
 }
 
 fn entry(attrs: &[(&str, &[&str])]) -> DirectoryEntry {

@@ -48,11 +48,16 @@ pub fn bcrypt_of_password(password: &str) -> anyhow::Result<String> {
     bcrypt::hash(sha256_hex(password), 4).context("bcrypt")
 }
 
+/// When the seeded login tokens were issued: 2027-01-03, twelve days before
+/// the e2e tests' clock (`T0`, 2027-01-15) and after any real clock that runs
+/// the bench, so they are inside `accounts_loginexpiration`'s 90 days for both.
+pub const ISSUED_AT_MS: i64 = 1_799_000_000_000;
+
 /// A local user document (`user:<id>`) with `services` plus one login token,
 /// `login_token`, stored hashed (`services.resume.loginTokens`).
 pub fn user_doc(id: &str, username: Option<&str>, roles: &[&str], services: Value, login_token: &str) -> Value {
     let mut services = services;
-    services["resume"] = json!({"loginTokens": [{"when": {"$date": 0}, "hashedToken": hash_token(login_token)}]});
+    services["resume"] = json!({"loginTokens": [{"when": {"$date": ISSUED_AT_MS}, "hashedToken": hash_token(login_token)}]});
     let mut doc = json!({"_id": id, "roles": roles, "services": services, "type": "user", "active": true});
     if let Some(name) = username {
         doc["username"] = json!(name);
@@ -142,7 +147,7 @@ mod tests {
         assert_eq!(
             doc,
             json!({"_id": "u1", "roles": ["user"], "type": "user", "active": true, "username": "ann",
-                   "services": {"x": 1, "resume": {"loginTokens": [{"when": {"$date": 0}, "hashedToken": hash_token("tok")}]}}})
+                   "services": {"x": 1, "resume": {"loginTokens": [{"when": {"$date": ISSUED_AT_MS}, "hashedToken": hash_token("tok")}]}}})
         );
         assert!(user_doc("u2", None, &[], json!({}), "t").get("username").is_none());
     }

@@ -46,6 +46,11 @@ pub fn get(host: &Host, key: &str) -> Option<Value> {
     host.kv_get(key).expect("kv get").map(|v| serde_json::from_slice(&v).expect("stored JSON"))
 }
 
+/// A counter (`docs/kv-schema.md`: 8-byte little-endian `i64`), if stored.
+pub fn counter(host: &Host, key: &str) -> Option<i64> {
+    host.kv_get(key).expect("kv get").map(|v| i64::from_le_bytes(v.try_into().expect("an 8-byte counter")))
+}
+
 /// POST /api/v1/ldap.syncNow with these headers.
 pub async fn sync_now(host: &Host, headers: &[(&str, &[u8])]) -> Response {
     send(host, "POST", "/api/v1/ldap.syncNow", headers, Vec::new()).await

@@ -195,7 +195,8 @@ async fn rate_limiter_counts_callers_without_the_bypass_permission() {
         "error": "Error, too many requests. Please slow down. You must wait 60 seconds before trying this endpoint again. [error-too-many-requests]"}),
     );
     assert_eq!(third.header("x-ratelimit-remaining"), Some("0"));
-    assert_eq!(get(&host, "rate-limit:127.0.0.1:/api/v1/ldap.syncNowpost"), Some(json!({"count": 3, "resetAt": {"$date": reset}})));
+    // One atomic counter per client, route and fixed window.
+    assert_eq!(counter(&host, &format!("rate-limit:127.0.0.1:/api/v1/ldap.syncNowpost:{}", T0 / 60)), Some(3));
     // Admins hold api-bypass-rate-limit: no headers, no limit.
     for _ in 0..3 {
         let res = sync_now(&host, &with(&login("pw"), &[("x-2fa-code", &password_code())])).await;
@@ -215,7 +216,8 @@ async fn accepted_totp_codes_cannot_be_replayed() {
     let extra = [("x-2fa-code", code.as_str())];
     let me = with(&creds, &extra);
     assert_reply(&sync_now(&host, &me).await, 400, ldap_disabled());
-    assert_eq!(get(&host, "two-factor:totp"), Some(json!({"failedAttempts": 0, "lastTotpStep": T0 / 30})));
+    assert_eq!(counter(&host, "totp-step:totp"), Some((T0 / 30) as i64), "the accepted step");
+    assert_eq!(counter(&host, "two-factor-attempts:totp"), None, "a success starts the count again");
     assert_reply(&sync_now(&host, &me).await, 400, two_factor("totp-invalid", "totp", &["totp"]));
     // The previous step's code is inside the window but older than the accepted one.
     let old = totp_at(T0 - 30);
@@ -236,7 +238,7 @@ async fn five_wrong_codes_lock_the_second_factor_for_five_minutes() {
     }
     assert_reply(&sync_now(&host, &wrong).await, 400, two_factor("totp-max-attempts", "totp", &["totp"]));
     let locked_until = (T0 as i64) * 1000 + 300_000;
-    assert_eq!(get(&host, "two-factor:totp"), Some(json!({"failedAttempts": 0, "lockedUntil": {"$date": locked_until}})));
+    assert_eq!(get(&host, "two-factor:totp"), Some(json!({"lockedUntil": {"$date": locked_until}})));
     // During the lock even the right code is refused.
     let right = totp_at(T0);
     assert_reply(
@@ -255,7 +257,8 @@ async fn five_wrong_codes_lock_the_second_factor_for_five_minutes() {
     host.advance(Duration::from_secs(1));
     let right = totp_at(T0 + 300);
     assert_reply(&sync_now(&host, &with(&login("totp"), &[("x-2fa-code", &right)])).await, 400, ldap_disabled());
-    assert_eq!(get(&host, "two-factor:totp"), Some(json!({"failedAttempts": 0, "lastTotpStep": (T0 + 300) / 30})));
+    assert_eq!(get(&host, "two-factor:totp"), Some(json!({})), "the lock ended");
+    assert_eq!(counter(&host, "totp-step:totp"), Some(((T0 + 300) / 30) as i64));
 }
 
 #[tokio::test]
@@ -264,8 +267,10 @@ async fn backup_codes_work_once() {
     let creds = login("totp");
     let me = with(&creds, &[("x-2fa-code", "ABCD2345")]);
     assert_reply(&sync_now(&host, &me).await, 400, ldap_disabled());
+    // The use is marked by its own counter; the user document is not rewritten.
+    assert_eq!(counter(&host, &format!("backup-code-used:totp:{}", sha256_hex("ABCD2345"))), Some(1));
     let doc = get(&host, "user:totp").expect("user");
-    assert_eq!(doc["services"]["totp"]["hashedBackup"], json!([sha256_hex("WXYZ6789")]));
+    assert_eq!(doc["services"]["totp"]["hashedBackup"], json!([sha256_hex("ABCD2345"), sha256_hex("WXYZ6789")]));
     assert_eq!(doc["services"]["resume"]["loginTokens"][0]["hashedToken"], json!(hash_token("tok-totp")), "other fields kept");
     assert_reply(&sync_now(&host, &me).await, 400, two_factor("totp-invalid", "totp", &["totp"]));
 }

@@ -74,11 +74,12 @@ async fn bootstrap_admin_logs_in_and_calls_sync_now() {
         })
     );
     secrets_absent(&res);
-    // Only hashes of tokens are stored.
+    // Only hashes of tokens are stored, each session under its own key; the user document is not rewritten.
     let stored = get(&host, &format!("user:{id}")).expect("admin");
-    let tokens = stored["services"]["resume"]["loginTokens"].as_array().expect("tokens");
-    assert_eq!(tokens.len(), 2);
-    assert_eq!(tokens[0]["hashedToken"], json!(hash_token(&token)));
+    assert_eq!(stored["services"].get("resume"), None);
+    let session = get(&host, &format!("login-token:{}", hash_token(&token))).expect("session");
+    assert_eq!(session, json!({"userId": id, "when": {"$date": (T0 as i64) * 1000}}));
+    assert_eq!(counter(&host, &format!("login-token-seq:{id}")), Some(2));
     assert!(!dump(&host).values().any(|v| String::from_utf8_lossy(v).contains(&token)));
     // A digest password works too; the gate accepts the real token.
     login_ok(&host, json!({"user": {"username": "root"}, "password": {"digest": sha256_hex("rootpw"), "algorithm": "sha-256"}})).await;
@@ -170,7 +171,18 @@ async fn totp_enrolment_then_sync_now_with_a_real_code_and_backup_codes() {
     let (_, other_token) = login_ok(&host, json!({"user": "root", "password": "rootpw"})).await;
     let creds = auth_headers(&id, &token);
 
-    let enabled = method(&host, &creds, "2fa:enable", json!([])).await;
+    // A token alone does not enrol a factor: 2fa:enable wants the second
+    // factor the user has now (the password's digest, without TOTP).
+    let required = method(&host, &creds, "2fa:enable", json!([])).await;
+    assert_eq!(
+        required,
+        json!({"msg": "result", "id": "7", "error": {"isClientSafe": true, "error": "totp-required", "reason": "TOTP Required",
+        "details": {"method": "password", "codeGenerated": false, "availableMethods": []},
+        "message": "TOTP Required [totp-required]", "errorType": "Meteor.Error"}})
+    );
+    let mut with_password = creds.clone();
+    with_password.push(("x-2fa-code", sha256_hex("rootpw").into_bytes()));
+    let enabled = method(&host, &with_password, "2fa:enable", json!([])).await;
     let secret = enabled["result"]["secret"].as_str().expect("secret").to_owned();
     assert_eq!(enabled["result"]["url"], json!(format!("otpauth://totp/Rocket.Chat%3Aroot?secret={secret}")));
     let wrong = method(&host, &creds, "2fa:validateTempToken", json!(["000000"])).await;
@@ -188,6 +200,9 @@ async fn totp_enrolment_then_sync_now_with_a_real_code_and_backup_codes() {
     let other = auth_headers(&id, &other_token);
     assert_eq!(send(&host, "GET", "/api/v1/me", &with(&other, &[]), Vec::new()).await.status, 401);
     assert_eq!(method(&host, &creds, "2fa:checkCodesRemaining", json!([])).await["result"], json!({"remaining": 12}));
+    // Enabled: enabling again is refused, whatever the proof.
+    let again = method(&host, &with_password, "2fa:enable", json!([])).await;
+    assert_eq!(again["error"]["error"], json!("totp-invalid"), "the password no longer proves anything");
 
     // ldap.syncNow now wants the TOTP code, not the password.
     let res = sync_now(&host, &with(&creds, &[("x-2fa-code", &sha256_hex("rootpw"))])).await;

@@ -30,11 +30,12 @@ fn seeded() -> Host {
             r#"{{"_id":"ann1","createdAt":{{"$date":1764324000000}},"username":"ann","name":"Ann Smith","#,
             r#""emails":[{{"address":"ann@example.org","verified":true}}],"status":"offline","active":true,"roles":["user"],"#,
             r#""type":"user","ldap":true,"importIds":["{dn}"],"services":{{"password":{{"bcrypt":"{bcrypt}"}},"#,
-            r#""resume":{{"loginTokens":[{{"when":{{"$date":0}},"hashedToken":"{token}"}}]}},"#,
+            r#""resume":{{"loginTokens":[{{"when":{{"$date":{issued}}},"hashedToken":"{token}"}}]}},"#,
             r#""totp":{{"enabled":true,"secret":"{secret}","hashedBackup":["{backup}"]}}}},"lastLogin":{{"$date":1764324060000}}}}"#
         ),
         dn = ANN_DN,
         bcrypt = bcrypt_of_password("annpw"),
+        issued = ldap_sync_host::fixture::ISSUED_AT_MS,
         token = hash_token("tok-ann1"),
         secret = TOTP_SECRET,
         backup = sha256_hex("ABCD2345"),

@@ -13,16 +13,19 @@
 
 use std::collections::HashMap;
 
-use serde::{Deserialize, Serialize};
+mod listing;
+mod sessions;
+mod two_factor;
+
 use serde_json::{Map, Value};
 
-use super::ids::{LdapId, UserId};
-use super::schema::{TwoFactorGuard, UserDoc};
-use super::{Batch, KvStore, StoreError, counter, decode, get_json, keys};
+pub use listing::Listing;
+pub use sessions::Sessions;
+pub use two_factor::SecondFactorState;
 
-/// `_id`s per chunk of the listing index: a page of up to 100 rows touches
-/// at most two chunks, and 100,000 users fit in 100 values of ~20 KB.
-const LISTING_CHUNK: usize = 1000;
+use super::ids::{LdapId, UserId};
+use super::schema::UserDoc;
+use super::{Batch, KvStore, StoreError, decode, get_json, keys};
 
 /// An index key of the users collection, as a value. Usernames and e-mail
 /// addresses are indexed lower-case, so lookups ignore case.
@@ -121,11 +124,6 @@ impl<'a> Users<'a> {
         self.by_index(&key)
     }
 
-    /// The second-factor state of a user (default when none is stored).
-    pub fn two_factor(&self, id: &UserId) -> Result<TwoFactorGuard, StoreError> {
-        Ok(get_json(self.store, &keys::two_factor(id))?.unwrap_or_default())
-    }
-
     /// `Users.findOneByIdOrUsername` as raw documents (field order kept):
     /// the document at `_id == value`, else the one whose username is
     /// exactly `value`. The lower-case `username:` index only finds the
@@ -188,106 +186,6 @@ impl<'a> Users<'a> {
     }
 }
 
-/// The head of the listing index (`user-list`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ListingHead {
-    /// Names this build's chunks; a new build writes new ones, then the head.
-    generation: String,
-    /// The `users-changed` counter read before the build's scan: the index is
-    /// current while the counter still holds it.
-    changes: i64,
-    total: usize,
-    chunks: usize,
-}
-
-/// What the listing index gave for a page.
-#[derive(Debug)]
-pub enum Listing {
-    /// The documents of the page, in listing order, and how many users the index holds.
-    Current { documents: Vec<Map<String, Value>>, total: usize },
-    /// The index is missing or stale: scan, then [`Users::save_listing`] with this.
-    Stale(StaleListing),
-}
-
-/// What a rebuild of a stale listing index needs to know from the read that found it stale.
-#[derive(Debug)]
-pub struct StaleListing {
-    view: String,
-    /// The counter as it was before the caller's scan.
-    changes: i64,
-    previous: Option<ListingHead>,
-}
-
-impl Users<'_> {
-    /// Rows `offset..offset + count` of the listing index, when it is current
-    /// (no user created or renamed since it was built) and every document
-    /// it names is still there: three `get-many`s of about `count` keys in
-    /// all. Otherwise [`Listing::Stale`]: scan, and rebuild it.
-    ///
-    /// `view` names the listing (who sees which users: `users.list` shows
-    /// privileged callers users that only have an e-mail address).
-    pub fn listing_page(&self, view: &str, offset: usize, count: usize) -> Result<Listing, StoreError> {
-        let wanted = [keys::user_list(view), keys::USERS_CHANGED.to_owned()];
-        let mut found = self.store.get_many(&wanted)?.into_iter();
-        let head: Option<ListingHead> = decode(&wanted[0], found.next().flatten())?;
-        let changes = counter(keys::USERS_CHANGED, found.next().flatten())?;
-        let stale = |previous: Option<ListingHead>| Ok(Listing::Stale(StaleListing { view: view.to_owned(), changes, previous }));
-        let head = match head {
-            Some(head) if head.changes == changes => head,
-            previous => return stale(previous),
-        };
-        let end = offset.saturating_add(count).min(head.total);
-        if offset >= end {
-            return Ok(Listing::Current { documents: Vec::new(), total: head.total });
-        }
-        let chunk_keys: Vec<String> =
-            (offset / LISTING_CHUNK..=(end - 1) / LISTING_CHUNK).map(|c| keys::user_list_chunk(view, &head.generation, c)).collect();
-        let mut ids: Vec<UserId> = Vec::with_capacity(end - offset);
-        let first = offset / LISTING_CHUNK * LISTING_CHUNK;
-        for (key, value) in chunk_keys.iter().zip(self.store.get_many(&chunk_keys)?) {
-            let Some(chunk) = decode::<Vec<UserId>>(key, value)? else {
-                return stale(Some(head));
-            };
-            ids.extend(chunk);
-        }
-        let Some(page_ids) = ids.get(offset - first..end - first) else {
-            return stale(Some(head));
-        };
-        let user_keys: Vec<String> = page_ids.iter().map(keys::user).collect();
-        let mut documents = Vec::with_capacity(user_keys.len());
-        for (key, value) in user_keys.iter().zip(self.store.get_many(&user_keys)?) {
-            match decode::<Map<String, Value>>(key, value)? {
-                Some(doc) => documents.push(doc),
-                None => return stale(Some(head)),
-            }
-        }
-        Ok(Listing::Current { documents, total: head.total })
-    }
-
-    /// Stores a listing index of `ids` (every user of the view, in listing
-    /// order), from a scan made after `stale` was read. Writes the chunks,
-    /// then the head, then deletes the previous build's chunks. Two rebuilds
-    /// racing each other each write a complete index; the later head wins,
-    /// and a reader that loses a chunk under it scans once more.
-    pub fn save_listing(&self, stale: StaleListing, ids: &[UserId], generation: &str) -> Result<(), StoreError> {
-        let StaleListing { view, changes, previous } = stale;
-        let view = view.as_str();
-        let head = ListingHead { generation: generation.to_owned(), changes, total: ids.len(), chunks: ids.len().div_ceil(LISTING_CHUNK) };
-        let mut chunks = Batch::new();
-        for (i, chunk) in ids.chunks(LISTING_CHUNK).enumerate() {
-            chunks.set(keys::user_list_chunk(view, generation, i), &chunk)?;
-        }
-        chunks.commit(self.store)?;
-        let mut swap = Batch::new();
-        swap.set(keys::user_list(view), &head)?;
-        for old in previous.iter().filter(|p| p.generation != generation) {
-            (0..old.chunks).for_each(|i| swap.delete(keys::user_list_chunk(view, &old.generation, i)));
-        }
-        swap.commit(self.store)
-    }
-}
-
 impl Batch {
     /// Stages a user document (the whole document: callers carry over every
     /// field they did not change).
@@ -323,10 +221,5 @@ impl Batch {
             self.bump(keys::USERS_CHANGED);
         }
         Ok(())
-    }
-
-    /// Stages a user's second-factor state.
-    pub fn put_two_factor(&mut self, id: &UserId, guard: &TwoFactorGuard) -> Result<(), StoreError> {
-        self.set(keys::two_factor(id), guard)
     }
 }
