@@ -17,7 +17,9 @@
 
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, ensure};
 use rusqlite::{Connection, named_params};
@@ -52,6 +54,8 @@ const CAS_UPDATE: &str = "UPDATE spin_key_value SET value=:new_value WHERE store
 pub struct KvStore {
     conn: Arc<Mutex<Connection>>,
     path: Option<PathBuf>,
+    /// Microseconds every operation waits before it starts (0 = none).
+    latency_us: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for KvStore {
@@ -87,7 +91,7 @@ impl KvStore {
         conn.execute(CREATE_TABLE, []).context("creating the spin_key_value table")?;
         // The array module provides `rarray()` for the batch statements.
         rusqlite::vtab::array::load_module(&conn).context("loading SQLite's array module")?;
-        Ok(Self { conn: Arc::new(Mutex::new(conn)), path })
+        Ok(Self { conn: Arc::new(Mutex::new(conn)), path, latency_us: Arc::new(AtomicU64::new(0)) })
     }
 
     /// The database file, or `None` for an in-memory database.
@@ -95,7 +99,22 @@ impl KvStore {
         self.path.as_deref()
     }
 
+    /// Makes every later operation (on this store and its clones) wait `d`
+    /// before it starts, outside the connection's lock, as a networked
+    /// store (Redis, a cloud key-value service) takes a round trip per
+    /// operation. The concurrency tests use it to widen the window between
+    /// a request's read and its write, so that a read-modify-write that is
+    /// not atomic loses to a parallel request more often. The wait blocks
+    /// the calling thread (the guest's host call is synchronous).
+    pub fn set_latency(&self, d: Duration) {
+        self.latency_us.store(u64::try_from(d.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
     fn lock(&self) -> anyhow::Result<MutexGuard<'_, Connection>> {
+        let wait = self.latency_us.load(Ordering::Relaxed);
+        if wait > 0 {
+            std::thread::sleep(Duration::from_micros(wait));
+        }
         self.conn.lock().map_err(|_| anyhow!("the key-value connection mutex is poisoned"))
     }
 
@@ -247,7 +266,7 @@ impl KvStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::atomic::AtomicU32;
 
     /// A fresh directory under the system temp dir, removed on drop.
     pub(crate) struct TempDir(PathBuf);
