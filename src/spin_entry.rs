@@ -5,7 +5,8 @@
 // hand-written here is unsafe.
 #![allow(unsafe_code)]
 
-use spin_sdk::http::{IntoResponse, Request, Response};
+use futures::StreamExt as _;
+use spin_sdk::http::{IncomingRequest, IntoResponse, Response};
 use spin_sdk::http_component;
 
 use crate::api;
@@ -27,13 +28,31 @@ impl VariableSource for SpinVariables {
 }
 
 #[http_component]
-fn handle(req: Request) -> impl IntoResponse {
-    let request = api::Request::new(
-        &req.method().to_string(),
-        req.path_and_query().unwrap_or(req.path()),
-        req.headers().map(|(name, value)| (name.to_owned(), value.as_bytes().to_vec())),
-    )
-    .with_body(req.into_body());
+async fn handle(req: IncomingRequest) -> impl IntoResponse {
+    let method = req.method().to_string();
+    let path = req.path_with_query().unwrap_or_else(|| "/".to_owned());
+    let headers = req.headers().entries();
+    let request = api::Request::new(&method, &path, headers);
+    // The body is read with its cap applied while reading: a client cannot
+    // make an instance hold more than `MAX_BODY` bytes of it.
+    let mut body = Vec::new();
+    let mut stream = req.into_body_stream();
+    let mut complete = true;
+    while let Some(chunk) = stream.next().await {
+        match chunk {
+            Ok(bytes) if body.len() + bytes.len() <= api::MAX_BODY => body.extend(bytes),
+            Ok(_) => {
+                complete = false;
+                break;
+            }
+            // A body the client broke off is as good as a body that is too large: unusable.
+            Err(_) => {
+                complete = false;
+                break;
+            }
+        }
+    }
+    let request = if complete { request.with_body(body) } else { request.with_oversized_body() };
     let response = match SpinStore::open("default") {
         Ok(store) => {
             let env = api::Env { store: &store, variables: &SpinVariables, clock: &now, random: &random };

@@ -42,11 +42,14 @@ pub struct Request {
     pub query: String,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// The body went past [`MAX_BODY`] (or broke off) and was not read to its end.
+    pub body_oversized: bool,
 }
 
-/// Largest JSON body a route parses. Login and method calls carry a few
-/// hundred bytes; anything near this is an attack or a mistake.
-pub const MAX_JSON_BODY: usize = 64 * 1024;
+/// Largest body read and parsed. Login and method calls carry a few
+/// hundred bytes; anything near this is an attack or a mistake. The entry
+/// point stops reading past it; `ldap.syncNow` ignores its body, as upstream.
+pub const MAX_BODY: usize = 64 * 1024;
 
 impl Request {
     /// Builds a request from raw parts.
@@ -55,20 +58,37 @@ impl Request {
         let (path, query) = without_fragment.split_once('?').unwrap_or((without_fragment, ""));
         let headers =
             headers.into_iter().map(|(name, value)| (name.to_ascii_lowercase(), String::from_utf8_lossy(&value).into_owned())).collect();
-        Self { method: method.to_ascii_uppercase(), path: path.to_owned(), query: query.to_owned(), headers, body: Vec::new() }
+        Self {
+            method: method.to_ascii_uppercase(),
+            path: path.to_owned(),
+            query: query.to_owned(),
+            headers,
+            body: Vec::new(),
+            body_oversized: false,
+        }
     }
 
-    /// The same request with a body.
+    /// The same request with a body (one longer than [`MAX_BODY`] counts as oversized).
     pub fn with_body(mut self, body: Vec<u8>) -> Self {
+        if body.len() > MAX_BODY {
+            return self.with_oversized_body();
+        }
         self.body = body;
+        self
+    }
+
+    /// The same request with a body that was not read because it is too large.
+    pub fn with_oversized_body(mut self) -> Self {
+        self.body = Vec::new();
+        self.body_oversized = true;
         self
     }
 
     /// The body as a JSON object. Upstream turns malformed JSON into `{}`
     /// and fails later with a confusing error; we answer a clear 400.
     pub fn json_object(&self) -> Result<serde_json::Map<String, serde_json::Value>, ApiError> {
-        if self.body.len() > MAX_JSON_BODY {
-            return Err(ApiError::BadRequest(format!("request body is larger than {MAX_JSON_BODY} bytes")));
+        if self.body_oversized {
+            return Err(ApiError::BadRequest(format!("request body is larger than {MAX_BODY} bytes")));
         }
         match serde_json::from_slice::<serde_json::Value>(&self.body) {
             Ok(serde_json::Value::Object(map)) => Ok(map),

@@ -17,7 +17,7 @@ use crate::auth::{self, Admitted, Identity, RoutePolicy, permission};
 use crate::settings::Settings;
 use crate::store::ids::random_id;
 use crate::store::schema::UserDoc;
-use crate::store::users::{Listing, Users};
+use crate::store::users::{Listing, Users, holds_import_id};
 use crate::store::{KvStore, StoreError, UserId};
 
 use super::{ApiError, Env, Request, Response, credentials, identify, percent_decode, reply, views};
@@ -207,7 +207,9 @@ impl Search {
 /// `allErrors`) reports the first failure of each branch, then the `anyOf`;
 /// upstream joins them with `"\n "`. A repeated key arrives as an array.
 fn check_info_schema(params: &[(String, String)]) -> Result<(), ApiError> {
-    let repeated = params.iter().enumerate().any(|(i, (name, _))| params[..i].iter().any(|(earlier, _)| earlier == name));
+    // Linear in the number of parameters: a query string of thousands costs no more than reading it.
+    let mut seen = std::collections::HashSet::with_capacity(params.len());
+    let repeated = !params.iter().all(|(name, _)| seen.insert(name.as_str()));
     let mut messages = Vec::with_capacity(SEARCH_KEYS.len() + 1);
     for required in SEARCH_KEYS {
         let allowed = |name: &str| name == required || OPTIONAL_INFO_KEYS.contains(&name);
@@ -239,24 +241,13 @@ fn full_user_data(store: &dyn KvStore, caller: &UserDoc, search: &Search) -> Res
     let users = Users::new(store);
     let found = match search {
         Search::Id(value) | Search::Username(value) => users.document_by_id_or_username(value)?,
-        Search::ImportId(import_id) if can_view_all_info => {
-            users.all_documents()?.into_iter().find(|doc| holds_import_id(doc.get("importIds"), import_id))
-        }
+        Search::ImportId(import_id) if can_view_all_info => users.document_by_import_id(import_id)?,
         Search::ImportId(_) => None,
     };
     let Some(doc) = found else {
         return Ok(None);
     };
     Ok(Some(info_view(store, doc, myself, can_view_all_info)?))
-}
-
-/// `importIds` holds `import_id` (MongoDB's `{importIds: v}` also matches a scalar).
-fn holds_import_id(import_ids: Option<&Value>, import_id: &str) -> bool {
-    match import_ids {
-        Some(Value::Array(ids)) => ids.iter().any(|id| id.as_str() == Some(import_id)),
-        Some(Value::String(id)) => id == import_id,
-        _ => false,
-    }
 }
 
 /// `users.info`'s projection, in document order, then `canViewAllInfo`.

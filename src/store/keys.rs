@@ -51,6 +51,12 @@ pub fn user_list_chunk(view: &str, generation: &str, chunk: usize) -> String {
     format!("user-list:{view}:{generation}:{chunk}")
 }
 
+/// `import-id:<import id>` → JSON string `_id`: the user whose `importIds`
+/// holds it (a directory user's DNs), exactly as stored.
+pub fn import_id(import_id: &str) -> String {
+    format!("import-id:{import_id}")
+}
+
 /// `permission:<permission id>` → `{"_id", "roles"}`.
 pub fn permission(id: &str) -> String {
     format!("permission:{id}")

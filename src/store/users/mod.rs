@@ -34,6 +34,8 @@ pub enum IndexKey {
     Username(String),
     Email(String),
     LdapId(LdapId),
+    /// One of `importIds` (compared exactly, as MongoDB does).
+    ImportId(String),
 }
 
 impl IndexKey {
@@ -52,6 +54,7 @@ impl IndexKey {
             Self::Username(name) => keys::username(name),
             Self::Email(address) => keys::email(address),
             Self::LdapId(id) => keys::ldap_id(id),
+            Self::ImportId(id) => keys::import_id(id),
         }
     }
 }
@@ -61,7 +64,27 @@ pub fn index_keys(doc: &UserDoc) -> Vec<IndexKey> {
     let mut out: Vec<IndexKey> = doc.username.iter().map(|u| IndexKey::username(u)).collect();
     out.extend(doc.emails.iter().map(|e| IndexKey::email(&e.address)));
     out.extend(ldap_id_of(doc).map(IndexKey::LdapId));
+    out.extend(import_ids(doc).map(|id| IndexKey::ImportId(id.to_owned())));
     out
+}
+
+/// Whether `importIds` holds `import_id` (MongoDB's `{importIds: v}` also matches a scalar).
+pub fn holds_import_id(import_ids: Option<&Value>, import_id: &str) -> bool {
+    match import_ids {
+        Some(Value::Array(ids)) => ids.iter().any(|id| id.as_str() == Some(import_id)),
+        Some(Value::String(id)) => id == import_id,
+        _ => false,
+    }
+}
+
+/// `importIds` of a document (MongoDB's `{importIds: v}` also matches a scalar).
+fn import_ids(doc: &UserDoc) -> impl Iterator<Item = &str> {
+    let ids: Vec<&str> = match doc.extra.get("importIds") {
+        Some(Value::Array(ids)) => ids.iter().filter_map(Value::as_str).collect(),
+        Some(Value::String(id)) => vec![id.as_str()],
+        _ => Vec::new(),
+    };
+    ids.into_iter()
 }
 
 /// `services.ldap` `{idAttribute, id}` of a directory user.
@@ -140,6 +163,17 @@ impl<'a> Users<'a> {
         };
         let doc: Option<Map<String, Value>> = get_json(self.store, &keys::user(&id))?;
         Ok(doc.filter(|doc| doc.get("username").and_then(Value::as_str) == Some(value)))
+    }
+
+    /// The document whose `importIds` holds `import_id`, raw (field order
+    /// kept): two reads through the `import-id:` index, which the sync writes
+    /// with the user (and the next run repairs when it is missing).
+    pub fn document_by_import_id(&self, import_id: &str) -> Result<Option<Map<String, Value>>, StoreError> {
+        let Some(id) = get_json::<UserId>(self.store, &keys::import_id(import_id))? else {
+            return Ok(None);
+        };
+        let doc: Option<Map<String, Value>> = get_json(self.store, &keys::user(&id))?;
+        Ok(doc.filter(|doc| holds_import_id(doc.get("importIds"), import_id)))
     }
 
     /// Every user document, raw (field order kept): the key listing once,

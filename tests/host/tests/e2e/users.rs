@@ -44,6 +44,8 @@ fn seeded() -> Host {
     for (name, id) in [("admin", "admin1"), ("ann", "ann1"), ("bob", "bob1")] {
         put(&host, &format!("username:{name}"), &json!(id));
     }
+    // The index the sync writes with every user that has importIds.
+    put(&host, &format!("import-id:{ANN_DN}"), &json!("ann1"));
     host
 }
 
