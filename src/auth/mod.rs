@@ -159,11 +159,10 @@ pub fn admit(
     settings: &Settings,
     now: Date,
 ) -> Result<Admitted, Refused> {
-    let mut rate_limit = None;
-    let verdict = gate(store, identity, creds, policy, settings, now, &mut rate_limit);
-    match verdict {
-        Ok(user) => Ok(Admitted { user, rate_limit }),
-        Err(error) => Err(Refused { error, rate_limit }),
+    let mut gate = Gate { store, creds, policy, settings, now, rate_limit: None };
+    match gate.run(identity) {
+        Ok(user) => Ok(Admitted { user, rate_limit: gate.rate_limit }),
+        Err(error) => Err(Refused { error, rate_limit: gate.rate_limit }),
     }
 }
 
@@ -207,77 +206,84 @@ impl Claims for StoreClaims<'_> {
     }
 }
 
-fn gate(
-    store: &dyn KvStore,
-    identity: Identity<'_>,
-    creds: &Credentials<'_>,
-    policy: &RoutePolicy,
-    settings: &Settings,
+/// One run of the gate: what [`admit`] was given, and the limiter's verdict so far.
+struct Gate<'a> {
+    store: &'a dyn KvStore,
+    creds: &'a Credentials<'a>,
+    policy: &'a RoutePolicy,
+    settings: &'a Settings,
     now: Date,
-    rate_limit: &mut Option<RateDecision>,
-) -> Result<UserDoc, AuthError> {
-    let client = rate_limit::client_key(&creds.client_ip, creds.forwarded_for, &settings.rate_limit.trusted_proxies);
-    let mut count_call = |client: String| -> Result<(), AuthError> {
-        let Some(route) = policy.rate_route.filter(|_| settings.rate_limit.enabled) else {
+    rate_limit: Option<RateDecision>,
+}
+
+impl Gate<'_> {
+    fn run(&mut self, identity: Identity<'_>) -> Result<UserDoc, AuthError> {
+        let client = rate_limit::client_key(&self.creds.client_ip, self.creds.forwarded_for, &self.settings.rate_limit.trusted_proxies);
+        let (user, state, route_permission) = match identity {
+            Identity::Token(caller) => {
+                let caller = *caller;
+                if caller.user.username.as_deref().is_none_or(str::is_empty) {
+                    return Err(AuthError::NoUsername);
+                }
+                let bypass = permission::grants(permission::API_BYPASS_RATE_LIMIT, caller.bypass_permission.as_ref(), &caller.user.roles);
+                if !bypass {
+                    self.count_call(client)?;
+                }
+                (caller.user, caller.second_factor, caller.route_permission)
+            }
+            Identity::Password { account, verify } => {
+                // Per address, then per account: a botnet guessing one password
+                // spreads over addresses but not over accounts.
+                self.count_call(client)?;
+                self.count_call(format!("account:{}", account.trim().to_lowercase()))?;
+                let user = verify()?;
+                if user.active == Some(false) {
+                    return Err(AuthError::NotActivated);
+                }
+                (user, None, None)
+            }
+        };
+
+        if let Some(requirement) = self.policy.second_factor {
+            let state = match state {
+                Some(state) => state,
+                None => Users::new(self.store).second_factor(&user)?,
+            };
+            let mut claims = StoreClaims::new(self.store, &user.id);
+            let presented = self.creds.second_factor;
+            let checked = second_factor::check(&user, &state, presented, &self.settings.two_factor, self.now, requirement, &mut claims)?;
+            if let Some(guard) = checked.guard {
+                let mut batch = Batch::new();
+                batch.put_two_factor(&user.id, &guard)?;
+                batch.commit(self.store)?;
+            }
+            if let Err(refusal) = checked.verdict {
+                return Err(AuthError::SecondFactor { kind: refusal.kind, method: refusal.method, available: refusal.available });
+            }
+        }
+
+        if let Some(wanted) = self.policy.permission
+            && !permission::grants(wanted, route_permission.as_ref(), &user.roles)
+        {
+            return Err(AuthError::NotAuthorized);
+        }
+        Ok(user)
+    }
+
+    /// Counts one call of `client` on the policy's route (when it is limited).
+    fn count_call(&mut self, client: String) -> Result<(), AuthError> {
+        let Some(route) = self.policy.rate_route.filter(|_| self.settings.rate_limit.enabled) else {
             return Ok(());
         };
-        let counted = access::count_call(store, &RateSlot { client, route }, now, settings.rate_limit.window_ms)?;
-        let decision = rate_limit::decide(counted, &settings.rate_limit, now);
+        let counted = access::count_call(self.store, &RateSlot { client, route }, self.now, self.settings.rate_limit.window_ms)?;
+        let decision = rate_limit::decide(counted, &self.settings.rate_limit, self.now);
         // The first refusal decides the headers (an address refused before its account).
-        if rate_limit.is_none_or(|d| d.refused_for.is_none()) {
-            *rate_limit = Some(decision);
+        if self.rate_limit.is_none_or(|d| d.refused_for.is_none()) {
+            self.rate_limit = Some(decision);
         }
         match decision.refused_for {
             Some(wait_seconds) => Err(AuthError::RateLimited { wait_seconds }),
             None => Ok(()),
         }
-    };
-    let (user, state, route_permission) = match identity {
-        Identity::Token(caller) => {
-            let caller = *caller;
-            if caller.user.username.as_deref().is_none_or(str::is_empty) {
-                return Err(AuthError::NoUsername);
-            }
-            let bypass = permission::grants(permission::API_BYPASS_RATE_LIMIT, caller.bypass_permission.as_ref(), &caller.user.roles);
-            if !bypass {
-                count_call(client)?;
-            }
-            (caller.user, caller.second_factor, caller.route_permission)
-        }
-        Identity::Password { account, verify } => {
-            // Per address, then per account: a botnet guessing one password
-            // spreads over addresses but not over accounts.
-            count_call(client)?;
-            count_call(format!("account:{}", account.trim().to_lowercase()))?;
-            let user = verify()?;
-            if user.active == Some(false) {
-                return Err(AuthError::NotActivated);
-            }
-            (user, None, None)
-        }
-    };
-
-    if let Some(requirement) = policy.second_factor {
-        let state = match state {
-            Some(state) => state,
-            None => Users::new(store).second_factor(&user)?,
-        };
-        let mut claims = StoreClaims::new(store, &user.id);
-        let checked = second_factor::check(&user, &state, creds.second_factor, &settings.two_factor, now, requirement, &mut claims)?;
-        if let Some(guard) = checked.guard {
-            let mut batch = Batch::new();
-            batch.put_two_factor(&user.id, &guard)?;
-            batch.commit(store)?;
-        }
-        if let Err(refusal) = checked.verdict {
-            return Err(AuthError::SecondFactor { kind: refusal.kind, method: refusal.method, available: refusal.available });
-        }
     }
-
-    if let Some(wanted) = policy.permission
-        && !permission::grants(wanted, route_permission.as_ref(), &user.roles)
-    {
-        return Err(AuthError::NotAuthorized);
-    }
-    Ok(user)
 }

@@ -16,6 +16,7 @@ use http_body_util::{BodyExt as _, Full};
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Engine, Store};
 use wasmtime_wasi::WasiCtx;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpView as _};
@@ -46,6 +47,40 @@ pub struct HostOptions {
     pub state_dir: Option<PathBuf>,
     /// Application variable overrides (win over `SPIN_VARIABLE_*` and defaults).
     pub variables: BTreeMap<String, String>,
+    /// Keep the guest's stdout and stderr in memory ([`Host::output`])
+    /// instead of passing them to this process's own, as Spin does. Every
+    /// request of the host writes to the same two buffers, in order.
+    pub capture_output: bool,
+}
+
+/// What the guest wrote to stdout and stderr, over every request of one
+/// [`Host`] built with [`HostOptions::capture_output`].
+///
+/// Each stream holds at most [`CapturedOutput::CAPACITY`] bytes; a guest
+/// write past that traps the request (a test that logs this much has a bug).
+#[derive(Clone, Debug)]
+pub struct CapturedOutput {
+    stdout: MemoryOutputPipe,
+    stderr: MemoryOutputPipe,
+}
+
+impl CapturedOutput {
+    /// Bytes kept per stream.
+    pub const CAPACITY: usize = 64 << 20;
+
+    fn new() -> Self {
+        Self { stdout: MemoryOutputPipe::new(Self::CAPACITY), stderr: MemoryOutputPipe::new(Self::CAPACITY) }
+    }
+
+    /// Everything the guest wrote to stdout so far.
+    pub fn stdout(&self) -> Vec<u8> {
+        self.stdout.contents().to_vec()
+    }
+
+    /// Everything the guest wrote to stderr so far.
+    pub fn stderr(&self) -> Vec<u8> {
+        self.stderr.contents().to_vec()
+    }
 }
 
 /// A response from the component (or from the host, for 404s and errors).
@@ -114,6 +149,7 @@ pub struct Host {
     pre: ProxyPre<State>,
     kv: KvStore,
     clock: TestClock,
+    output: Option<CapturedOutput>,
 }
 
 impl std::fmt::Debug for Host {
@@ -150,6 +186,7 @@ impl Host {
             pre,
             kv,
             clock: TestClock::new(),
+            output: opts.capture_output.then(CapturedOutput::new),
         })
     }
 
@@ -175,9 +212,12 @@ impl Host {
     fn new_store(&self) -> Store<State> {
         let allowed = Arc::clone(&self.allowed_hosts);
         let mut wasi = WasiCtx::builder();
-        wasi.inherit_stdout()
-            .inherit_stderr()
-            .envs(&self.environment)
+        match &self.output {
+            // Clones share the buffers: every request appends to the same two.
+            Some(output) => wasi.stdout(output.stdout.clone()).stderr(output.stderr.clone()),
+            None => wasi.inherit_stdout().inherit_stderr(),
+        };
+        wasi.envs(&self.environment)
             .wall_clock(self.clock.clone())
             .allow_tcp(true)
             .allow_udp(false)
@@ -274,6 +314,13 @@ impl Host {
         let mut keys = self.kv.keys(DEFAULT_STORE)?;
         keys.sort();
         Ok(keys)
+    }
+
+    /// The guest's captured stdout and stderr, when built with
+    /// [`HostOptions::capture_output`]; `None` when they go to this
+    /// process's own.
+    pub fn output(&self) -> Option<&CapturedOutput> {
+        self.output.as_ref()
     }
 
     /// The underlying store, for batch operations and other labels.

@@ -21,7 +21,10 @@
 //!   or in `<state_dir>/sqlite_key_value.db`;
 //! * outbound TCP is allowed only to the resolved `allowed_outbound_hosts`
 //!   ([`net`]); DNS lookups and UDP are off;
-//! * the guest's wall clock is a [`TestClock`] the tests can set.
+//! * the guest's wall clock is a [`TestClock`] the tests can set;
+//! * the guest's stdout and stderr are this process's, as under `spin up`,
+//!   or kept in memory for the whole host ([`HostOptions::capture_output`],
+//!   [`Host::output`]), so a test can read every line the component logged.
 //!
 //! A trap or an error before the guest sets a response gives a 500 with an
 //! empty body, as in Spin; the error text is printed to stderr and kept in
@@ -66,7 +69,7 @@ pub mod slapd;
 // The public interface: the e2e tests, the bins and the example above name
 // these at the crate root.
 pub use crate::clock::TestClock;
-pub use crate::host::{Host, HostOptions, MANIFEST_ENV, Response, default_manifest_path};
+pub use crate::host::{CapturedOutput, Host, HostOptions, MANIFEST_ENV, Response, default_manifest_path};
 pub use crate::kv::KvStore;
 pub use crate::manifest::Manifest;
 pub use crate::request::{ClientAddr, DEFAULT_CLIENT_ADDR};
