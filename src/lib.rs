@@ -42,7 +42,8 @@ mod spin_entry;
 #[cfg(feature = "fuzzing")]
 pub mod fuzz;
 
-// Re-exported for the unit tests of sibling crates and the benchmarks.
+// The crate's native surface: what `spin_entry.rs` drives on wasm32, so that
+// the plain-Rust build (unit tests, `src/fuzz.rs`) has the same entry point.
 pub use api::{Env, Request, Response, route};
-pub use settings::{VARIABLES, Variable, VariableSource};
+pub use settings::VariableSource;
 pub use store::KvStore;

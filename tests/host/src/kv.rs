@@ -56,6 +56,61 @@ pub struct KvStore {
     path: Option<PathBuf>,
     /// Microseconds every operation waits before it starts (0 = none).
     latency_us: Arc<AtomicU64>,
+    reads: Arc<ReadCounters>,
+}
+
+/// How much a [`KvStore`] has been read, over its life and all its clones
+/// (the guest's calls and the host's alike): see [`KvStore::reads`]. Take
+/// two snapshots and subtract ([`Reads::since`]) to count one request.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Reads {
+    /// `get` and `exists` calls (one key each).
+    pub gets: u64,
+    /// `get-many` calls.
+    pub get_many_calls: u64,
+    /// Keys asked for in those `get-many` calls.
+    pub get_many_keys: u64,
+    /// `get-keys` / `list-keys` calls.
+    pub key_listings: u64,
+    /// Keys returned by those listings.
+    pub keys_listed: u64,
+    /// `increment` calls (a read and a write; `increment(key, 0)` is how a
+    /// counter is read).
+    pub increments: u64,
+}
+
+impl Reads {
+    /// The reads between `earlier` and `self`.
+    pub fn since(&self, earlier: &Reads) -> Reads {
+        Reads {
+            gets: self.gets - earlier.gets,
+            get_many_calls: self.get_many_calls - earlier.get_many_calls,
+            get_many_keys: self.get_many_keys - earlier.get_many_keys,
+            key_listings: self.key_listings - earlier.key_listings,
+            keys_listed: self.keys_listed - earlier.keys_listed,
+            increments: self.increments - earlier.increments,
+        }
+    }
+
+    /// Keys read one way or another: single gets, keys asked for in batches,
+    /// keys returned by listings, and increments.
+    pub fn keys_touched(&self) -> u64 {
+        self.gets + self.get_many_keys + self.keys_listed + self.increments
+    }
+}
+
+#[derive(Default)]
+struct ReadCounters {
+    gets: AtomicU64,
+    get_many_calls: AtomicU64,
+    get_many_keys: AtomicU64,
+    key_listings: AtomicU64,
+    keys_listed: AtomicU64,
+    increments: AtomicU64,
+}
+
+fn count(counter: &AtomicU64, n: usize) {
+    counter.fetch_add(n as u64, Ordering::Relaxed);
 }
 
 impl std::fmt::Debug for KvStore {
@@ -91,7 +146,7 @@ impl KvStore {
         conn.execute(CREATE_TABLE, []).context("creating the spin_key_value table")?;
         // The array module provides `rarray()` for the batch statements.
         rusqlite::vtab::array::load_module(&conn).context("loading SQLite's array module")?;
-        Ok(Self { conn: Arc::new(Mutex::new(conn)), path, latency_us: Arc::new(AtomicU64::new(0)) })
+        Ok(Self { conn: Arc::new(Mutex::new(conn)), path, latency_us: Arc::new(AtomicU64::new(0)), reads: Arc::default() })
     }
 
     /// The database file, or `None` for an in-memory database.
@@ -110,6 +165,20 @@ impl KvStore {
         self.latency_us.store(u64::try_from(d.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
     }
 
+    /// How much this store has been read so far (see [`Reads`]).
+    pub fn reads(&self) -> Reads {
+        let r = &self.reads;
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        Reads {
+            gets: load(&r.gets),
+            get_many_calls: load(&r.get_many_calls),
+            get_many_keys: load(&r.get_many_keys),
+            key_listings: load(&r.key_listings),
+            keys_listed: load(&r.keys_listed),
+            increments: load(&r.increments),
+        }
+    }
+
     fn lock(&self) -> anyhow::Result<MutexGuard<'_, Connection>> {
         let wait = self.latency_us.load(Ordering::Relaxed);
         if wait > 0 {
@@ -125,6 +194,7 @@ impl KvStore {
 
     /// `get`: the value, or `None`.
     pub fn get(&self, store: &str, key: &str) -> anyhow::Result<Option<Vec<u8>>> {
+        count(&self.reads.gets, 1);
         let conn = self.lock()?;
         let mut stmt = conn.prepare_cached(GET)?;
         let value = stmt.query_map([store, key], |row| row.get::<_, Vec<u8>>(0))?.next().transpose()?;
@@ -147,6 +217,7 @@ impl KvStore {
 
     /// `exists`.
     pub fn exists(&self, store: &str, key: &str) -> anyhow::Result<bool> {
+        count(&self.reads.gets, 1);
         let conn = self.lock()?;
         let found = conn.prepare_cached(EXISTS)?.exists([store, key])?;
         Ok(found)
@@ -157,12 +228,16 @@ impl KvStore {
         let conn = self.lock()?;
         let mut stmt = conn.prepare_cached(KEYS)?;
         let keys = stmt.query_map([store], |row| row.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
+        count(&self.reads.key_listings, 1);
+        count(&self.reads.keys_listed, keys.len());
         Ok(keys)
     }
 
     /// `get-many`: like Spin's, returns only the keys that exist (each with
     /// `Some(value)`), in the database's order, not the request's.
     pub fn get_many(&self, store: &str, keys: Vec<String>) -> anyhow::Result<Vec<(String, Option<Vec<u8>>)>> {
+        count(&self.reads.get_many_calls, 1);
+        count(&self.reads.get_many_keys, keys.len());
         let conn = self.lock()?;
         let mut stmt = conn.prepare_cached(GET_MANY)?;
         let rows = stmt
@@ -203,6 +278,7 @@ impl KvStore {
     /// other through the busy timeout instead of one failing with
     /// `SQLITE_BUSY` on the upgrade from read to write.
     pub fn increment(&self, store: &str, key: &str, delta: i64) -> anyhow::Result<i64> {
+        count(&self.reads.increments, 1);
         let mut conn = self.lock()?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let value: Option<Vec<u8>> = tx.prepare_cached(GET)?.query_map([store, key], |row| row.get(0))?.next().transpose()?;
