@@ -65,3 +65,43 @@ impl<'a> Sessions<'a> {
         Ok((slot_keys, held))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::memory::MemoryStore;
+
+    fn sessions_of(store: &MemoryStore) -> Vec<String> {
+        store.dump().into_keys().filter(|k| k.starts_with("login-token:")).collect()
+    }
+
+    #[test]
+    fn a_user_holds_at_most_max_sessions_and_the_oldest_ends_first() {
+        let store = MemoryStore::default();
+        let user = UserId::from("u1");
+        let never = |_: &Session| false;
+        for n in 0..MAX_SESSIONS + 2 {
+            Sessions::new(&store).open(&user, &format!("h{n}"), Date { millis: 1 }, never).expect("memory");
+        }
+        let held = sessions_of(&store);
+        assert_eq!(held.len() as u64, MAX_SESSIONS);
+        assert!(!held.contains(&"login-token:h0".to_owned()) && !held.contains(&"login-token:h1".to_owned()), "{held:?}");
+        assert!(held.contains(&format!("login-token:h{}", MAX_SESSIONS + 1)));
+    }
+
+    #[test]
+    fn a_login_prunes_expired_sessions_and_logouts_end_one_or_all_others() {
+        let store = MemoryStore::default();
+        let user = UserId::from("u1");
+        let sessions = Sessions::new(&store);
+        sessions.open(&user, "old", Date { millis: 1 }, |_| false).expect("memory");
+        sessions.open(&user, "mid", Date { millis: 5 }, |_| false).expect("memory");
+        sessions.open(&user, "new", Date { millis: 9 }, |s| s.when.millis < 5).expect("memory");
+        assert_eq!(sessions_of(&store), ["login-token:mid", "login-token:new"]);
+        sessions.close("mid").expect("memory");
+        assert_eq!(sessions_of(&store), ["login-token:new"]);
+        sessions.open(&user, "other", Date { millis: 10 }, |_| false).expect("memory");
+        sessions.close_others(&user, "other").expect("memory");
+        assert_eq!(sessions_of(&store), ["login-token:other"]);
+    }
+}

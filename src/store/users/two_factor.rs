@@ -104,3 +104,44 @@ impl Batch {
         self.set(keys::two_factor(user), guard)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::KvStore;
+    use crate::store::memory::MemoryStore;
+
+    #[test]
+    fn a_step_is_claimed_once_and_never_after_a_later_one() {
+        let store = MemoryStore::default();
+        let users = Users::new(&store);
+        let u = UserId::from("u1");
+        assert!(users.claim_totp_step(&u, 100).expect("memory"));
+        assert!(!users.claim_totp_step(&u, 100).expect("memory"), "a replay");
+        assert!(!users.claim_totp_step(&u, 99).expect("memory"), "an older step");
+        assert!(users.claim_totp_step(&u, 101).expect("memory"));
+    }
+
+    #[test]
+    fn a_claim_that_loses_a_race_takes_its_difference_back() {
+        // Another request claimed step 100 between this one's read (0) and its add:
+        // this add lands on 200, not 100, so it loses and restores the counter.
+        let store = MemoryStore::default();
+        let key = "totp-step:u1";
+        assert_eq!(store.increment(key, 100).expect("memory"), 100, "the winner");
+        let lost = store.increment(key, 100).expect("memory");
+        assert_ne!(lost, 100);
+        store.increment(key, -100).expect("memory");
+        assert!(!Users::new(&store).claim_totp_step(&UserId::from("u1"), 100).expect("memory"), "still a replay");
+    }
+
+    #[test]
+    fn backup_codes_are_claimed_once() {
+        let store = MemoryStore::default();
+        let users = Users::new(&store);
+        let u = UserId::from("u1");
+        assert!(users.claim_backup_code(&u, "h1").expect("memory"));
+        assert!(!users.claim_backup_code(&u, "h1").expect("memory"));
+        assert_eq!(users.used_backup_codes(&u, &["h1".into(), "h2".into()]).expect("memory"), [true, false]);
+    }
+}
