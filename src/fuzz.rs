@@ -21,6 +21,7 @@ use std::sync::OnceLock;
 use bytes::BytesMut;
 
 use crate::api::{Env, Request, route};
+use crate::auth::enrolment::url_encode;
 use crate::ldap::connection::{Connection, Event, SearchSpec};
 use crate::ldap::filter;
 use crate::ldap::framing::{Codec, frame_len};
@@ -160,7 +161,7 @@ pub fn fuzz_users_list(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     let (sort, query) = text.split_once('\n').unwrap_or((&text, ""));
     let admin = admin_session();
-    let target = format!("/api/v1/users.list?count=100&sort={}&query={}", percent_encode(sort), percent_encode(query));
+    let target = format!("/api/v1/users.list?count=100&sort={}&query={}", url_encode(sort), url_encode(query));
     let headers = [("x-user-id", admin.user_id.as_str()), ("x-auth-token", admin.token.as_str())];
     let req = Request::new("GET", &target, headers.map(|(n, v)| (n.to_owned(), v.as_bytes().to_vec())));
     let res = call(&req, &admin.store);
@@ -242,13 +243,4 @@ fn split_header(line: &[u8]) -> (&[u8], &[u8]) {
         Some(at) => (&line[..at], line[at + 1..].strip_prefix(b" ").unwrap_or(&line[at + 1..])),
         None => (line, &[]),
     }
-}
-
-fn percent_encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => char::from(b).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }

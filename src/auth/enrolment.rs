@@ -208,8 +208,8 @@ fn base32(bytes: &[u8]) -> String {
     }
 }
 
-/// Percent-encodes a label for an `otpauth://` URL.
-fn url_encode(text: &str) -> String {
+/// Percent-encodes text for a URL (an `otpauth://` label; the fuzz harness's query strings).
+pub(crate) fn url_encode(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => char::from(b).to_string(),

@@ -113,8 +113,12 @@ async fn main() -> anyhow::Result<()> {
             .context("the manifest has no parent directory")?
             .join(".spin"),
     };
-    let host =
-        Arc::new(Host::new(HostOptions { manifest: Some(manifest), state_dir: Some(state_dir.clone()), variables: args.variables, ..HostOptions::default() })?);
+    let host = Arc::new(Host::new(HostOptions {
+        manifest: Some(manifest),
+        state_dir: Some(state_dir.clone()),
+        variables: args.variables,
+        ..HostOptions::default()
+    })?);
 
     let listener = TcpListener::bind(args.listen).await.with_context(|| format!("unable to listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
