@@ -29,6 +29,23 @@
 //!      but the report;
 //!    * **1% changed**: `cn` of every 100th user replaced with `ldapmodify`
 //!      (one LDIF, timed separately), then the same call.
+//! 4. Times the read routes on the synced store, as the same admin (who
+//!    bypasses the rate limiter and sees the `full` listing):
+//!    * `users.list?count=50` (default sort) twice: the **first** call finds
+//!      no listing index, so it lists every key, reads every user and writes
+//!      the index; the **second** pages through the index. Then the median
+//!      of 5 more indexed calls, and one for the last page;
+//!    * `users.info?importId=<dn>` of the middle user (median of 5): two
+//!      reads through the `import-id:` index;
+//!    * the floors they are compared with: `GET /api/v1/me` (the smallest
+//!      authenticated request: a fresh instance, the token's session and the
+//!      user document) and one `get` of `user:admin` straight on the store
+//!      from the host (no component at all; mean of 1,000).
+//!
+//!    Each call's store reads are counted by the host's store
+//!    ([`ldap_sync_host::kv::Reads`]): single `get`s, `get-many` calls and the
+//!    keys they asked for, key listings and the keys they returned. `--skip-reads`
+//!    leaves step 4 out.
 //!
 //! How to read the output. Per run: wall time of the request, `users/s` =
 //! directory entries read (`entries` in `sync-report:last`) / wall seconds,
@@ -45,7 +62,8 @@
 //! process and not included.
 //!
 //! Any failure (slapd, a status other than 200, a failed run, counts that are
-//! not what they must be) ends the bench with a message and a non-zero exit.
+//! not what they must be, a listing of the wrong size) ends the bench with a
+//! message and a non-zero exit.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -57,18 +75,20 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context as _, bail, ensure};
 use ldap_sync_host::demo::{DEMO_PEOPLE_BASE, DEMO_SUFFIX, demo_variables};
 use ldap_sync_host::fixture::{LocalAdmin, SYNC_IN_PROGRESS, directory_root_ldif, person_ldif, variables};
-use ldap_sync_host::kv::DEFAULT_DB_FILE;
+use ldap_sync_host::kv::{DEFAULT_DB_FILE, Reads};
 use ldap_sync_host::slapd::{Slapd, SlapdOptions};
-use ldap_sync_host::{Host, HostOptions};
+use ldap_sync_host::{Host, HostOptions, Response};
 use serde_json::{Value, json};
 
 const USAGE: &str = "\
-usage: ldap-sync-bench [--users N] [--page-size P]
+usage: ldap-sync-bench [--users N] [--page-size P] [--skip-reads]
 
   --users N      users in the generated directory (default 10000)
   --page-size P  ldap_search_page_size, the RFC 2696 page size (default 250)
+  --skip-reads   do not time users.list and users.info after the syncs
 
-Times a first, an unchanged and a 1%-changed ldap.syncNow run against a local slapd.
+Times a first, an unchanged and a 1%-changed ldap.syncNow run against a local slapd,
+then users.list (count=50, first call and indexed) and users.info?importId= on the result.
 ";
 
 // The demo directory's layout and service account, so its variables apply.
@@ -88,11 +108,12 @@ const WRITES_PER_USER: f64 = 4.0;
 struct Args {
     users: usize,
     page_size: u32,
+    reads: bool,
 }
 
 /// Parses the command line; `Ok(None)` means `--help` was asked for.
 fn parse_args(args: impl IntoIterator<Item = String>) -> anyhow::Result<Option<Args>> {
-    let mut out = Args { users: 10_000, page_size: 250 };
+    let mut out = Args { users: 10_000, page_size: 250, reads: true };
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         let (name, inline) = match arg.split_once('=') {
@@ -105,6 +126,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> anyhow::Result<Option<A
         };
         match name.as_str() {
             "-h" | "--help" => return Ok(None),
+            "--skip-reads" => out.reads = false,
             "--users" => {
                 let v = value("--users")?;
                 out.users = v.replace('_', "").parse().with_context(|| format!("--users {v:?} is not a number"))?;
@@ -361,6 +383,151 @@ fn run() -> anyhow::Result<()> {
         "peak RSS (VmHWM): {:.0} MiB, host and guest together (the guest runs in-process in \
          wasmtime); slapd is a separate process, not counted",
         peak_rss_kib()? as f64 / 1024.0
+    );
+    if args.reads {
+        println!();
+        read_routes(&rt, &host, n, width)?;
+    }
+    Ok(())
+}
+
+/// A request through the host that is not a sync, timed, with the store
+/// reads it made.
+struct Call {
+    name: String,
+    wall: Duration,
+    reads: Reads,
+}
+
+/// `GET path` as [`ADMIN`].
+fn admin_get(path: &str) -> anyhow::Result<http::Request<Vec<u8>>> {
+    http::Request::get(path)
+        .header("x-user-id", ADMIN.id)
+        .header("x-auth-token", ADMIN.login_token)
+        .body(Vec::new())
+        .with_context(|| format!("building GET {path}"))
+}
+
+/// Sends `GET path` as the admin `samples` times; `check` judges each
+/// response. Returns the median call (by wall time).
+fn time_get(
+    rt: &tokio::runtime::Runtime,
+    host: &Host,
+    name: &str,
+    path: &str,
+    samples: usize,
+    check: &dyn Fn(&Response) -> anyhow::Result<()>,
+) -> anyhow::Result<Call> {
+    let mut calls = Vec::with_capacity(samples);
+    for _ in 0..samples {
+        let req = admin_get(path)?;
+        let before = host.kv_store().reads();
+        let started = Instant::now();
+        let res = rt.block_on(host.send(req)).with_context(|| format!("{name}: the host did not answer"))?;
+        let wall = started.elapsed();
+        let reads = host.kv_store().reads().since(&before);
+        ensure!(
+            res.status == 200,
+            "{name}: GET {path} answered {} {}{}",
+            res.status,
+            res.text(),
+            res.error.as_deref().map(|e| format!(" (guest error: {e})")).unwrap_or_default()
+        );
+        check(&res).with_context(|| format!("{name}: GET {path}"))?;
+        calls.push(Call { name: name.to_owned(), wall, reads });
+    }
+    calls.sort_by_key(|c| c.wall);
+    let median = calls.len() / 2;
+    calls.into_iter().nth(median).with_context(|| format!("{name}: no samples"))
+}
+
+/// Percent-encodes everything but ASCII letters and digits (a query value).
+fn query_value(text: &str) -> String {
+    text.bytes().fold(String::with_capacity(text.len() * 3), |mut s, b| {
+        if b.is_ascii_alphanumeric() {
+            s.push(char::from(b));
+        } else {
+            // Writing into a String cannot fail.
+            let _ = write!(s, "%{b:02X}");
+        }
+        s
+    })
+}
+
+/// Step 4: `users.list` and `users.info?importId=` on the synced store,
+/// against two floors (a whole `me` request and one host-side `get`).
+fn read_routes(rt: &tokio::runtime::Runtime, host: &Host, n: usize, width: usize) -> anyhow::Result<()> {
+    // Every generated user plus the admin, who has a username too.
+    let total = n as u64 + 1;
+    let page = |offset: u64| {
+        move |res: &Response| -> anyhow::Result<()> {
+            let body = res.try_json()?;
+            let rows = body["users"].as_array().map_or(0, Vec::len) as u64;
+            let want = total.saturating_sub(offset).min(50);
+            ensure!(body["total"] == json!(total) && rows == want, "expected {want} of {total} users, got {rows} of {}", body["total"]);
+            Ok(())
+        }
+    };
+    let list = "/api/v1/users.list?count=50";
+    let last_offset = total.saturating_sub(50);
+    let last = format!("{list}&offset={last_offset}");
+    let dn = format!("uid={},{BASE}", uid(n.div_ceil(2), width));
+    let info = format!("/api/v1/users.info?importId={}", query_value(&dn));
+    let holds_dn = |res: &Response| -> anyhow::Result<()> {
+        let body = res.try_json()?;
+        ensure!(body["user"]["importIds"].as_array().is_some_and(|ids| ids.contains(&json!(dn))), "not the user of {dn}: {body}");
+        Ok(())
+    };
+    let is_admin = |res: &Response| -> anyhow::Result<()> {
+        ensure!(res.try_json()?["username"] == json!(ADMIN.id), "not the admin: {}", res.text());
+        Ok(())
+    };
+
+    let calls = [
+        time_get(rt, host, "users.list, 1st (scan + index)", list, 1, &page(0))?,
+        time_get(rt, host, "users.list, 2nd (index)", list, 1, &page(0))?,
+        time_get(rt, host, "users.list (index), median of 5", list, 5, &page(0))?,
+        time_get(rt, host, "users.list last page (index)", &last, 1, &page(last_offset))?,
+        time_get(rt, host, "users.info?importId=, median of 5", &info, 5, &holds_dn)?,
+        time_get(rt, host, "me (floor), median of 5", "/api/v1/me", 5, &is_admin)?,
+    ];
+
+    // The floor of floors: one get of one key, host-side, no component.
+    const GETS: u32 = 1_000;
+    let key = format!("user:{}", ADMIN.id);
+    let started = Instant::now();
+    for _ in 0..GETS {
+        host.kv_get(&key)?.with_context(|| format!("{key} is missing"))?;
+    }
+    let get = started.elapsed() / GETS;
+    let me = calls[5].wall;
+
+    println!("read routes at {n} users (as the admin; count=50, default sort):");
+    println!(
+        "{:<36} {:>9} {:>10} {:>7} {:>6} {:>9} {:>10} {:>11} {:>5}",
+        "call", "wall ms", "x get", "x me", "gets", "get-many", "many keys", "keys listed", "incr"
+    );
+    for c in &calls {
+        let r = &c.reads;
+        println!(
+            "{:<36} {:>9.2} {:>10.0} {:>7.1} {:>6} {:>9} {:>10} {:>11} {:>5}",
+            c.name,
+            c.wall.as_secs_f64() * 1000.0,
+            c.wall.as_secs_f64() / get.as_secs_f64(),
+            c.wall.as_secs_f64() / me.as_secs_f64(),
+            r.gets,
+            r.get_many_calls,
+            r.get_many_keys,
+            r.keys_listed,
+            r.increments
+        );
+    }
+    println!();
+    println!(
+        "x get = wall / one host-side get of {key} ({:.1} us, mean of {GETS}); x me = wall / GET /api/v1/me \
+         (the smallest authenticated request, {:.2} ms)",
+        get.as_secs_f64() * 1e6,
+        me.as_secs_f64() * 1000.0
     );
     Ok(())
 }

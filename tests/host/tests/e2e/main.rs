@@ -10,6 +10,7 @@ mod concurrency;
 mod gate;
 mod ldap_wire;
 mod quickstart;
+mod secrets;
 mod session;
 mod sync;
 mod users;
