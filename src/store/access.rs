@@ -4,7 +4,7 @@
 //! batched read of everything a token route needs.
 
 use super::ids::UserId;
-use super::schema::{Date, Permission, Session, Totp, TwoFactorGuard, UserDoc};
+use super::schema::{Date, Permission, LoginSession, Totp, TwoFactorGuard, UserDoc};
 use super::users::SecondFactorState;
 use super::{KvStore, StoreError, decode, get_json, keys};
 
@@ -44,7 +44,7 @@ pub fn count_call(store: &dyn KvStore, slot: &RateSlot, now: Date, window_ms: u3
 pub struct GateRecords {
     pub user: Option<UserDoc>,
     /// The session of the presented token, when it has one of its own.
-    pub session: Option<Session>,
+    pub session: Option<LoginSession>,
     /// The user's second-factor state, when asked for.
     pub second_factor: Option<SecondFactorState>,
     /// The records of the permissions asked for, in order (`None` = not stored).

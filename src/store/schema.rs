@@ -163,7 +163,7 @@ pub struct TwoFactorGuard {
 
 /// One login session (`login-token:<hashedToken>`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Session {
+pub struct LoginSession {
     #[serde(rename = "userId")]
     pub user_id: UserId,
     /// When the token was issued; it expires `accounts_loginexpiration` days later.

@@ -5,7 +5,7 @@
 //! the same slot) and ends the session that held it.
 
 use crate::store::ids::UserId;
-use crate::store::schema::{Date, Session};
+use crate::store::schema::{Date, LoginSession};
 use crate::store::{Batch, KvStore, StoreError, decode, keys};
 
 /// Sessions one user may hold; the oldest ends when a login needs its slot.
@@ -27,7 +27,7 @@ impl<'a> Sessions<'a> {
 
     /// Starts a session for `hashed_token`: takes the next slot, ends the
     /// session it held and every expired one (`expired` says which).
-    pub fn open(&self, user: &UserId, hashed_token: &str, now: Date, expired: impl Fn(&Session) -> bool) -> Result<(), StoreError> {
+    pub fn open(&self, user: &UserId, hashed_token: &str, now: Date, expired: impl Fn(&LoginSession) -> bool) -> Result<(), StoreError> {
         let seq = self.store.increment(&keys::login_token_seq(user), 1)?;
         let slot = u64::try_from(seq).unwrap_or(0) % MAX_SESSIONS;
         let (slot_keys, held) = self.slots(user)?;
@@ -36,12 +36,12 @@ impl<'a> Sessions<'a> {
         let wanted: Vec<String> = token_keys.iter().map(|(_, key)| key.clone()).collect();
         let mut batch = Batch::new();
         for ((n, key), value) in token_keys.into_iter().zip(self.store.get_many(&wanted)?) {
-            let session: Option<Session> = decode(&key, value)?;
+            let session: Option<LoginSession> = decode(&key, value)?;
             if n == slot || session.as_ref().is_none_or(&expired) {
                 batch.delete(key);
             }
         }
-        batch.set(keys::login_token(hashed_token), &Session { user_id: user.clone(), when: now })?;
+        batch.set(keys::login_token(hashed_token), &LoginSession { user_id: user.clone(), when: now })?;
         batch.set(slot_keys[usize::try_from(slot).unwrap_or(0)].clone(), &hashed_token)?;
         batch.commit(self.store)
     }
@@ -79,7 +79,7 @@ mod tests {
     fn a_user_holds_at_most_max_sessions_and_the_oldest_ends_first() {
         let store = MemoryStore::default();
         let user = UserId::from("u1");
-        let never = |_: &Session| false;
+        let never = |_: &LoginSession| false;
         for n in 0..MAX_SESSIONS + 2 {
             Sessions::new(&store).open(&user, &format!("h{n}"), Date { millis: 1 }, never).expect("memory");
         }
