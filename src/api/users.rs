@@ -126,7 +126,7 @@ fn list_reply(req: &Request, env: &Env<'_>, caller: UserDoc) -> Result<Response,
     let users_repo = Users::new(env.store);
     let whole_listing = sort.is_default() && req.query_param("query").is_none_or(|q| q.is_empty());
     let view = if can_see_all { "full" } else { "limited" };
-    let indexed = if whole_listing { Some(users_repo.listing_page(view, page.offset, page.count)?) } else { None };
+    let indexed = if whole_listing { Some(users_repo.listing_page(view, page.offset, page.count, (env.clock)())?) } else { None };
     let (rows, total) = match indexed {
         Some(Listing::Current { documents, total }) => (documents.iter().map(|doc| list_row(doc, fields)).collect(), total),
         stale => {

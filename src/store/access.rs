@@ -4,7 +4,7 @@
 //! batched read of everything a token route needs.
 
 use super::ids::UserId;
-use super::schema::{Date, Permission, LoginSession, Totp, TwoFactorGuard, UserDoc};
+use super::schema::{Date, LoginSession, Permission, Totp, TwoFactorGuard, UserDoc};
 use super::users::SecondFactorState;
 use super::{KvStore, StoreError, decode, get_json, keys};
 

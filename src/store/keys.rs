@@ -46,6 +46,12 @@ pub fn user_list(view: &str) -> String {
     format!("user-list:{view}")
 }
 
+/// `user-list-rebuild:<view>:<changes>:<minute>` → counter: the first
+/// request to bump it rebuilds a stale listing; the others serve the stale one.
+pub fn user_list_rebuild(view: &str, changes: i64, minute: i64) -> String {
+    format!("user-list-rebuild:{view}:{changes}:{minute}")
+}
+
 /// `user-list:<view>:<generation>:<chunk>` → JSON array of `_id`s in listing order.
 pub fn user_list_chunk(view: &str, generation: &str, chunk: usize) -> String {
     format!("user-list:{view}:{generation}:{chunk}")

@@ -329,6 +329,18 @@ fn list_reads_keys_once_and_users_in_one_batch() {
     assert_eq!(*store.listings.borrow(), 1);
     assert_eq!(*store.reads.borrow(), vec![3, 1, 1, 2, 1, 2]);
     assert_eq!((usernames(&again), again.body["total"].clone()), (vec!["admin".to_owned(), "ann".to_owned()], json!(4)));
+    // A user was created: the index is stale. While another request holds the
+    // rebuild lease of this change and minute, this one is answered from the
+    // stale index instead of scanning too.
+    let changes = store.increment("users-changed", 1).expect("memory");
+    store.increment(&format!("user-list-rebuild:limited:{changes}:{}", 1_700_000_000_000i64 / 60_000), 1).expect("memory");
+    let stale = list_of(&store, "count=2&offset=1", "ann1");
+    assert_eq!((*store.listings.borrow(), usernames(&stale)), (1, vec!["admin".to_owned(), "ann".to_owned()]));
+    // Without a lease held, the first request takes it, scans, rebuilds and frees it.
+    store.inner.delete_many(&[format!("user-list-rebuild:limited:{changes}:{}", 1_700_000_000_000i64 / 60_000)]).expect("memory");
+    list_of(&store, "", "ann1");
+    assert_eq!(*store.listings.borrow(), 2, "one more scan");
+    assert!(!store.inner.dump().keys().any(|k| k.starts_with("user-list-rebuild:")), "the lease is freed");
 }
 
 #[test]

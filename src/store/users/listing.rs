@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 
 use super::Users;
 use crate::store::ids::UserId;
+use crate::store::schema::Date;
 use crate::store::{Batch, StoreError, counter, decode, keys};
 
 /// `_id`s per chunk of the listing index: a page of up to 100 rows touches
@@ -42,6 +43,8 @@ pub struct StaleListing {
     /// The counter as it was before the caller's scan.
     changes: i64,
     previous: Option<ListingHead>,
+    /// The rebuild lease this caller took, if any.
+    lease: Option<String>,
 }
 
 impl Users<'_> {
@@ -50,17 +53,32 @@ impl Users<'_> {
     /// it names is still there: three `get-many`s of about `count` keys in
     /// all. Otherwise [`Listing::Stale`]: scan, and rebuild it.
     ///
+    /// When the index is stale, one request per change and minute takes the
+    /// rebuild (an atomic `increment` decides which) and the others are
+    /// answered from the stale index meanwhile: a burst of listings after a
+    /// new user costs one scan, not one each. A rebuilder that dies leaves
+    /// its lease behind for at most the rest of that minute.
+    ///
     /// `view` names the listing (who sees which users: `users.list` shows
     /// privileged callers users that only have an e-mail address).
-    pub fn listing_page(&self, view: &str, offset: usize, count: usize) -> Result<Listing, StoreError> {
+    pub fn listing_page(&self, view: &str, offset: usize, count: usize, now: Date) -> Result<Listing, StoreError> {
         let wanted = [keys::user_list(view), keys::USERS_CHANGED.to_owned()];
         let mut found = self.store.get_many(&wanted)?.into_iter();
         let head: Option<ListingHead> = decode(&wanted[0], found.next().flatten())?;
         let changes = counter(keys::USERS_CHANGED, found.next().flatten())?;
-        let stale = |previous: Option<ListingHead>| Ok(Listing::Stale(StaleListing { view: view.to_owned(), changes, previous }));
+        let stale = |previous: Option<ListingHead>, lease: Option<String>| {
+            Ok(Listing::Stale(StaleListing { view: view.to_owned(), changes, previous, lease }))
+        };
         let head = match head {
             Some(head) if head.changes == changes => head,
-            previous => return stale(previous),
+            Some(head) => {
+                let lease = keys::user_list_rebuild(view, changes, now.millis.div_euclid(60_000));
+                if self.store.increment(&lease, 1)? == 1 {
+                    return stale(Some(head), Some(lease));
+                }
+                head
+            }
+            None => return stale(None, None),
         };
         let end = offset.saturating_add(count).min(head.total);
         if offset >= end {
@@ -72,19 +90,19 @@ impl Users<'_> {
         let first = offset / LISTING_CHUNK * LISTING_CHUNK;
         for (key, value) in chunk_keys.iter().zip(self.store.get_many(&chunk_keys)?) {
             let Some(chunk) = decode::<Vec<UserId>>(key, value)? else {
-                return stale(Some(head));
+                return stale(Some(head), None);
             };
             ids.extend(chunk);
         }
         let Some(page_ids) = ids.get(offset - first..end - first) else {
-            return stale(Some(head));
+            return stale(Some(head), None);
         };
         let user_keys: Vec<String> = page_ids.iter().map(keys::user).collect();
         let mut documents = Vec::with_capacity(user_keys.len());
         for (key, value) in user_keys.iter().zip(self.store.get_many(&user_keys)?) {
             match decode::<Map<String, Value>>(key, value)? {
                 Some(doc) => documents.push(doc),
-                None => return stale(Some(head)),
+                None => return stale(Some(head), None),
             }
         }
         Ok(Listing::Current { documents, total: head.total })
@@ -96,7 +114,7 @@ impl Users<'_> {
     /// racing each other each write a complete index; the later head wins,
     /// and a reader that loses a chunk under it scans once more.
     pub fn save_listing(&self, stale: StaleListing, ids: &[UserId], generation: &str) -> Result<(), StoreError> {
-        let StaleListing { view, changes, previous } = stale;
+        let StaleListing { view, changes, previous, lease } = stale;
         let view = view.as_str();
         let head = ListingHead { generation: generation.to_owned(), changes, total: ids.len(), chunks: ids.len().div_ceil(LISTING_CHUNK) };
         let mut chunks = Batch::new();
@@ -108,6 +126,9 @@ impl Users<'_> {
         swap.set(keys::user_list(view), &head)?;
         for old in previous.iter().filter(|p| p.generation != generation) {
             (0..old.chunks).for_each(|i| swap.delete(keys::user_list_chunk(view, &old.generation, i)));
+        }
+        if let Some(lease) = lease {
+            swap.delete(lease);
         }
         swap.commit(self.store)
     }
