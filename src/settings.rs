@@ -71,6 +71,11 @@ pub const VARIABLES: &[Variable] = &[
     var("ldap_background_sync", "true"),
     var("ldap_background_sync_import_new_users", "true"),
     var("ldap_background_sync_keep_existant_users_updated", "true"),
+    var("ldap_sync_user_active_state", "disable"),
+    var("ldap_background_sync_disable_missing_users", "false"),
+    // The circuit breaker: a run that would deactivate more deactivates nobody.
+    var("ldap_sync_max_deactivations", "10%"),
+    var("ldap_sync_force_deactivations", "false"),
     var("ldap_group_filter_enable", "false"),
     var("ldap_sync_user_data_roles", "false"),
     var("ldap_sync_user_data_channels", "false"),
@@ -282,6 +287,45 @@ pub struct SyncSwitches {
     pub background_sync: bool,
     pub import_new_users: bool,
     pub keep_existing_updated: bool,
+    /// `ldap_sync_user_active_state` (spec §3.8).
+    pub active_state: ActiveState,
+    /// `ldap_background_sync_disable_missing_users`: deactivate directory
+    /// users a complete read did not see.
+    pub disable_missing: bool,
+    /// `ldap_sync_max_deactivations`.
+    pub max_deactivations: DeactivationCap,
+    /// `ldap_sync_force_deactivations`: the next run may pass the breaker once.
+    pub force_deactivations: bool,
+}
+
+/// `ldap_sync_user_active_state`: what a disabled directory account does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActiveState {
+    /// The directory's enabled state is ignored.
+    Ignore,
+    /// A disabled account is deactivated (upstream's default).
+    Disable,
+    /// Deactivated when disabled, reactivated when enabled again.
+    Both,
+}
+
+/// `ldap_sync_max_deactivations`: at most this many deactivations per run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeactivationCap {
+    Count(u64),
+    /// A percentage of the users the run saw.
+    Percent(u8),
+}
+
+impl DeactivationCap {
+    /// The most deactivations a run that saw `seen` users may make. A
+    /// percentage rounds up, so one deactivation in a small directory passes.
+    pub fn limit(self, seen: u64) -> u64 {
+        match self {
+            DeactivationCap::Count(n) => n,
+            DeactivationCap::Percent(p) => seen.saturating_mul(u64::from(p)).div_ceil(100),
+        }
+    }
 }
 
 /// Account settings (spec §2.7).
@@ -452,6 +496,24 @@ impl Settings {
                 background_sync: r.flag(lookup("ldap_background_sync"))?,
                 import_new_users: r.flag(lookup("ldap_background_sync_import_new_users"))?,
                 keep_existing_updated: r.flag(lookup("ldap_background_sync_keep_existant_users_updated"))?,
+                active_state: match r.text(lookup("ldap_sync_user_active_state"))?.trim() {
+                    "none" => ActiveState::Ignore,
+                    "disable" => ActiveState::Disable,
+                    "both" => ActiveState::Both,
+                    other => return Err(r.invalid(lookup("ldap_sync_user_active_state"), other, "none, disable or both")),
+                },
+                disable_missing: r.flag(lookup("ldap_background_sync_disable_missing_users"))?,
+                max_deactivations: {
+                    let v = lookup("ldap_sync_max_deactivations");
+                    let text = r.text(v)?;
+                    let trimmed = text.trim();
+                    let parsed = match trimmed.strip_suffix('%') {
+                        Some(p) => p.trim().parse::<u8>().ok().filter(|p| *p <= 100).map(DeactivationCap::Percent),
+                        None => trimmed.parse::<u64>().ok().map(DeactivationCap::Count),
+                    };
+                    parsed.ok_or_else(|| r.invalid(v, &text, "a count (e.g. 50) or a percentage from 0% to 100% (e.g. 10%)"))?
+                },
+                force_deactivations: r.flag(lookup("ldap_sync_force_deactivations"))?,
             },
             accounts: Accounts {
                 verify_external_emails: r.flag(lookup("accounts_verify_email_for_external_accounts"))?,

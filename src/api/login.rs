@@ -129,7 +129,7 @@ fn missing(field: &str) -> ApiError {
 /// the local password. Directory users cannot log in with a local password.
 fn find_user(env: &Env<'_>, settings: &Settings, claim: &LoginRequest) -> Result<UserDoc, AuthError> {
     if let (true, Secret::Plain(password)) = (settings.ldap_enabled, &claim.secret) {
-        let mut ctx = RunContext { clock: env.clock };
+        let mut ctx = RunContext { clock: env.clock, random: env.random };
         match verify_password(env.store, settings, &claim.user, password, &mut ctx) {
             Ok(DirectoryLogin::Accepted(user)) => return Ok(*user),
             Ok(DirectoryLogin::Refused(reason)) => {

@@ -35,6 +35,8 @@ fn sync_now(env: &Env<'_>, settings: &Settings) -> Result<Reply, ApiError> {
     if !settings.sync.background_sync {
         return Err(ApiError::BackgroundSyncDisabled);
     }
-    sync::run(env.store, settings, &mut RunContext { clock: env.clock })?;
+    // Either this call ran the sync, or another run holds the lease: then
+    // "Sync_in_progress" is literally true (the other run's id is logged).
+    sync::run(env.store, settings, &mut RunContext { clock: env.clock, random: env.random })?;
     Ok(Reply::SyncInProgress)
 }

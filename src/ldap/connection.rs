@@ -63,6 +63,9 @@ pub enum Event {
     StartTlsAccepted,
     /// One search result entry.
     Entry(DirectoryEntry),
+    /// A continuation reference (RFC 4511 §4.5.3): part of the result lives
+    /// on another server, which we do not read, so the result is incomplete.
+    Reference,
     /// A page ended and the next page's request is already queued.
     PageDone,
     /// The search is complete.
@@ -220,8 +223,9 @@ impl Connection {
                 let attributes = entry.attributes.into_iter().map(|a| (a.atype, a.vals)).collect();
                 Some(Event::Entry(DirectoryEntry::new(entry.dn, attributes)))
             }
-            // Continuation references point at other servers; we read one server only.
-            LdapOp::SearchResultReference(_) => None,
+            // Continuation references point at other servers; we read one
+            // server only, and say so: the caller must not take the result as complete.
+            LdapOp::SearchResultReference(_) => Some(Event::Reference),
             LdapOp::SearchResultDone(result) => return self.on_search_done(result, ctrl, spec, progress),
             other => return Err(unexpected("search", &other)),
         };

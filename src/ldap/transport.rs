@@ -201,6 +201,13 @@ pub struct Session {
     deadlines: Deadlines,
 }
 
+/// How a search that succeeded ended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SearchEnd {
+    /// Continuation references received: results on other servers, not read.
+    pub references: u64,
+}
+
 /// What the directory said of a user's password.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PasswordCheck {
@@ -254,21 +261,23 @@ impl Session {
         &mut self,
         spec: SearchSpec,
         mut on_page: impl FnMut(Vec<DirectoryEntry>) -> Result<(), E>,
-    ) -> Result<(), E> {
+    ) -> Result<SearchEnd, E> {
         let page_hint = spec.page_size.map_or(1, |n| usize::try_from(n.get()).unwrap_or(1000).min(1000));
         self.conn.search(spec)?;
         self.deadlines.begin();
         let mut page = Vec::with_capacity(page_hint);
+        let mut end = SearchEnd::default();
         loop {
             match self.next_event("search")? {
                 Event::Entry(entry) => page.push(entry),
+                Event::Reference => end.references += 1,
                 Event::PageDone => {
                     on_page(std::mem::take(&mut page))?;
                     self.deadlines.begin();
                 }
                 Event::SearchDone => {
                     on_page(page)?;
-                    return Ok(());
+                    return Ok(end);
                 }
                 other => return Err(LdapError::UnexpectedResponse { op: "search", what: format!("{other:?}") }.into()),
             }

@@ -13,6 +13,26 @@ pub const SCHEMA_VERSION: &str = "schema-version";
 /// `sync-report:last` → the last sync run's report.
 pub const SYNC_REPORT: &str = "sync-report:last";
 
+/// `sync-members` → the head of the last complete read's members: generation, chunks, total.
+pub const SYNC_MEMBERS: &str = "sync-members";
+
+/// `sync-members:<generation>:<n>` → JSON array of up to 1,000 `_id`s the read saw.
+pub fn sync_members_chunk(generation: &str, chunk: usize) -> String {
+    format!("sync-members:{generation}:{chunk}")
+}
+
+/// `sync-force-used` → JSON `true` once a forced run passed the breaker,
+/// until `ldap_sync_force_deactivations` is seen `false` again.
+pub const SYNC_FORCE_USED: &str = "sync-force-used";
+
+/// `sync-lease` → `{"runId", "expiresAt"}`: the run in progress.
+pub const SYNC_LEASE: &str = "sync-lease";
+
+/// `sync-lease-slot:<slot>` → counter: who may take the lease in this slot of time.
+pub fn sync_lease_slot(slot: i64) -> String {
+    format!("sync-lease-slot:{slot}")
+}
+
 /// `user:<_id>` → the user document (Rocket.Chat's shape).
 pub fn user(id: &UserId) -> String {
     format!("user:{id}")

@@ -1,12 +1,155 @@
-//! The sync's own records: the schema version and the last run's report
-//! (`sync-report:last`). The report's shape is `sync::SyncReport`; this
-//! module only knows where it lives.
+//! The sync's own records: the schema version, the last run's report
+//! (`sync-report:last`; its shape is `sync::SyncReport`, this module only
+//! knows where it lives), the members of the last complete read (what
+//! missing users are found against), the breaker's override marker, and
+//! the lease that lets one run at a time proceed.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use super::{Batch, StoreError, keys};
-#[cfg(test)]
-use super::{KvStore, get_json};
+use super::ids::UserId;
+use super::schema::Date;
+use super::{Batch, KvStore, StoreError, decode, get_json, keys};
+
+/// `_id`s per members chunk: 100,000 users are 100 values of ~20 KB.
+const MEMBERS_CHUNK: usize = 1000;
+
+/// The head of the members of the last complete read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct MembersHead {
+    generation: String,
+    chunks: usize,
+    total: usize,
+}
+
+/// The `_id`s the last complete read saw (`None`: no complete read yet).
+/// Two `get-many`s: the head, then every chunk.
+pub fn last_members(store: &dyn KvStore) -> Result<Option<Vec<UserId>>, StoreError> {
+    let Some(head) = get_json::<MembersHead>(store, keys::SYNC_MEMBERS)? else {
+        return Ok(None);
+    };
+    let chunk_keys: Vec<String> = (0..head.chunks).map(|i| keys::sync_members_chunk(&head.generation, i)).collect();
+    let mut ids = Vec::with_capacity(head.total);
+    for (key, value) in chunk_keys.iter().zip(store.get_many(&chunk_keys)?) {
+        match decode::<Vec<UserId>>(key, value)? {
+            Some(chunk) => ids.extend(chunk),
+            // A chunk gone missing: no baseline, rather than a wrong one.
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(ids))
+}
+
+/// Stores the members of a complete read: the chunks, then the head, then
+/// the previous generation's chunks are deleted.
+pub fn save_members(store: &dyn KvStore, ids: &[UserId], generation: &str) -> Result<(), StoreError> {
+    let previous: Option<MembersHead> = get_json(store, keys::SYNC_MEMBERS)?;
+    let mut chunks = Batch::new();
+    for (i, chunk) in ids.chunks(MEMBERS_CHUNK).enumerate() {
+        chunks.set(keys::sync_members_chunk(generation, i), &chunk)?;
+    }
+    chunks.commit(store)?;
+    let mut swap = Batch::new();
+    let head = MembersHead { generation: generation.to_owned(), chunks: ids.len().div_ceil(MEMBERS_CHUNK), total: ids.len() };
+    swap.set(keys::SYNC_MEMBERS.to_owned(), &head)?;
+    for old in previous.iter().filter(|p| p.generation != generation) {
+        (0..old.chunks).for_each(|i| swap.delete(keys::sync_members_chunk(&old.generation, i)));
+    }
+    swap.commit(store)
+}
+
+/// Whether a forced run already passed the breaker since the override was set.
+pub fn force_used(store: &dyn KvStore) -> Result<bool, StoreError> {
+    Ok(get_json::<bool>(store, keys::SYNC_FORCE_USED)?.unwrap_or(false))
+}
+
+/// Records that a forced run passed (`true`), or forgets it once the override is off (`false`).
+pub fn set_force_used(store: &dyn KvStore, used: bool) -> Result<(), StoreError> {
+    if used {
+        let mut batch = Batch::new();
+        batch.set(keys::SYNC_FORCE_USED.to_owned(), &true)?;
+        batch.commit(store)
+    } else {
+        store.delete_many(&[keys::SYNC_FORCE_USED.to_owned()])
+    }
+}
+
+/// The lease record of the run in progress.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LeaseRecord {
+    run_id: String,
+    expires_at: Date,
+}
+
+/// What asking for the lease gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeaseAnswer {
+    /// This run holds it.
+    Taken(Lease),
+    /// Another run does (its id, when known).
+    Held(Option<String>),
+}
+
+/// A held lease: renewed while the run proceeds, released at its end.
+///
+/// Taking it is atomic where the host has atomics: time is cut in slots of
+/// one lease length, and in each slot only the request whose `increment` of
+/// `sync-lease-slot:<slot>` returns 1 may take a lease that is not live. The
+/// holder also claims the next slot, so at a slot's edge nobody overtakes a
+/// live run; a holder that died is taken over at most two lengths later.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    run_id: String,
+    ttl_ms: i64,
+    slot: i64,
+}
+
+/// Asks for the lease at `now` for `run_id`, for `ttl_ms` at a time.
+pub fn take_lease(store: &dyn KvStore, run_id: &str, now: Date, ttl_ms: i64) -> Result<LeaseAnswer, StoreError> {
+    let ttl_ms = ttl_ms.max(1);
+    let current: Option<LeaseRecord> = get_json(store, keys::SYNC_LEASE)?;
+    if let Some(live) = current.as_ref().filter(|l| l.expires_at > now) {
+        return Ok(LeaseAnswer::Held(Some(live.run_id.clone())));
+    }
+    let slot = now.millis.div_euclid(ttl_ms);
+    if store.increment(&keys::sync_lease_slot(slot), 1)? != 1 {
+        return Ok(LeaseAnswer::Held(current.map(|l| l.run_id)));
+    }
+    let lease = Lease { run_id: run_id.to_owned(), ttl_ms, slot };
+    lease.renew(store, now)?;
+    store.delete_many(&[keys::sync_lease_slot(slot - 1)])?;
+    Ok(LeaseAnswer::Taken(lease))
+}
+
+impl Lease {
+    /// Extends the lease by its length from `now`, and claims the slots up to then.
+    pub fn renew(&self, store: &dyn KvStore, now: Date) -> Result<(), StoreError> {
+        let expires_at = Date { millis: now.millis + self.ttl_ms };
+        let through = expires_at.millis.div_euclid(self.ttl_ms);
+        for slot in (now.millis.div_euclid(self.ttl_ms) + 1)..=through {
+            store.increment(&keys::sync_lease_slot(slot), 1)?;
+        }
+        let mut batch = Batch::new();
+        batch.set(keys::SYNC_LEASE.to_owned(), &LeaseRecord { run_id: self.run_id.clone(), expires_at })?;
+        batch.commit(store)
+    }
+
+    /// Whether this run still holds the lease (nobody took it over).
+    pub fn still_held(&self, store: &dyn KvStore) -> Result<bool, StoreError> {
+        Ok(get_json::<LeaseRecord>(store, keys::SYNC_LEASE)?.is_some_and(|l| l.run_id == self.run_id))
+    }
+
+    /// Ends the lease, so the next call may start at once.
+    pub fn release(self, store: &dyn KvStore, now: Date) -> Result<(), StoreError> {
+        if !self.still_held(store)? {
+            return Ok(());
+        }
+        let last = now.millis.div_euclid(self.ttl_ms) + 1;
+        let mut slots: Vec<String> = (self.slot..=last).map(keys::sync_lease_slot).collect();
+        slots.push(keys::SYNC_LEASE.to_owned());
+        store.delete_many(&slots)
+    }
+}
 
 /// Reads the last run's report. The component itself never reads it back
 /// (other components read the key, `docs/kv-schema.md`); the tests do, to

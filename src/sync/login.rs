@@ -6,7 +6,7 @@
 //! upstream's login path ignores them (`LDAP_Update_Data_On_Login` is on).
 
 use crate::ldap::{DirectoryEntry, PasswordCheck, Session};
-use crate::settings::{Settings, SyncSwitches};
+use crate::settings::{ActiveState, Settings, SyncSwitches};
 use crate::store::schema::UserDoc;
 use crate::store::users::{UserWrites, Users};
 use crate::store::{Batch, KvStore};
@@ -67,10 +67,14 @@ fn upsert(store: &dyn KvStore, settings: &Settings, entry: &DirectoryEntry, ctx:
         Ok(user) => user,
         Err(problem) => return Ok(DirectoryLogin::Refused(problem.to_string())),
     };
+    // A disabled account does not log in; the next sync deactivates it here.
+    if settings.sync.active_state != ActiveState::Ignore && user.disabled {
+        return Ok(DirectoryLogin::Refused("the account is disabled in the directory".to_owned()));
+    }
     let users = std::slice::from_ref(&user);
     let mut loaded = Users::new(store).load(plan::keys_to_load(users), plan::candidate_ids(users))?;
     let plan_ctx = PlanContext {
-        switches: SyncSwitches { background_sync: settings.sync.background_sync, import_new_users: true, keep_existing_updated: true },
+        switches: SyncSwitches { import_new_users: true, keep_existing_updated: true, ..settings.sync },
         accounts: &settings.accounts,
         merge_existing_users: settings.search.merge_existing_users,
         now: (ctx.clock)(),

@@ -15,6 +15,28 @@ pub struct RcUser {
     pub emails: Vec<String>,
     pub name: Option<String>,
     pub extension: Option<String>,
+    /// The account is disabled in the directory (see [`ACCOUNT_STATE_ATTRIBUTES`]);
+    /// `false` when those attributes were not requested.
+    pub disabled: bool,
+}
+
+/// What says an account is disabled, by newest upstream's rules: AD's
+/// `userAccountControl` with ACCOUNTDISABLE (0x2) set, eDirectory's
+/// `loginDisabled` true, Oracle's `orclIsEnabled` present and not
+/// `ENABLED`. A temporary lockout (AD's LOCKOUT bit, `lockoutTime`) is not
+/// a disabled account and is not read.
+pub const ACCOUNT_STATE_ATTRIBUTES: [&str; 3] = ["userAccountControl", "loginDisabled", "orclIsEnabled"];
+
+/// AD's `userAccountControl` ACCOUNTDISABLE flag.
+const UF_ACCOUNTDISABLE: i64 = 0x2;
+
+/// Whether the entry's account is disabled (see [`ACCOUNT_STATE_ATTRIBUTES`]).
+pub fn account_disabled(entry: &DirectoryEntry) -> bool {
+    let first = |attr: &str| entry.texts(attr).into_iter().next();
+    let uac = first("userAccountControl").and_then(|v| v.trim().parse::<i64>().ok()).is_some_and(|v| v & UF_ACCOUNTDISABLE != 0);
+    let login_disabled = first("loginDisabled").is_some_and(|v| v.trim().eq_ignore_ascii_case("TRUE"));
+    let orcl = first("orclIsEnabled").is_some_and(|v| v.trim() != "ENABLED");
+    uac || login_disabled || orcl
 }
 
 /// Why one entry cannot become a user; the run goes on without it.
@@ -33,9 +55,10 @@ pub enum EntryProblem {
 }
 
 /// The attributes a search must request for this mapping: unique-id
-/// candidates, search fields, and those named by the username, e-mail, name
-/// and extension settings. Never `*` or `+`.
-pub fn attributes_to_request(search: &LdapSearch) -> Vec<String> {
+/// candidates, search fields, those named by the username, e-mail, name
+/// and extension settings, and the account state when `with_account_state`.
+/// Never `*` or `+`.
+pub fn attributes_to_request(search: &LdapSearch, with_account_state: bool) -> Vec<String> {
     let mut wanted: Vec<String> = Vec::new();
     let mut add = |name: &str| {
         let name = name.trim();
@@ -49,16 +72,24 @@ pub fn attributes_to_request(search: &LdapSearch) -> Vec<String> {
         template.attributes().into_iter().for_each(&mut add);
     }
     add(&search.extension_field);
+    if with_account_state {
+        ACCOUNT_STATE_ATTRIBUTES.iter().for_each(|a| add(a));
+    }
     wanted
+}
+
+/// The entry's LDAP id: the first candidate attribute with a value.
+pub fn ldap_id(entry: &DirectoryEntry, search: &LdapSearch) -> Result<LdapId, EntryProblem> {
+    let candidates = id_candidates(search);
+    candidates
+        .iter()
+        .find_map(|attr| unique_id(entry, attr).map(|id| LdapId::new(attr.clone(), id)))
+        .ok_or_else(|| EntryProblem::NoUniqueId(candidates.join(",")))
 }
 
 /// Maps one entry.
 pub fn map_entry(entry: &DirectoryEntry, search: &LdapSearch, accounts: &Accounts) -> Result<RcUser, EntryProblem> {
-    let candidates = id_candidates(search);
-    let (id_attribute, id) = candidates
-        .iter()
-        .find_map(|attr| unique_id(entry, attr).map(|id| (attr.clone(), id)))
-        .ok_or_else(|| EntryProblem::NoUniqueId(candidates.join(",")))?;
+    let LdapId { attribute: id_attribute, value: id } = ldap_id(entry, search)?;
 
     let raw_username = search.username_field.render(|attr| entry.texts(attr));
     let username = raw_username.unwrap_or_else(|| id.clone());
@@ -87,7 +118,8 @@ pub fn map_entry(entry: &DirectoryEntry, search: &LdapSearch, accounts: &Account
 
     let name = search.name_field.render(|attr| entry.texts(attr)).filter(|n| !n.trim().is_empty());
     let extension = Some(search.extension_field.as_str()).filter(|f| !f.is_empty()).and_then(|f| entry.texts(f).into_iter().next());
-    Ok(RcUser { dn: entry.dn.clone(), ldap_id: LdapId::new(id_attribute, id), username, emails, name, extension })
+    let disabled = account_disabled(entry);
+    Ok(RcUser { dn: entry.dn.clone(), ldap_id: LdapId::new(id_attribute, id), username, emails, name, extension, disabled })
 }
 
 /// Upstream's candidate list: `ldap_unique_identifier_field`, then the

@@ -8,7 +8,7 @@
 
 use serde_json::{Value, json};
 
-use crate::settings::{Accounts, SyncSwitches};
+use crate::settings::{Accounts, ActiveState, SyncSwitches};
 use crate::store::UserId;
 use crate::store::schema::{Date, Email, UserDoc};
 use crate::store::users::{IndexKey, Loaded, UserWrites, index_keys, is_directory_user, ldap_id_of};
@@ -45,46 +45,62 @@ pub fn candidate_ids(users: &[RcUser]) -> Vec<UserId> {
 pub enum Change {
     Created,
     Updated,
+    /// Enabled in the directory again (`ldap_sync_user_active_state=both`): active again.
+    Reactivated,
     Unchanged,
     /// The settings said not to touch it.
     Skipped(&'static str),
 }
 
-/// A planned user: the change, and the `_id` of the document it is now
-/// (in `Loaded::docs`), unless it was skipped.
+/// A planned user: the change, the `_id` of its document (in
+/// `Loaded::docs`; `None` for a new user that was not created), and whether
+/// it should be deactivated. Deactivations are never written here: the run
+/// collects them and decides at its end, after a complete read and the
+/// circuit breaker.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Planned {
     pub change: Change,
     pub id: Option<UserId>,
+    /// Disabled in the directory while active here.
+    pub deactivate: bool,
 }
 
 /// Plans one user against what is loaded, staging its writes in `writes`
 /// and updating `loaded` as if they were written (so the next user of the
 /// same page sees them).
 pub fn plan_one(user: &RcUser, loaded: &mut Loaded, ctx: &PlanContext<'_>, plan: &mut UserWrites) -> Result<Planned, EntryProblem> {
-    let skipped = |reason| Ok(Planned { change: Change::Skipped(reason), id: None });
+    let disabled = ctx.switches.active_state != ActiveState::Ignore && user.disabled;
     let existing = find_existing(user, loaded, ctx);
+    let deactivate = disabled && existing.as_ref().is_some_and(|d| d.active != Some(false));
+    let skipped = |reason, id: Option<UserId>| Ok(Planned { change: Change::Skipped(reason), id, deactivate });
     let Some(before) = existing else {
         if !ctx.switches.import_new_users {
-            return skipped("importing new users is disabled (ldap_background_sync_import_new_users)");
+            return skipped("importing new users is disabled (ldap_background_sync_import_new_users)", None);
         }
         check_free(loaded, &IndexKey::username(&user.username), None).map_err(|()| EntryProblem::UsernameTaken(user.username.clone()))?;
         for email in &user.emails {
             check_free(loaded, &IndexKey::email(email), None).map_err(|()| EntryProblem::EmailTaken(email.clone()))?;
         }
-        let doc = new_doc(user, ctx);
+        let mut doc = new_doc(user, ctx);
+        if disabled {
+            doc.active = Some(false);
+        }
         let id = doc.id.clone();
         claim(loaded, plan, &doc, None);
         plan.docs.push(doc);
-        return Ok(Planned { change: Change::Created, id: Some(id) });
+        return Ok(Planned { change: Change::Created, id: Some(id), deactivate: false });
     };
     if !ctx.switches.keep_existing_updated {
-        return skipped("updating existing users is disabled (ldap_background_sync_keep_existant_users_updated)");
+        return skipped("updating existing users is disabled (ldap_background_sync_keep_existant_users_updated)", Some(before.id.clone()));
     }
     for email in &user.emails {
         check_free(loaded, &IndexKey::email(email), Some(&before.id)).map_err(|()| EntryProblem::EmailTaken(email.clone()))?;
     }
-    let after = updated_doc(&before, user, loaded, ctx);
+    let mut after = updated_doc(&before, user, loaded, ctx);
+    let reactivate = ctx.switches.active_state == ActiveState::Both && !user.disabled && before.active == Some(false);
+    if reactivate {
+        after.active = Some(true);
+    }
     let id = Some(before.id.clone());
     if same_content(&before, &after) {
         // Nothing to write, unless an index key of the user went missing.
@@ -93,11 +109,12 @@ pub fn plan_one(user: &RcUser, loaded: &mut Loaded, ctx: &PlanContext<'_>, plan:
                 set_index(loaded, plan, key, Some(before.id.clone()));
             }
         }
-        return Ok(Planned { change: Change::Unchanged, id });
+        return Ok(Planned { change: Change::Unchanged, id, deactivate });
     }
     claim(loaded, plan, &after, Some(&before));
     plan.docs.push(after);
-    Ok(Planned { change: Change::Updated, id })
+    let change = if reactivate { Change::Reactivated } else { Change::Updated };
+    Ok(Planned { change, id, deactivate })
 }
 
 /// Upstream's `findExistingUser`, by LDAP id through the index, else at the

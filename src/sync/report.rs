@@ -33,6 +33,50 @@ pub struct SyncReport {
     pub failed: u64,
     /// One per skipped or failed entry, up to [`MAX_PROBLEMS`].
     pub problems: Vec<Problem>,
+    /// Users made active again (enabled in the directory again).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub reactivated: u64,
+    /// Users deactivated (disabled in the directory, or missing from a complete read).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub deactivated: u64,
+    /// Usernames of the reactivated users, up to [`MAX_PROBLEMS`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reactivations: Vec<String>,
+    /// Usernames of the deactivated users, up to [`MAX_PROBLEMS`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deactivations: Vec<String>,
+    /// Why deactivations that were due did not happen, when they did not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offboarding: Option<Offboarding>,
+}
+
+/// What kept a run from deactivating users it would otherwise have deactivated.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Offboarding {
+    /// Missing users were not looked for, and why (an incomplete read, no baseline yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missing_users_not_checked: Option<String>,
+    /// The circuit breaker tripped: how many would have been deactivated, the limit, and some of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub breaker: Option<Breaker>,
+    /// Users kept active although due: the last active admin.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kept: Vec<String>,
+}
+
+/// A tripped circuit breaker.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Breaker {
+    pub would_deactivate: u64,
+    pub limit: u64,
+    /// Up to 20 usernames of those it would have deactivated.
+    pub sample: Vec<String>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// How a run ended (`"success"` / `"failed"`).
@@ -64,13 +108,32 @@ pub struct Problem {
 
 impl SyncReport {
     /// Counts a planned entry.
-    pub fn count(&mut self, change: Change, dn: &str) {
+    pub fn count(&mut self, change: Change, dn: &str, username: &str) {
         match change {
             Change::Created => self.created += 1,
             Change::Updated => self.updated += 1,
+            Change::Reactivated => {
+                self.reactivated += 1;
+                if self.reactivations.len() < MAX_PROBLEMS {
+                    self.reactivations.push(username.to_owned());
+                }
+            }
             Change::Unchanged => self.unchanged += 1,
             Change::Skipped(reason) => self.skip(dn, reason),
         }
+    }
+
+    /// Counts a deactivated user.
+    pub fn deactivate(&mut self, username: &str) {
+        self.deactivated += 1;
+        if self.deactivations.len() < MAX_PROBLEMS {
+            self.deactivations.push(username.to_owned());
+        }
+    }
+
+    /// The offboarding note, created when first needed.
+    pub fn offboarding(&mut self) -> &mut Offboarding {
+        self.offboarding.get_or_insert_with(Offboarding::default)
     }
 
     /// Counts a skipped entry.
@@ -95,7 +158,7 @@ impl SyncReport {
     /// The one-line log summary.
     pub fn summary(&self) -> String {
         format!(
-            "ldap-sync: sync {}: pages={} entries={} created={} updated={} unchanged={} skipped={} failed={} duration_ms={}{}",
+            "ldap-sync: sync {}: pages={} entries={} created={} updated={} unchanged={} skipped={} failed={} reactivated={} deactivated={} duration_ms={}{}",
             self.outcome.name(),
             self.pages,
             self.entries,
@@ -104,6 +167,8 @@ impl SyncReport {
             self.unchanged,
             self.skipped,
             self.failed,
+            self.reactivated,
+            self.deactivated,
             self.duration_ms,
             self.error.as_deref().map(|e| format!(" error={e:?}")).unwrap_or_default()
         )

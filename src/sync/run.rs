@@ -1,29 +1,57 @@
-//! One run of the directory scan: search, then per page map → load → plan →
-//! write, and a report stored and logged whatever the outcome.
+//! One run of the directory scan: take the lease, search, then per page
+//! map → load → plan → write, then offboarding (deactivations, decided only
+//! at the end of a complete read and under the circuit breaker), and a
+//! report stored and logged whatever the outcome.
+
+use std::collections::{BTreeSet, HashSet};
+
+use serde_json::json;
 
 use crate::ldap::filter;
-use crate::ldap::{DirectoryEntry, Session};
+use crate::ldap::{DirectoryEntry, SearchEnd, Session};
 use crate::settings::Settings;
-use crate::store::schema::Date;
-use crate::store::users::{UserWrites, Users};
-use crate::store::{Batch, KvStore};
+use crate::store::ids::random_id;
+use crate::store::runs::{self, Lease, LeaseAnswer};
+use crate::store::schema::{Date, UserDoc};
+use crate::store::users::{IndexKey, Loaded, UserWrites, Users};
+use crate::store::{Batch, KvStore, LdapId, UserId};
 
+use super::map::EntryProblem;
 use super::plan::{self, PlanContext};
-use super::report::{RunOutcome, SyncReport};
+use super::report::{Breaker, RunOutcome, SyncReport};
 use super::search::{Directory, user_search};
 use super::{SyncError, map};
 
-/// The clock of a run (read per page and at the end, for the report).
+/// Users a deactivation writes per batch.
+const DEACTIVATION_BATCH: usize = 500;
+/// Usernames a tripped breaker names in the report.
+const BREAKER_SAMPLE: usize = 20;
+/// A lease lasts one LDAP operation's deadline (4 × `ldap_timeout`) plus a
+/// minute: a live run renews it at least once per page.
+const LEASE_MARGIN_MS: i64 = 60_000;
+
+/// The clock and randomness of a run.
 pub struct RunContext<'a> {
     pub clock: &'a dyn Fn() -> Date,
+    pub random: &'a dyn Fn(&mut [u8]),
 }
 
-/// Connects to the configured server and runs the sync. The report is
-/// stored and logged whatever the outcome.
-pub fn run(store: &dyn KvStore, settings: &Settings, ctx: &mut RunContext<'_>) -> Result<SyncReport, SyncError> {
-    match Session::open(&settings.connection) {
+/// Takes the lease, connects to the configured server and runs the sync.
+/// The report is stored and logged whatever the outcome. When another run
+/// holds the lease, nothing starts (its id is logged) and this is `Ok`.
+pub fn run(store: &dyn KvStore, settings: &Settings, ctx: &mut RunContext<'_>) -> Result<(), SyncError> {
+    let run_id = random_id(12, ctx.random);
+    let ttl_ms = 4 * i64::from(settings.connection.timeout_ms) + LEASE_MARGIN_MS;
+    let lease = match runs::take_lease(store, &run_id, (ctx.clock)(), ttl_ms)? {
+        LeaseAnswer::Taken(lease) => lease,
+        LeaseAnswer::Held(other) => {
+            eprintln!("ldap-sync: a sync is already in progress (run {}); not starting another", other.as_deref().unwrap_or("unknown"));
+            return Ok(());
+        }
+    };
+    let result = match Session::open(&settings.connection) {
         Ok(mut session) => {
-            let result = run_with(store, settings, &mut session, ctx);
+            let result = run_with(store, settings, &mut session, Some(&lease), ctx);
             session.close();
             result
         }
@@ -32,19 +60,24 @@ pub fn run(store: &dyn KvStore, settings: &Settings, ctx: &mut RunContext<'_>) -
             let report = SyncReport { started_at: Some(started), ..SyncReport::default() };
             finish(store, report, Err(e.into()), started, ctx.clock)
         }
-    }
+    };
+    lease.release(store, (ctx.clock)())?;
+    result.map(|_| ())
 }
 
-/// The scan against any [`Directory`]: [`run`] without the connection.
+/// The scan against any [`Directory`]: [`run`] without the connection. With
+/// a `lease`, the run renews it per page and deactivates only if it still
+/// holds it at the end.
 pub fn run_with(
     store: &dyn KvStore,
     settings: &Settings,
     directory: &mut dyn Directory,
+    lease: Option<&Lease>,
     ctx: &mut RunContext<'_>,
 ) -> Result<SyncReport, SyncError> {
     let started = (ctx.clock)();
     let mut report = SyncReport { started_at: Some(started), ..SyncReport::default() };
-    let result = scan(store, settings, directory, ctx, &mut report);
+    let result = scan(store, settings, directory, lease, ctx, &mut report);
     finish(store, report, result, started, ctx.clock)
 }
 
@@ -68,11 +101,24 @@ fn finish(
     Ok(report)
 }
 
-/// Builds the search (spec §3.3) and applies it page by page.
+/// What the pages of a run saw, for offboarding at its end.
+#[derive(Debug, Default)]
+struct Seen {
+    /// Every user a directory entry stands for.
+    users: HashSet<UserId>,
+    /// Users disabled in the directory and still active here.
+    disabled: BTreeSet<UserId>,
+    /// Entries that could not be tied to any user (no unique id): a read
+    /// with one of these cannot say who is missing.
+    unidentified: u64,
+}
+
+/// Builds the search (spec §3.3), applies it page by page, then offboards.
 fn scan(
     store: &dyn KvStore,
     settings: &Settings,
     directory: &mut dyn Directory,
+    lease: Option<&Lease>,
     ctx: &mut RunContext<'_>,
     report: &mut SyncReport,
 ) -> Result<(), SyncError> {
@@ -84,15 +130,19 @@ fn scan(
         spec.page_size.map_or(0, |n| n.get())
     );
     let mut first_page = true;
+    let mut seen = Seen::default();
     // Counted page by page, so a run that fails mid-search still reports what it wrote.
-    directory.search(spec, &mut |entries| {
+    let end = directory.search(spec, &mut |entries| {
         report.pages += 1;
         report.entries += entries.len() as u64;
-        let written = apply_page(store, settings, entries, first_page, ctx, report);
+        let written = apply_page(store, settings, entries, first_page, ctx, report, &mut seen);
         first_page = false;
+        if let Some(lease) = lease {
+            lease.renew(store, (ctx.clock)())?;
+        }
         written
     })?;
-    Ok(())
+    offboard(store, settings, ctx, lease, end, seen, report)
 }
 
 /// One page: map, load what it touches (three `get-many`), plan, and write
@@ -104,16 +154,27 @@ fn apply_page(
     first_page: bool,
     ctx: &mut RunContext<'_>,
     report: &mut SyncReport,
+    seen: &mut Seen,
 ) -> Result<(), SyncError> {
     let mut users = Vec::with_capacity(entries.len());
+    // Entries that do not map to a user but still stand for one (by LDAP id).
+    let mut unmapped: Vec<LdapId> = Vec::new();
     for entry in &entries {
         match map::map_entry(entry, &settings.search, &settings.accounts) {
             Ok(user) => users.push(user),
-            Err(problem) => report.fail(entry.dn.as_str(), &problem.to_string()),
+            Err(problem) => {
+                match (&problem, map::ldap_id(entry, &settings.search)) {
+                    (EntryProblem::NoUniqueId(_), _) | (_, Err(_)) => seen.unidentified += 1,
+                    (_, Ok(id)) => unmapped.push(id),
+                }
+                report.fail(entry.dn.as_str(), &problem.to_string());
+            }
         }
     }
-    let mut loaded = Users::new(store).load(plan::keys_to_load(&users), plan::candidate_ids(&users))?;
-    let ctx = PlanContext {
+    let mut wanted = plan::keys_to_load(&users);
+    wanted.extend(unmapped.iter().cloned().map(IndexKey::LdapId));
+    let mut loaded = Users::new(store).load(wanted, plan::candidate_ids(&users))?;
+    let plan_ctx = PlanContext {
         switches: settings.sync,
         accounts: &settings.accounts,
         merge_existing_users: settings.search.merge_existing_users,
@@ -121,10 +182,24 @@ fn apply_page(
     };
     let mut writes = UserWrites::default();
     for user in users {
-        match plan::plan_one(&user, &mut loaded, &ctx, &mut writes) {
-            Ok(planned) => report.count(planned.change, user.dn.as_str()),
-            Err(problem) => report.fail(user.dn.as_str(), &problem.to_string()),
+        match plan::plan_one(&user, &mut loaded, &plan_ctx, &mut writes) {
+            Ok(planned) => {
+                if let Some(id) = planned.id {
+                    if planned.deactivate {
+                        seen.disabled.insert(id.clone());
+                    }
+                    seen.users.insert(id);
+                }
+                report.count(planned.change, user.dn.as_str(), &user.username);
+            }
+            Err(problem) => {
+                seen.users.extend(owner(&loaded, &user.ldap_id));
+                report.fail(user.dn.as_str(), &problem.to_string());
+            }
         }
+    }
+    for id in &unmapped {
+        seen.users.extend(owner(&loaded, id));
     }
     let mut batch = Batch::new();
     if first_page {
@@ -133,4 +208,147 @@ fn apply_page(
     batch.put_users(&writes)?;
     batch.commit(store)?;
     Ok(())
+}
+
+/// The user an LDAP id names, if any.
+fn owner(loaded: &Loaded, id: &LdapId) -> Option<UserId> {
+    loaded.index.get(&IndexKey::LdapId(id.clone())).cloned().flatten()
+}
+
+/// The end of a successful search (spec §3.8): deactivate the users
+/// disabled in the directory, and (with the switch on, after a complete
+/// read) those the read no longer found; never the last active admin;
+/// nobody when more than `ldap_sync_max_deactivations` are due, unless
+/// forced. Then remember this read's members for the next run.
+fn offboard(
+    store: &dyn KvStore,
+    settings: &Settings,
+    ctx: &mut RunContext<'_>,
+    lease: Option<&Lease>,
+    end: SearchEnd,
+    seen: Seen,
+    report: &mut SyncReport,
+) -> Result<(), SyncError> {
+    let switches = &settings.sync;
+    let complete = end.references == 0 && seen.unidentified == 0;
+    let mut due: BTreeSet<UserId> = seen.disabled.clone();
+    // The last complete read's members: what missing users are found against.
+    let previous = if complete { runs::last_members(store)? } else { None };
+    if switches.disable_missing {
+        let not_checked = match (&previous, complete) {
+            (_, false) => Some(format!(
+                "the read was not complete ({} continuation references to other servers, {} entries without a unique id)",
+                end.references, seen.unidentified
+            )),
+            (None, true) => Some("no complete read to compare with yet: the next run compares with this one".to_owned()),
+            (Some(members), true) => {
+                due.extend(members.iter().filter(|id| !seen.users.contains(*id)).cloned());
+                None
+            }
+        };
+        if let Some(reason) = not_checked {
+            report.offboarding().missing_users_not_checked = Some(reason);
+        }
+    }
+    let deactivations = deactivate(store, settings, ctx, lease, due, seen.users.len() as u64, report);
+    if complete {
+        let mut members: Vec<UserId> = seen.users.into_iter().collect();
+        members.sort();
+        // An unchanged directory writes nothing here either.
+        if previous.as_ref() != Some(&members) {
+            runs::save_members(store, &members, &random_id(12, ctx.random))?;
+        }
+    }
+    deactivations
+}
+
+fn deactivate(
+    store: &dyn KvStore,
+    settings: &Settings,
+    ctx: &mut RunContext<'_>,
+    lease: Option<&Lease>,
+    due: BTreeSet<UserId>,
+    seen: u64,
+    report: &mut SyncReport,
+) -> Result<(), SyncError> {
+    let switches = &settings.sync;
+    if !switches.force_deactivations && runs::force_used(store)? {
+        runs::set_force_used(store, false)?;
+    }
+    if due.is_empty() {
+        return Ok(());
+    }
+    // Only active directory users: a document may have gone, or been deactivated since.
+    let users = Users::new(store);
+    let mut docs: Vec<UserDoc> = Vec::with_capacity(due.len());
+    let ids: Vec<UserId> = due.into_iter().collect();
+    for chunk in ids.chunks(1000) {
+        docs.extend(users.by_ids(chunk)?.into_iter().filter(|d| d.active != Some(false) && crate::store::users::is_directory_user(d)));
+    }
+    let kept = keep_last_admin(&users, &mut docs)?;
+    if !kept.is_empty() {
+        report.offboarding().kept = kept;
+    }
+    let limit = switches.max_deactivations.limit(seen);
+    let count = docs.len() as u64;
+    if count > limit {
+        let forced = switches.force_deactivations && !runs::force_used(store)?;
+        if !forced {
+            let sample = docs.iter().take(BREAKER_SAMPLE).map(|d| d.username.clone().unwrap_or_else(|| d.id.to_string())).collect();
+            eprintln!(
+                "ldap-sync: circuit breaker: {count} deactivations are due, more than the limit of {limit}; nobody was deactivated \
+                 (set ldap_sync_force_deactivations=true to let one run pass)"
+            );
+            report.offboarding().breaker = Some(Breaker { would_deactivate: count, limit, sample });
+            return Ok(());
+        }
+        runs::set_force_used(store, true)?;
+        eprintln!("ldap-sync: circuit breaker passed once by ldap_sync_force_deactivations: deactivating {count} users");
+    }
+    // A run that lost its lease to another leaves deactivating to that one.
+    if let Some(lease) = lease
+        && !lease.still_held(store)?
+    {
+        report.offboarding().missing_users_not_checked = Some("another run took over the lease; it decides deactivations".to_owned());
+        return Ok(());
+    }
+    let now = (ctx.clock)();
+    for chunk in docs.chunks_mut(DEACTIVATION_BATCH) {
+        let mut batch = Batch::new();
+        for doc in chunk.iter_mut() {
+            doc.active = Some(false);
+            doc.extra.insert("_updatedAt".to_owned(), json!(now));
+            batch.put_user(doc)?;
+            report.deactivate(doc.username.as_deref().unwrap_or_default());
+        }
+        batch.commit(store)?;
+    }
+    Ok(())
+}
+
+/// Takes out of `docs` the admins whose deactivation would leave no active
+/// admin; returns their usernames. Reads every user only when an admin is due.
+fn keep_last_admin(users: &Users<'_>, docs: &mut Vec<UserDoc>) -> Result<Vec<String>, SyncError> {
+    let is_admin = |roles: &[String]| roles.iter().any(|r| r == "admin");
+    if !docs.iter().any(|d| is_admin(&d.roles)) {
+        return Ok(Vec::new());
+    }
+    let due: HashSet<String> = docs.iter().map(|d| d.id.to_string()).collect();
+    let others = users
+        .all_documents()?
+        .iter()
+        .filter(|d| d.get("active") != Some(&json!(false)))
+        .filter(|d| d.get("roles").and_then(|r| r.as_array()).is_some_and(|r| r.iter().any(|x| x == "admin")))
+        .filter(|d| d.get("_id").and_then(|v| v.as_str()).is_some_and(|id| !due.contains(id)))
+        .count();
+    if others > 0 {
+        return Ok(Vec::new());
+    }
+    // Keep one: the first admin due.
+    let Some(index) = docs.iter().position(|d| is_admin(&d.roles)) else {
+        return Ok(Vec::new());
+    };
+    let kept = docs.remove(index);
+    eprintln!("ldap-sync: not deactivating {:?}: the last active admin", kept.username.as_deref().unwrap_or_default());
+    Ok(vec![kept.username.unwrap_or_else(|| kept.id.to_string())])
 }

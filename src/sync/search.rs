@@ -3,8 +3,8 @@
 //! runs it.
 
 use crate::ldap::filter;
-use crate::ldap::{DirectoryEntry, SearchSpec, Session};
-use crate::settings::Settings;
+use crate::ldap::{DirectoryEntry, SearchEnd, SearchSpec, Session};
+use crate::settings::{ActiveState, Settings};
 
 use super::SyncError;
 use super::map;
@@ -13,11 +13,19 @@ use super::map;
 /// a scripted directory.
 pub trait Directory {
     /// Runs `spec`, handing entries over one page at a time.
-    fn search(&mut self, spec: SearchSpec, on_page: &mut dyn FnMut(Vec<DirectoryEntry>) -> Result<(), SyncError>) -> Result<(), SyncError>;
+    fn search(
+        &mut self,
+        spec: SearchSpec,
+        on_page: &mut dyn FnMut(Vec<DirectoryEntry>) -> Result<(), SyncError>,
+    ) -> Result<SearchEnd, SyncError>;
 }
 
 impl Directory for Session {
-    fn search(&mut self, spec: SearchSpec, on_page: &mut dyn FnMut(Vec<DirectoryEntry>) -> Result<(), SyncError>) -> Result<(), SyncError> {
+    fn search(
+        &mut self,
+        spec: SearchSpec,
+        on_page: &mut dyn FnMut(Vec<DirectoryEntry>) -> Result<(), SyncError>,
+    ) -> Result<SearchEnd, SyncError> {
         Session::search(self, spec, on_page)
     }
 }
@@ -39,7 +47,7 @@ pub fn user_search(settings: &Settings, username: Option<&str>) -> Result<Search
         base: search.base_dn.clone(),
         scope: search.scope,
         filter: user_filter.and(filter::or(search.search_fields.iter().map(clause).collect())),
-        attributes: map::attributes_to_request(search),
+        attributes: map::attributes_to_request(search, settings.sync.active_state != ActiveState::Ignore),
         page_size: search.page_size,
         size_limit: search.size_limit,
     })

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::ldap::{DirectoryEntry, LdapError, SearchSpec};
+use crate::ldap::{DirectoryEntry, LdapError, SearchEnd, SearchSpec};
 use crate::settings::{Settings, VariableSource};
 use crate::store::memory::MemoryStore;
 use crate::store::runs::last_report;
@@ -35,10 +35,16 @@ struct Scripted {
     pages: Vec<Vec<DirectoryEntry>>,
     fail_after: Option<usize>,
     seen: Option<SearchSpec>,
+    /// Continuation references the search reports at its end.
+    references: u64,
 }
 
 impl Directory for Scripted {
-    fn search(&mut self, spec: SearchSpec, on_page: &mut dyn FnMut(Vec<DirectoryEntry>) -> Result<(), SyncError>) -> Result<(), SyncError> {
+    fn search(
+        &mut self,
+        spec: SearchSpec,
+        on_page: &mut dyn FnMut(Vec<DirectoryEntry>) -> Result<(), SyncError>,
+    ) -> Result<SearchEnd, SyncError> {
         self.seen = Some(spec);
         for (i, page) in self.pages.clone().into_iter().enumerate() {
             if self.fail_after == Some(i) {
@@ -46,7 +52,7 @@ impl Directory for Scripted {
             }
             on_page(page)?;
         }
-        Ok(())
+        Ok(SearchEnd { references: self.references })
     }
 }
 
@@ -63,9 +69,10 @@ fn person(uuid: &str, uid: &str, mail: &str) -> DirectoryEntry {
 }
 
 fn run_pages(store: &MemoryStore, s: &Settings, pages: Vec<Vec<DirectoryEntry>>, t: i64) -> (Result<SyncReport, SyncError>, Scripted) {
-    let mut dir = Scripted { pages, fail_after: None, seen: None };
+    let mut dir = Scripted { pages, fail_after: None, seen: None, references: 0 };
     let clock = move || Date { millis: t };
-    let result = run_with(store, s, &mut dir, &mut RunContext { clock: &clock });
+    let random = |buf: &mut [u8]| buf.fill(3);
+    let result = run_with(store, s, &mut dir, None, &mut RunContext { clock: &clock, random: &random });
     (result, dir)
 }
 
@@ -89,7 +96,8 @@ fn creates_then_leaves_unchanged_then_updates() {
     assert_eq!(last_report::<SyncReport>(&store).expect("store"), Some(report), "the stored report reads back");
     let spec = dir.seen.expect("searched");
     assert_eq!(crate::ldap::filter::to_string(&spec.filter), "(&(objectclass=*)(uid=*))");
-    assert_eq!(spec.attributes, vec!["entryUUID", "uid", "mail", "cn"]);
+    // The account state too: ldap_sync_user_active_state is `disable` by default.
+    assert_eq!(spec.attributes, vec!["entryUUID", "uid", "mail", "cn", "userAccountControl", "loginDisabled", "orclIsEnabled"]);
 
     let alice_id = id_of("7531");
     assert_eq!(json_at(&store, "ldap-id:entryUUID:7531"), Some(json!(alice_id)));
@@ -146,10 +154,15 @@ fn entry_problems_skip_only_that_entry() {
 fn a_failed_read_aborts_but_keeps_written_pages_valid() {
     let store = MemoryStore::default();
     let s = settings(&[]);
-    let mut dir =
-        Scripted { pages: vec![vec![person("u1", "a", "a@x.org")], vec![person("u2", "b", "b@x.org")]], fail_after: Some(1), seen: None };
+    let mut dir = Scripted {
+        pages: vec![vec![person("u1", "a", "a@x.org")], vec![person("u2", "b", "b@x.org")]],
+        fail_after: Some(1),
+        seen: None,
+        references: 0,
+    };
     let clock = || Date { millis: 5 };
-    let err = run_with(&store, &s, &mut dir, &mut RunContext { clock: &clock }).expect_err("aborts");
+    let random = |buf: &mut [u8]| buf.fill(3);
+    let err = run_with(&store, &s, &mut dir, None, &mut RunContext { clock: &clock, random: &random }).expect_err("aborts");
     assert_eq!(err.to_string(), "search: the LDAP server closed the connection");
     assert!(json_at(&store, &format!("user:{}", id_of("7531"))).is_some());
     let report = json_at(&store, REPORT_KEY).expect("report stored");
@@ -242,4 +255,138 @@ fn merge_never_takes_over_an_admin_or_the_bootstrap_admin() {
     assert_eq!((report.created, report.updated, report.failed), (0, 0, 3), "{:?}", report.problems);
     assert_eq!(json_at(&store, "user:local1"), Some(admin), "the admin stays as it was");
     assert_eq!(json_at(&store, &format!("user:{boot_id}")), Some(boot));
+}
+
+fn person_with(uuid: &str, uid: &str, extra: &[(&str, &str)]) -> DirectoryEntry {
+    let mut attrs = vec![
+        ("entryUUID".to_owned(), vec![uuid.as_bytes().to_vec()]),
+        ("uid".to_owned(), vec![uid.as_bytes().to_vec()]),
+        ("mail".to_owned(), vec![format!("{uid}@x.org").into_bytes()]),
+    ];
+    attrs.extend(extra.iter().map(|(n, v)| ((*n).to_owned(), vec![v.as_bytes().to_vec()])));
+    DirectoryEntry::new(format!("uid={uid},dc=x"), attrs)
+}
+
+fn active(store: &MemoryStore, uuid: &str) -> Option<Value> {
+    json_at(store, &format!("user:{}", id_of(&hex(uuid)))).map(|d| d["active"].clone())
+}
+
+fn hex(text: &str) -> String {
+    text.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn directory_disabled_accounts_are_deactivated_and_with_both_reactivated() {
+    let store = MemoryStore::default();
+    let s = settings(&[]);
+    let pages = |uac: &str| {
+        vec![vec![person_with("u1", "ann", &[("userAccountControl", uac)]), person_with("u2", "bob", &[("loginDisabled", "FALSE")])]]
+    };
+    run_pages(&store, &s, pages("512"), 1).0.expect("runs");
+    assert_eq!(active(&store, "u1"), Some(json!(true)));
+    // 514 = NORMAL_ACCOUNT | ACCOUNTDISABLE.
+    let report = run_pages(&store, &s, pages("514"), 2).0.expect("runs");
+    assert_eq!((report.deactivated, report.deactivations.clone()), (1, vec!["ann".to_owned()]));
+    assert_eq!((active(&store, "u1"), active(&store, "u2")), (Some(json!(false)), Some(json!(true))));
+    // `disable` never reactivates; `both` does.
+    let report = run_pages(&store, &s, pages("512"), 3).0.expect("runs");
+    assert_eq!((report.reactivated, active(&store, "u1")), (0, Some(json!(false))));
+    let both = settings(&[("ldap_sync_user_active_state", "both")]);
+    let report = run_pages(&store, &both, pages("512"), 4).0.expect("runs");
+    assert_eq!((report.reactivated, report.reactivations.clone(), active(&store, "u1")), (1, vec!["ann".to_owned()], Some(json!(true))));
+    // `none` ignores the directory's state, and does not even ask for it.
+    let none = settings(&[("ldap_sync_user_active_state", "none")]);
+    let (report, dir) = run_pages(&store, &none, pages("514"), 5);
+    assert_eq!((report.expect("runs").deactivated, active(&store, "u1")), (0, Some(json!(true))));
+    assert!(!dir.seen.expect("searched").attributes.iter().any(|a| a == "userAccountControl"));
+    // Other directories' flags.
+    let report = run_pages(&store, &s, vec![vec![person_with("u2", "bob", &[("loginDisabled", "TRUE")])]], 6).0.expect("runs");
+    assert_eq!(report.deactivations, ["bob"]);
+    run_pages(&store, &s, vec![vec![person_with("u3", "cy", &[("orclIsEnabled", "ENABLED")])]], 7).0.expect("runs");
+    let report = run_pages(&store, &s, vec![vec![person_with("u3", "cy", &[("orclIsEnabled", "DISABLED")])]], 8).0.expect("runs");
+    assert_eq!(report.deactivations, ["cy"]);
+}
+
+#[test]
+fn missing_users_are_deactivated_only_after_a_complete_read_with_the_switch_on() {
+    let store = MemoryStore::default();
+    let ten: Vec<DirectoryEntry> = (0..10).map(|i| person_with(&format!("m{i}"), &format!("user{i}"), &[])).collect();
+    let nine = ten[..9].to_vec();
+    let off = settings(&[]);
+    let on = settings(&[("ldap_background_sync_disable_missing_users", "true")]);
+    // The first complete read is the baseline: nothing to compare with yet.
+    let report = run_pages(&store, &on, vec![ten.clone()], 1).0.expect("runs");
+    assert_eq!(
+        report.offboarding.and_then(|o| o.missing_users_not_checked).as_deref(),
+        Some("no complete read to compare with yet: the next run compares with this one")
+    );
+    // Switch off: a missing user stays active.
+    assert_eq!(run_pages(&store, &off, vec![nine.clone()], 2).0.expect("runs").deactivated, 0);
+    assert_eq!(active(&store, "m9"), Some(json!(true)));
+    run_pages(&store, &on, vec![ten.clone()], 3).0.expect("runs");
+    // A read that fails after a page deactivates nobody.
+    let mut dir = Scripted { pages: vec![nine[..3].to_vec(), nine[3..].to_vec()], fail_after: Some(1), seen: None, references: 0 };
+    let clock = || Date { millis: 4 };
+    let random = |buf: &mut [u8]| buf.fill(3);
+    run_with(&store, &on, &mut dir, None, &mut RunContext { clock: &clock, random: &random }).expect_err("fails");
+    assert!((0..10).all(|i| active(&store, &format!("m{i}")) == Some(json!(true))));
+    // A read with a continuation reference is not complete either.
+    let mut dir = Scripted { pages: vec![nine.clone()], fail_after: None, seen: None, references: 1 };
+    let report = run_with(&store, &on, &mut dir, None, &mut RunContext { clock: &clock, random: &random }).expect("runs");
+    assert_eq!(report.deactivated, 0);
+    assert!(report.offboarding.and_then(|o| o.missing_users_not_checked).is_some_and(|r| r.contains("1 continuation references")));
+    // A complete read without user9: deactivated (1 of 10 is within the 10% breaker).
+    let report = run_pages(&store, &on, vec![nine.clone()], 5).0.expect("runs");
+    assert_eq!((report.deactivated, report.deactivations.clone()), (1, vec!["user9".to_owned()]));
+    assert_eq!(active(&store, "m9"), Some(json!(false)));
+    let doc = json_at(&store, &format!("user:{}", id_of(&hex("m9")))).expect("never deleted");
+    assert_eq!(doc["username"], json!("user9"));
+}
+
+#[test]
+fn the_breaker_stops_mass_deactivation_until_forced_once() {
+    let store = MemoryStore::default();
+    let ten: Vec<DirectoryEntry> = (0..10).map(|i| person_with(&format!("b{i}"), &format!("user{i}"), &[])).collect();
+    let on = settings(&[("ldap_background_sync_disable_missing_users", "true")]);
+    run_pages(&store, &on, vec![ten.clone()], 1).0.expect("runs");
+    // Half the directory gone: 5 > 10% of 5 seen (rounded up: 1). Nobody is deactivated.
+    let report = run_pages(&store, &on, vec![ten[..5].to_vec()], 2).0.expect("runs");
+    assert_eq!(report.deactivated, 0);
+    let breaker = report.offboarding.and_then(|o| o.breaker).expect("tripped");
+    assert_eq!((breaker.would_deactivate, breaker.limit, breaker.sample.len()), (5, 1, 5));
+    assert!((5..10).all(|i| active(&store, &format!("b{i}")) == Some(json!(true))));
+    // Forced: one run passes, the next (still forced) does not.
+    let forced = settings(&[("ldap_background_sync_disable_missing_users", "true"), ("ldap_sync_force_deactivations", "true")]);
+    run_pages(&store, &on, vec![ten.clone()], 3).0.expect("runs");
+    let report = run_pages(&store, &forced, vec![ten[..5].to_vec()], 4).0.expect("runs");
+    assert_eq!(report.deactivated, 5);
+    let more: Vec<DirectoryEntry> = (0..5).map(|i| person_with(&format!("b{i}"), &format!("user{i}"), &[])).take(2).collect();
+    let report = run_pages(&store, &forced, vec![more], 5).0.expect("runs");
+    assert_eq!(report.deactivated, 0, "the override passed once");
+    // Setting it back to false re-arms it.
+    run_pages(&store, &on, vec![ten[..5].to_vec()], 6).0.expect("runs");
+    assert_eq!(json_at(&store, "sync-force-used"), None);
+    // A count works too.
+    let counted = settings(&[("ldap_background_sync_disable_missing_users", "true"), ("ldap_sync_max_deactivations", "3")]);
+    let report = run_pages(&store, &counted, vec![ten[..2].to_vec()], 7).0.expect("runs");
+    assert_eq!(report.deactivated, 3);
+}
+
+#[test]
+fn the_last_active_admin_is_never_deactivated() {
+    let store = MemoryStore::default();
+    let s = settings(&[("ldap_sync_max_deactivations", "100%")]);
+    run_pages(&store, &s, vec![vec![person_with("a1", "boss", &[]), person_with("a2", "deputy", &[])]], 1).0.expect("runs");
+    for uuid in ["a1", "a2"] {
+        let key = format!("user:{}", id_of(&hex(uuid)));
+        let mut doc = json_at(&store, &key).expect("doc");
+        doc["roles"] = json!(["admin"]);
+        store.set_many(vec![(key, doc.to_string().into_bytes())]).expect("memory");
+    }
+    let disabled = |uuid, uid| person_with(uuid, uid, &[("userAccountControl", "514")]);
+    let report = run_pages(&store, &s, vec![vec![disabled("a1", "boss"), disabled("a2", "deputy")]], 2).0.expect("runs");
+    assert_eq!(report.deactivated, 1);
+    assert_eq!(report.offboarding.expect("noted").kept.len(), 1);
+    let actives: Vec<Value> = ["a1", "a2"].iter().filter_map(|u| active(&store, u)).collect();
+    assert_eq!(actives.iter().filter(|a| **a == json!(true)).count(), 1, "one admin stays active");
 }

@@ -132,6 +132,13 @@ impl<'a> Users<'a> {
         get_json(self.store, &keys::user(id))
     }
 
+    /// The users with these `_id`s that exist, in one `get-many`.
+    pub fn by_ids(&self, ids: &[UserId]) -> Result<Vec<UserDoc>, StoreError> {
+        let wanted: Vec<String> = ids.iter().map(keys::user).collect();
+        let values = self.store.get_many(&wanted)?;
+        wanted.iter().zip(values).filter_map(|(key, value)| decode(key, value).transpose()).collect()
+    }
+
     /// The user an index key names (two reads: the key, then the document).
     pub fn by_index(&self, key: &IndexKey) -> Result<Option<UserDoc>, StoreError> {
         let index_key = key.key();

@@ -80,7 +80,12 @@ fn templates_and_lists() {
     let e = entry(&[("uid", &["carol"]), ("givenName", &["Carol"]), ("sn", &["Jones"]), ("mail", &["c@x.org"])]);
     let u = map_entry(&e, &s, &accounts()).expect("maps");
     assert_eq!((u.username.as_str(), u.name.as_deref()), ("carol", Some("Carol Jones")));
-    assert_eq!(attributes_to_request(&s), vec!["entryUUID", "uid", "mail", "missing", "givenName", "sn"]);
+    assert_eq!(attributes_to_request(&s, false), vec!["entryUUID", "uid", "mail", "missing", "givenName", "sn"]);
+    assert_eq!(
+        attributes_to_request(&s, true),
+        vec!["entryUUID", "uid", "mail", "missing", "givenName", "sn", "userAccountControl", "loginDisabled", "orclIsEnabled"],
+        "the account state only when ldap_sync_user_active_state needs it"
+    );
 }
 
 #[test]
