@@ -14,6 +14,11 @@
 //! value as an `i64` in little-endian bytes (absent = 0). The
 //! compare-and-swap mirrors Spin's too, including its quirk: a swap whose
 //! `current` read found no value (or that never read) is a plain upsert.
+//!
+//! Fault injection, for the tests only: [`KvStore::set_set_many_hook`] runs a
+//! hook before every `set-many`; its error fails that call (nothing of the
+//! batch is written), as a store that goes away mid-run would. No hook is set
+//! by default, and then nothing changes.
 
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -57,6 +62,27 @@ pub struct KvStore {
     /// Microseconds every operation waits before it starts (0 = none).
     latency_us: Arc<AtomicU64>,
     reads: Arc<ReadCounters>,
+    writes: Arc<WriteCounters>,
+    set_many_hook: Arc<Mutex<Option<SetManyHook>>>,
+}
+
+/// Runs before a `set-many` with its key-value pairs; an error fails the
+/// call before anything is written (see [`KvStore::set_set_many_hook`]).
+pub type SetManyHook = Arc<dyn Fn(&[(String, Vec<u8>)]) -> anyhow::Result<()> + Send + Sync>;
+
+/// A hook that fails the `n`-th (1-based) `set-many` that writes a key
+/// starting with `prefix`, and only that one; the error names the call.
+pub fn fail_nth_set_many(prefix: &str, n: u64) -> SetManyHook {
+    let prefix = prefix.to_owned();
+    let seen = AtomicU64::new(0);
+    Arc::new(move |pairs: &[(String, Vec<u8>)]| {
+        if !pairs.iter().any(|(k, _)| k.starts_with(&prefix)) {
+            return Ok(());
+        }
+        let nth = seen.fetch_add(1, Ordering::SeqCst) + 1;
+        ensure!(nth != n, "injected fault: set-many #{nth} writing {prefix}* keys failed");
+        Ok(())
+    })
 }
 
 /// How much a [`KvStore`] has been read, over its life and all its clones
@@ -97,6 +123,48 @@ impl Reads {
     pub fn keys_touched(&self) -> u64 {
         self.gets + self.get_many_keys + self.keys_listed + self.increments
     }
+}
+
+/// How much a [`KvStore`] has been written, like [`Reads`]: see
+/// [`KvStore::writes`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Writes {
+    /// `set` calls (one key each).
+    pub sets: u64,
+    /// `set-many` calls (each one transaction).
+    pub set_many_calls: u64,
+    /// Keys written by those `set-many` calls.
+    pub set_many_keys: u64,
+    /// `delete` calls (one key each).
+    pub deletes: u64,
+    /// `delete-many` calls.
+    pub delete_many_calls: u64,
+    /// Keys named in those `delete-many` calls.
+    pub delete_many_keys: u64,
+}
+
+impl Writes {
+    /// The writes between `earlier` and `self`.
+    pub fn since(&self, earlier: &Writes) -> Writes {
+        Writes {
+            sets: self.sets - earlier.sets,
+            set_many_calls: self.set_many_calls - earlier.set_many_calls,
+            set_many_keys: self.set_many_keys - earlier.set_many_keys,
+            deletes: self.deletes - earlier.deletes,
+            delete_many_calls: self.delete_many_calls - earlier.delete_many_calls,
+            delete_many_keys: self.delete_many_keys - earlier.delete_many_keys,
+        }
+    }
+}
+
+#[derive(Default)]
+struct WriteCounters {
+    sets: AtomicU64,
+    set_many_calls: AtomicU64,
+    set_many_keys: AtomicU64,
+    deletes: AtomicU64,
+    delete_many_calls: AtomicU64,
+    delete_many_keys: AtomicU64,
 }
 
 #[derive(Default)]
@@ -146,7 +214,14 @@ impl KvStore {
         conn.execute(CREATE_TABLE, []).context("creating the spin_key_value table")?;
         // The array module provides `rarray()` for the batch statements.
         rusqlite::vtab::array::load_module(&conn).context("loading SQLite's array module")?;
-        Ok(Self { conn: Arc::new(Mutex::new(conn)), path, latency_us: Arc::new(AtomicU64::new(0)), reads: Arc::default() })
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+            path,
+            latency_us: Arc::new(AtomicU64::new(0)),
+            reads: Arc::default(),
+            writes: Arc::default(),
+            set_many_hook: Arc::default(),
+        })
     }
 
     /// The database file, or `None` for an in-memory database.
@@ -165,6 +240,14 @@ impl KvStore {
         self.latency_us.store(u64::try_from(d.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
     }
 
+    /// Runs `hook` before every later `set-many` (on this store and its
+    /// clones: the guest's calls and the host's alike), outside the
+    /// connection's lock, so a hook may block or stop a server; its error
+    /// fails the call with nothing written. `None` removes it.
+    pub fn set_set_many_hook(&self, hook: Option<SetManyHook>) {
+        *self.set_many_hook.lock().unwrap_or_else(|e| e.into_inner()) = hook;
+    }
+
     /// How much this store has been read so far (see [`Reads`]).
     pub fn reads(&self) -> Reads {
         let r = &self.reads;
@@ -176,6 +259,20 @@ impl KvStore {
             key_listings: load(&r.key_listings),
             keys_listed: load(&r.keys_listed),
             increments: load(&r.increments),
+        }
+    }
+
+    /// How much this store has been written so far (see [`Writes`]).
+    pub fn writes(&self) -> Writes {
+        let w = &self.writes;
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        Writes {
+            sets: load(&w.sets),
+            set_many_calls: load(&w.set_many_calls),
+            set_many_keys: load(&w.set_many_keys),
+            deletes: load(&w.deletes),
+            delete_many_calls: load(&w.delete_many_calls),
+            delete_many_keys: load(&w.delete_many_keys),
         }
     }
 
@@ -203,6 +300,7 @@ impl KvStore {
 
     /// `set`: an upsert, its own implicit transaction.
     pub fn set(&self, store: &str, key: &str, value: &[u8]) -> anyhow::Result<()> {
+        count(&self.writes.sets, 1);
         let conn = self.lock()?;
         conn.prepare_cached(SET)?.execute(rusqlite::params![store, key, value])?;
         Ok(())
@@ -210,6 +308,7 @@ impl KvStore {
 
     /// `delete`: no error if the key is absent.
     pub fn delete(&self, store: &str, key: &str) -> anyhow::Result<()> {
+        count(&self.writes.deletes, 1);
         let conn = self.lock()?;
         conn.prepare_cached(DELETE)?.execute([store, key])?;
         Ok(())
@@ -248,6 +347,12 @@ impl KvStore {
 
     /// `set-many`: one transaction looping the upsert; all or nothing.
     pub fn set_many(&self, store: &str, key_values: Vec<(String, Vec<u8>)>) -> anyhow::Result<()> {
+        let hook = self.set_many_hook.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(hook) = hook {
+            hook(&key_values)?;
+        }
+        count(&self.writes.set_many_calls, 1);
+        count(&self.writes.set_many_keys, key_values.len());
         let mut conn = self.lock()?;
         let tx = conn.transaction()?;
         for (key, value) in key_values {
@@ -259,6 +364,8 @@ impl KvStore {
 
     /// `delete-many`: one statement.
     pub fn delete_many(&self, store: &str, keys: Vec<String>) -> anyhow::Result<()> {
+        count(&self.writes.delete_many_calls, 1);
+        count(&self.writes.delete_many_keys, keys.len());
         let conn = self.lock()?;
         conn.prepare_cached(DELETE_MANY)?.execute(named_params! {":name": store, ":keys": array(keys)})?;
         Ok(())

@@ -51,12 +51,14 @@
 //! [`fixture`] holds what the end-to-end tests and `ldap-sync-bench` both
 //! seed and send, [`serve`] is `ldap-sync-serve`'s HTTP server (requests in
 //! parallel, as Spin serves them), and [`consistency`] checks that the
-//! user documents and their index keys agree (the concurrency tests run it).
+//! user documents and their index keys agree (the concurrency tests run it),
+//! and [`fake_ldap`] serves scripted, misbehaving LDAP sessions over real TCP.
 
 mod bindings;
 pub mod clock;
 pub mod consistency;
 pub mod demo;
+pub mod fake_ldap;
 pub mod fixture;
 mod host;
 pub mod kv;

@@ -17,6 +17,14 @@
 //! the limit with sizeLimitExceeded (4) while a paged search returns
 //! everything. **The rootdn is exempt from all limits**: a test that wants to
 //! hit the size limit must bind as a non-root account added in its LDIF.
+//! [`SlapdOptions::paged_total_limit`] caps what one paged search may return
+//! in total (`size.prtotal`), so a paged search fails mid-run with
+//! sizeLimitExceeded (4), as a server with a lowered `olcSizeLimit` does.
+//!
+//! [`SlapdOptions::account_state_schema`] adds [`ACCOUNT_STATE_SCHEMA`]: the
+//! account-state attributes of other directories (AD's `userAccountControl`,
+//! eDirectory's `loginDisabled`, Oracle's `orclIsEnabled`), which OpenLDAP
+//! does not have, on an auxiliary class `ldapSyncTestAccount`.
 //!
 //! Missing binaries are an error ([`require_slapd`]), never a skipped test.
 
@@ -37,6 +45,26 @@ const SLAPADD: &str = "/usr/sbin/slapadd";
 const LDAPMODIFY: &str = "/usr/bin/ldapmodify";
 const LDAPSEARCH: &str = "/usr/bin/ldapsearch";
 const START_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A test-only schema (OIDs under OpenLDAP's experimental arc
+/// 1.3.6.1.4.1.4203.666, never for production): the attributes other
+/// directories mark a disabled account with, with their usual syntaxes
+/// (INTEGER, BOOLEAN, Directory String), on an auxiliary class that any
+/// `inetOrgPerson` entry may add.
+pub const ACCOUNT_STATE_SCHEMA: &str = "\
+attributetype ( 1.3.6.1.4.1.4203.666.11.99.1.1 NAME 'userAccountControl'
+  DESC 'Active Directory account flags (0x2 = ACCOUNTDISABLE); test schema'
+  EQUALITY integerMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.27 SINGLE-VALUE )
+attributetype ( 1.3.6.1.4.1.4203.666.11.99.1.2 NAME 'loginDisabled'
+  DESC 'eDirectory login disabled; test schema'
+  EQUALITY booleanMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.7 SINGLE-VALUE )
+attributetype ( 1.3.6.1.4.1.4203.666.11.99.1.3 NAME 'orclIsEnabled'
+  DESC 'Oracle Internet Directory account state (ENABLED, DISABLED); test schema'
+  EQUALITY caseIgnoreMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 SINGLE-VALUE )
+objectclass ( 1.3.6.1.4.1.4203.666.11.99.2.1 NAME 'ldapSyncTestAccount'
+  DESC 'account-state attributes of other directories; test schema'
+  AUXILIARY MAY ( userAccountControl $ loginDisabled $ orclIsEnabled ) )
+";
 
 /// Fails, naming the fix, when slapd or the OpenLDAP client tools are missing.
 pub fn require_slapd() -> anyhow::Result<()> {
@@ -66,6 +94,12 @@ pub struct SlapdOptions {
     /// A fixed port that is taken fails the start, naming the port. The LDAPS
     /// port (with `tls`) is always a free one.
     pub port: Option<u16>,
+    /// Load [`ACCOUNT_STATE_SCHEMA`] too (class `ldapSyncTestAccount`).
+    pub account_state_schema: bool,
+    /// `size.prtotal`: the most entries one paged search returns in total
+    /// (for everyone but the rootdn); past it slapd ends the search with
+    /// sizeLimitExceeded. `None` = unlimited. Needs [`SlapdOptions::size_limit`].
+    pub paged_total_limit: Option<u32>,
 }
 
 impl Default for SlapdOptions {
@@ -80,6 +114,8 @@ impl Default for SlapdOptions {
             tls: false,
             ldif: String::new(),
             port: None,
+            account_state_schema: false,
+            paged_total_limit: None,
         }
     }
 }
@@ -128,6 +164,9 @@ impl Slapd {
             s.other_ca_pem = Some(fs::read_to_string(dir.join("other-ca.pem")).context("reading other-ca.pem")?);
         }
         fs::create_dir(dir.join("db")).context("creating the slapd db directory")?;
+        if opts.account_state_schema {
+            fs::write(dir.join("account-state.schema"), ACCOUNT_STATE_SCHEMA).context("writing account-state.schema")?;
+        }
         let conf = dir.join("slapd.conf");
         fs::write(&conf, config(&dir, &opts)).context("writing slapd.conf")?;
         if !opts.ldif.trim().is_empty() {
@@ -287,10 +326,14 @@ fn config(dir: &Path, o: &SlapdOptions) -> String {
     for schema in ["core", "cosine", "nis", "inetorgperson"] {
         c.push_str(&format!("include /etc/ldap/schema/{schema}.schema\n"));
     }
+    if o.account_state_schema {
+        c.push_str(&format!("include \"{d}/account-state.schema\"\n"));
+    }
     c.push_str(&format!("pidfile \"{d}/slapd.pid\"\nargsfile \"{d}/slapd.args\"\n"));
     c.push_str("modulepath /usr/lib/ldap\nmoduleload back_mdb\n");
     if let Some(n) = o.size_limit {
-        c.push_str(&format!("sizelimit size.soft={n} size.hard={n} size.pr=unlimited size.prtotal=unlimited\n"));
+        let total = o.paged_total_limit.map_or_else(|| "unlimited".to_owned(), |t| t.to_string());
+        c.push_str(&format!("sizelimit size.soft={n} size.hard={n} size.pr=unlimited size.prtotal={total}\n"));
     }
     if o.tls {
         c.push_str(&format!(

@@ -27,6 +27,12 @@
 //!    * **first**: an empty store, every user is created;
 //!    * **no change**: nothing changed in the directory, nothing is written
 //!      but the report;
+//!    * **no change + missing check**: the same with
+//!      `ldap_background_sync_disable_missing_users=true`: the run also reads
+//!      the last complete read's members (`sync-members` and its ~N/1,000
+//!      chunks, stored by every complete read) and compares; nobody is
+//!      missing, so it writes nothing more either. The switch goes off again
+//!      for the next run;
 //!    * **1% changed**: `cn` of every 100th user replaced with `ldapmodify`
 //!      (one LDIF, timed separately), then the same call.
 //! 4. Times the read routes on the synced store, as the same admin (who
@@ -47,7 +53,9 @@
 //!    keys they asked for, key listings and the keys they returned. `--skip-reads`
 //!    leaves step 4 out.
 //!
-//! How to read the output. Per run: wall time of the request, `users/s` =
+//! How to read the output. Per run: wall time of the request, the store
+//! reads and writes it made (`get-many` calls and keys, `set-many` calls
+//! and keys, counted by the host's store: [`ldap_sync_host::kv::Writes`]), `users/s` =
 //! directory entries read (`entries` in `sync-report:last`) / wall seconds,
 //! the component's own `durationMs` from the report, the report's
 //! created/updated/unchanged counts (checked against what they must be: the
@@ -75,7 +83,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context as _, bail, ensure};
 use ldap_sync_host::demo::{DEMO_PEOPLE_BASE, DEMO_SUFFIX, demo_variables};
 use ldap_sync_host::fixture::{LocalAdmin, SYNC_IN_PROGRESS, directory_root_ldif, person_ldif, variables};
-use ldap_sync_host::kv::{DEFAULT_DB_FILE, Reads};
+use ldap_sync_host::kv::{DEFAULT_DB_FILE, Reads, Writes};
 use ldap_sync_host::slapd::{Slapd, SlapdOptions};
 use ldap_sync_host::{Host, HostOptions, Response};
 use serde_json::{Value, json};
@@ -87,7 +95,8 @@ usage: ldap-sync-bench [--users N] [--page-size P] [--skip-reads]
   --page-size P  ldap_search_page_size, the RFC 2696 page size (default 250)
   --skip-reads   do not time users.list and users.info after the syncs
 
-Times a first, an unchanged and a 1%-changed ldap.syncNow run against a local slapd,
+Times a first, an unchanged (also with the missing-users check) and a 1%-changed
+ldap.syncNow run against a local slapd,
 then users.list (count=50, first call and indexed) and users.info?importId= on the result.
 ";
 
@@ -216,6 +225,8 @@ struct Run {
     keys: usize,
     db_bytes: u64,
     peak_rss_kib: u64,
+    reads: Reads,
+    writes: Writes,
 }
 
 impl Run {
@@ -229,9 +240,11 @@ type Expect = (u64, u64, u64);
 
 fn sync_once(rt: &tokio::runtime::Runtime, host: &Host, db: &Path, name: &'static str, n: usize, expect: Expect) -> anyhow::Result<Run> {
     let req = ADMIN.sync_now_request()?;
+    let (reads_before, writes_before) = (host.kv_store().reads(), host.kv_store().writes());
     let started = Instant::now();
     let res = rt.block_on(host.send(req)).with_context(|| format!("{name}: the host did not answer"))?;
     let wall = started.elapsed();
+    let (reads, writes) = (host.kv_store().reads().since(&reads_before), host.kv_store().writes().since(&writes_before));
     ensure!(
         res.status == 200 && res.text() == SYNC_IN_PROGRESS,
         "{name}: ldap.syncNow answered {} {}{}",
@@ -257,15 +270,19 @@ fn sync_once(rt: &tokio::runtime::Runtime, host: &Host, db: &Path, name: &'stati
         keys: host.kv_keys()?.len(),
         db_bytes: fs::metadata(db).with_context(|| format!("reading the size of {}", db.display()))?.len(),
         peak_rss_kib: peak_rss_kib()?,
+        reads,
+        writes,
     };
     ensure!(
         report["outcome"] == json!("success")
             && count("failed")? == 0
             && count("skipped")? == 0
             && run.entries == n as u64
-            && (run.created, run.updated, run.unchanged) == expect,
+            && (run.created, run.updated, run.unchanged) == expect
+            && report.get("deactivated").is_none()
+            && report.get("offboarding").is_none(),
         "{name}: the report is not what it must be (expected {n} entries, \
-         created/updated/unchanged {expect:?}, nothing failed or skipped): {report}"
+         created/updated/unchanged {expect:?}, nothing failed, skipped or deactivated): {report}"
     );
     Ok(run)
 }
@@ -325,7 +342,7 @@ fn run() -> anyhow::Result<()> {
     let state = TempDir::new()?;
     let db = state.0.join(DEFAULT_DB_FILE);
     let started = Instant::now();
-    let host = Host::new(HostOptions {
+    let mut host = Host::new(HostOptions {
         state_dir: Some(state.0.clone()),
         variables: bench_variables(slapd.port(), args.page_size),
         ..HostOptions::default()
@@ -339,6 +356,9 @@ fn run() -> anyhow::Result<()> {
     let mut runs = Vec::new();
     runs.push(sync_once(&rt, &host, &db, "first (all new)", n, (n as u64, 0, 0))?);
     runs.push(sync_once(&rt, &host, &db, "no change", n, (0, 0, n as u64))?);
+    host.set_variable("ldap_background_sync_disable_missing_users", "true")?;
+    runs.push(sync_once(&rt, &host, &db, "+ missing check", n, (0, 0, n as u64))?);
+    host.set_variable("ldap_background_sync_disable_missing_users", "false")?;
     let (changed, mods) = modifications(n, width);
     let started = Instant::now();
     slapd.modify(&mods).context("ldapmodify")?;
@@ -370,6 +390,38 @@ fn run() -> anyhow::Result<()> {
     }
     println!();
     println!("x peer = users/s / {BEST_PEER_USERS_PER_S:.0} (best open-source peer, peers.md: 1-15 users/s)");
+    println!();
+    println!(
+        "{:<16} {:>6} {:>9} {:>10} {:>9} {:>10} {:>7} {:>12}",
+        "store per run", "gets", "get-many", "many keys", "set-many", "keys set", "incr", "keys deleted"
+    );
+    for r in &runs {
+        let (rd, wr) = (&r.reads, &r.writes);
+        println!(
+            "{:<16} {:>6} {:>9} {:>10} {:>9} {:>10} {:>7} {:>12}",
+            r.name,
+            rd.gets,
+            rd.get_many_calls,
+            rd.get_many_keys,
+            wr.set_many_calls,
+            wr.set_many_keys + wr.sets,
+            rd.increments,
+            wr.delete_many_keys + wr.deletes
+        );
+    }
+    let (plain, checked) = (&runs[1], &runs[2]);
+    let members = host.kv_keys()?.iter().filter(|k| k.starts_with("sync-members")).count();
+    println!(
+        "missing-users check at {n} users: {:.2} s against {:.2} s unchanged ({:+.2} s); +{} get-many calls, +{} keys read, \
+         +{} keys written; the members baseline is {members} keys (sync-members and its chunks of 1,000 ids), read by \
+         every complete run, switch on or off",
+        checked.wall.as_secs_f64(),
+        plain.wall.as_secs_f64(),
+        checked.wall.as_secs_f64() - plain.wall.as_secs_f64(),
+        checked.reads.get_many_calls.saturating_sub(plain.reads.get_many_calls),
+        checked.reads.keys_touched().saturating_sub(plain.reads.keys_touched()),
+        (checked.writes.set_many_keys + checked.writes.sets).saturating_sub(plain.writes.set_many_keys + plain.writes.sets),
+    );
     let first = &runs[0];
     let estimate = WRITES_PER_USER * n as f64 / SINGLE_SETS_PER_S;
     println!(

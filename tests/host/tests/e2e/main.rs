@@ -7,8 +7,10 @@
 
 mod common;
 mod concurrency;
+mod faults;
 mod gate;
 mod ldap_wire;
+mod offboarding;
 mod quickstart;
 mod secrets;
 mod session;
