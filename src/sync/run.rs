@@ -13,7 +13,7 @@ use crate::settings::Settings;
 use crate::store::ids::random_id;
 use crate::store::runs::{self, Lease, LeaseAnswer};
 use crate::store::schema::{Date, UserDoc};
-use crate::store::users::{IndexKey, Loaded, UserWrites, Users};
+use crate::store::users::{IndexKey, Loaded, Sessions, UserWrites, Users};
 use crate::store::{Batch, KvStore, LdapId, UserId};
 
 use super::map::EntryProblem;
@@ -250,16 +250,24 @@ fn offboard(
             report.offboarding().missing_users_not_checked = Some(reason);
         }
     }
-    let deactivations = deactivate(store, settings, ctx, lease, due, seen.users.len() as u64, report);
+    let resolved = deactivate(store, settings, ctx, lease, due, seen.users.len() as u64, report)?;
     if complete {
-        let mut members: Vec<UserId> = seen.users.into_iter().collect();
+        // The next baseline: everyone seen, and every earlier member not seen
+        // whose case is still open (the switch was off, the breaker tripped,
+        // the lease was lost): a user removed from the directory is
+        // deactivated once that is allowed, however many runs later.
+        let mut members: Vec<UserId> = seen.users.iter().cloned().collect();
+        if let Some(previous) = &previous {
+            members.extend(previous.iter().filter(|id| !seen.users.contains(*id) && !resolved.contains(*id)).cloned());
+        }
         members.sort();
+        members.dedup();
         // An unchanged directory writes nothing here either.
         if previous.as_ref() != Some(&members) {
             runs::save_members(store, &members, &random_id(12, ctx.random))?;
         }
     }
-    deactivations
+    Ok(())
 }
 
 fn deactivate(
@@ -270,13 +278,15 @@ fn deactivate(
     due: BTreeSet<UserId>,
     seen: u64,
     report: &mut SyncReport,
-) -> Result<(), SyncError> {
+) -> Result<HashSet<UserId>, SyncError> {
     let switches = &settings.sync;
     if !switches.force_deactivations && runs::force_used(store)? {
         runs::set_force_used(store, false)?;
     }
+    // Users whose case is closed: deactivated now, gone, already inactive, or not the directory's.
+    let mut resolved: HashSet<UserId> = due.iter().cloned().collect();
     if due.is_empty() {
-        return Ok(());
+        return Ok(resolved);
     }
     // Only active directory users: a document may have gone, or been deactivated since.
     let users = Users::new(store);
@@ -285,9 +295,16 @@ fn deactivate(
     for chunk in ids.chunks(1000) {
         docs.extend(users.by_ids(chunk)?.into_iter().filter(|d| d.active != Some(false) && crate::store::users::is_directory_user(d)));
     }
+    // Still open: the due users this run may yet fail to deactivate.
+    for doc in &docs {
+        resolved.remove(&doc.id);
+    }
     let kept = keep_last_admin(&users, &mut docs)?;
     if !kept.is_empty() {
         report.offboarding().kept = kept;
+    }
+    if docs.is_empty() {
+        return Ok(resolved);
     }
     let limit = switches.max_deactivations.limit(seen);
     let count = docs.len() as u64;
@@ -300,7 +317,7 @@ fn deactivate(
                  (set ldap_sync_force_deactivations=true to let one run pass)"
             );
             report.offboarding().breaker = Some(Breaker { would_deactivate: count, limit, sample });
-            return Ok(());
+            return Ok(resolved);
         }
         runs::set_force_used(store, true)?;
         eprintln!("ldap-sync: circuit breaker passed once by ldap_sync_force_deactivations: deactivating {count} users");
@@ -310,20 +327,28 @@ fn deactivate(
         && !lease.still_held(store)?
     {
         report.offboarding().missing_users_not_checked = Some("another run took over the lease; it decides deactivations".to_owned());
-        return Ok(());
+        return Ok(resolved);
     }
     let now = (ctx.clock)();
+    let sessions = Sessions::new(store);
     for chunk in docs.chunks_mut(DEACTIVATION_BATCH) {
         let mut batch = Batch::new();
         for doc in chunk.iter_mut() {
             doc.active = Some(false);
             doc.extra.insert("_updatedAt".to_owned(), json!(now));
+            // As upstream's setUserActiveStatus: every login token goes, so
+            // none comes back if the user is reactivated.
+            if let Some(resume) = doc.services.resume.as_mut() {
+                resume.login_tokens.clear();
+            }
             batch.put_user(doc)?;
             report.deactivate(doc.username.as_deref().unwrap_or_default());
+            resolved.insert(doc.id.clone());
         }
         batch.commit(store)?;
+        sessions.close_all(chunk.iter().map(|d| &d.id))?;
     }
-    Ok(())
+    Ok(resolved)
 }
 
 /// Takes out of `docs` the admins whose deactivation would leave no active
