@@ -76,6 +76,8 @@ pub const VARIABLES: &[Variable] = &[
     // The circuit breaker: a run that would deactivate more deactivates nobody.
     var("ldap_sync_max_deactivations", "10%"),
     var("ldap_sync_force_deactivations", "false"),
+    // A whole run's deadline, ms: 30 minutes covers 10 million users at the measured speed.
+    var("ldap_sync_run_timeout", "1800000"),
     var("ldap_group_filter_enable", "false"),
     var("ldap_sync_user_data_roles", "false"),
     var("ldap_sync_user_data_channels", "false"),
@@ -296,6 +298,8 @@ pub struct SyncSwitches {
     pub max_deactivations: DeactivationCap,
     /// `ldap_sync_force_deactivations`: the next run may pass the breaker once.
     pub force_deactivations: bool,
+    /// `ldap_sync_run_timeout`: the deadline of a whole run's LDAP session, ms.
+    pub run_timeout_ms: u32,
 }
 
 /// `ldap_sync_user_active_state`: what a disabled directory account does.
@@ -514,6 +518,7 @@ impl Settings {
                     parsed.ok_or_else(|| r.invalid(v, &text, "a count (e.g. 50) or a percentage from 0% to 100% (e.g. 10%)"))?
                 },
                 force_deactivations: r.flag(lookup("ldap_sync_force_deactivations"))?,
+                run_timeout_ms: r.number(lookup("ldap_sync_run_timeout"), 1_000, 86_400_000)?,
             },
             accounts: Accounts {
                 verify_external_emails: r.flag(lookup("accounts_verify_email_for_external_accounts"))?,

@@ -4,6 +4,7 @@
 //! report stored and logged whatever the outcome.
 
 use std::collections::{BTreeSet, HashSet};
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 
@@ -49,7 +50,8 @@ pub fn run(store: &dyn KvStore, settings: &Settings, ctx: &mut RunContext<'_>) -
             return Ok(());
         }
     };
-    let result = match Session::open(&settings.connection) {
+    let deadline = Instant::now() + Duration::from_millis(u64::from(settings.sync.run_timeout_ms));
+    let result = match Session::open_until(&settings.connection, deadline) {
         Ok(mut session) => {
             let result = run_with(store, settings, &mut session, Some(&lease), ctx);
             session.close();
@@ -230,16 +232,27 @@ fn offboard(
     report: &mut SyncReport,
 ) -> Result<(), SyncError> {
     let switches = &settings.sync;
-    let complete = end.references == 0 && seen.unidentified == 0;
-    let mut due: BTreeSet<UserId> = seen.disabled.clone();
+    // Complete: the search ended in success (else we are not here) and no
+    // part of the result lives on another server. A run that is not complete
+    // deactivates nobody.
+    let complete = end.references == 0;
+    // Missing users also need every entry tied to a user: an entry without a
+    // unique id could be anyone.
+    let identified = seen.unidentified == 0;
+    let mut due: BTreeSet<UserId> = BTreeSet::new();
+    if complete {
+        due.extend(seen.disabled.iter().cloned());
+    } else {
+        report.offboarding().missing_users_not_checked = Some(format!(
+            "the read was not complete ({} continuation references to other servers): nobody was deactivated",
+            end.references
+        ));
+    }
     // The last complete read's members: what missing users are found against.
-    let previous = if complete { runs::last_members(store)? } else { None };
-    if switches.disable_missing {
-        let not_checked = match (&previous, complete) {
-            (_, false) => Some(format!(
-                "the read was not complete ({} continuation references to other servers, {} entries without a unique id)",
-                end.references, seen.unidentified
-            )),
+    let previous = if complete && identified { runs::last_members(store)? } else { None };
+    if switches.disable_missing && complete {
+        let not_checked = match (&previous, identified) {
+            (_, false) => Some(format!("{} entries without a unique id: any of them could be a user this read missed", seen.unidentified)),
             (None, true) => Some("no complete read to compare with yet: the next run compares with this one".to_owned()),
             (Some(members), true) => {
                 due.extend(members.iter().filter(|id| !seen.users.contains(*id)).cloned());
@@ -251,7 +264,7 @@ fn offboard(
         }
     }
     let resolved = deactivate(store, settings, ctx, lease, due, seen.users.len() as u64, report)?;
-    if complete {
+    if complete && identified {
         // The next baseline: everyone seen, and every earlier member not seen
         // whose case is still open (the switch was off, the breaker tripped,
         // the lease was lost): a user removed from the directory is

@@ -332,3 +332,10 @@ async fn a_connection_closed_mid_search() {
     assert_fault(&host, &res, "search: the LDAP server closed the connection");
     assert_eq!(last_report(&host)["pages"], json!(2));
 }
+
+#[tokio::test]
+async fn a_stalled_run_hits_the_run_deadline() {
+    // Each read is within ldap_timeout (the stall is shorter than it), but the whole run is not.
+    let (host, res) = fault_run(Fault::Stall { at: 1 }, &[("ldap_timeout", "60000"), ("ldap_sync_run_timeout", "1000")]).await;
+    assert_fault(&host, &res, "search: stopped at the run deadline");
+}
