@@ -4,6 +4,8 @@
 //! missing users are found against), the breaker's override marker, and
 //! the lease that lets one run at a time proceed.
 
+use std::cell::Cell;
+
 use serde::{Deserialize, Serialize};
 
 use super::ids::UserId;
@@ -102,6 +104,9 @@ pub struct Lease {
     run_id: String,
     ttl_ms: i64,
     slot: i64,
+    /// When it was last renewed: a quarter of its length passes before the next
+    /// renewal is written, so a run of many pages writes a handful, not one a page.
+    renewed_at: Cell<i64>,
 }
 
 /// Asks for the lease at `now` for `run_id`, for `ttl_ms` at a time.
@@ -115,7 +120,7 @@ pub fn take_lease(store: &dyn KvStore, run_id: &str, now: Date, ttl_ms: i64) -> 
     if store.increment(&keys::sync_lease_slot(slot), 1)? != 1 {
         return Ok(LeaseAnswer::Held(current.map(|l| l.run_id)));
     }
-    let lease = Lease { run_id: run_id.to_owned(), ttl_ms, slot };
+    let lease = Lease { run_id: run_id.to_owned(), ttl_ms, slot, renewed_at: Cell::new(i64::MIN) };
     lease.renew(store, now)?;
     store.delete_many(&[keys::sync_lease_slot(slot - 1)])?;
     Ok(LeaseAnswer::Taken(lease))
@@ -124,6 +129,10 @@ pub fn take_lease(store: &dyn KvStore, run_id: &str, now: Date, ttl_ms: i64) -> 
 impl Lease {
     /// Extends the lease by its length from `now`, and claims the slots up to then.
     pub fn renew(&self, store: &dyn KvStore, now: Date) -> Result<(), StoreError> {
+        if now.millis.saturating_sub(self.renewed_at.get()) < self.ttl_ms / 4 {
+            return Ok(());
+        }
+        self.renewed_at.set(now.millis);
         let expires_at = Date { millis: now.millis + self.ttl_ms };
         let through = expires_at.millis.div_euclid(self.ttl_ms);
         for slot in (now.millis.div_euclid(self.ttl_ms) + 1)..=through {

@@ -67,12 +67,10 @@ async fn a_server_killed_between_pages() {
     let port = slapd.lock().expect("lock").as_ref().expect("running").port();
     let host = watchful_host(port, &[]);
     assert_synced(&host, &call(&host).await);
-    // The lease is renewed once when taken and after every page: the second
-    // renewal follows page 1.
-    let renewals = std::sync::atomic::AtomicU64::new(0);
+    // Page 1's batch is the one that carries `schema-version`: kill slapd as it lands.
     let killer = Arc::clone(&slapd);
     let hook: SetManyHook = Arc::new(move |pairs: &[(String, Vec<u8>)]| {
-        if pairs.iter().any(|(k, _)| k == "sync-lease") && renewals.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 == 2 {
+        if pairs.iter().any(|(k, _)| k == "schema-version") {
             // Dropping the fixture kills slapd and waits for it.
             killer.lock().map(|mut s| s.take()).ok();
         }
