@@ -1,11 +1,13 @@
 //! Shared fixture: a host with seeded users, and request helpers.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use ldap_sync_host::fixture::{self, user_doc, variables};
 use ldap_sync_host::{Host, HostOptions, Response};
 use serde_json::Value;
+use tokio::sync::Barrier;
 
 // The digests every test module uses; defined in the host library so that
 // `ldap-sync-bench` seeds with the very same code.
@@ -90,4 +92,25 @@ pub fn dump(host: &Host) -> BTreeMap<String, Vec<u8>> {
             (k, v)
         })
         .collect()
+}
+
+/// Every request at once, released together by a barrier (real parallel
+/// requests, one task each); the answers in request order.
+pub async fn burst_now(host: &Arc<Host>, reqs: Vec<http::Request<Vec<u8>>>) -> Vec<Response> {
+    let barrier = Arc::new(Barrier::new(reqs.len()));
+    let tasks: Vec<_> = reqs
+        .into_iter()
+        .map(|req| {
+            let (host, barrier) = (Arc::clone(host), Arc::clone(&barrier));
+            tokio::spawn(async move {
+                barrier.wait().await;
+                host.send(req).await
+            })
+        })
+        .collect();
+    let mut out = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        out.push(task.await.expect("request task").expect("host answers"));
+    }
+    out
 }

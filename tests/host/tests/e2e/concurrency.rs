@@ -19,7 +19,6 @@ use ldap_sync_host::{ClientAddr, Host, Response};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Barrier;
 
 use crate::common::*;
 
@@ -185,26 +184,6 @@ async fn burst(host: &Arc<Host>, reqs: Vec<http::Request<Vec<u8>>>) -> Vec<Respo
     let answers = burst_now(host, reqs).await;
     host.kv_store().set_latency(Duration::ZERO);
     answers
-}
-
-/// [`burst`] without the added latency.
-async fn burst_now(host: &Arc<Host>, reqs: Vec<http::Request<Vec<u8>>>) -> Vec<Response> {
-    let barrier = Arc::new(Barrier::new(reqs.len()));
-    let tasks: Vec<_> = reqs
-        .into_iter()
-        .map(|req| {
-            let (host, barrier) = (Arc::clone(host), Arc::clone(&barrier));
-            tokio::spawn(async move {
-                barrier.wait().await;
-                host.send(req).await
-            })
-        })
-        .collect();
-    let mut out = Vec::with_capacity(tasks.len());
-    for task in tasks {
-        out.push(task.await.expect("request task").expect("host answers"));
-    }
-    out
 }
 
 /// How many answers have exactly this status and body.

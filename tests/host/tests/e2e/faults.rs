@@ -17,7 +17,6 @@ use ldap_sync_host::fixture::{SYNC_IN_PROGRESS, variables};
 use ldap_sync_host::kv::{SetManyHook, fail_nth_set_many};
 use ldap_sync_host::{Host, HostOptions, Response};
 use serde_json::json;
-use tokio::sync::Barrier;
 
 use crate::common::*;
 use crate::offboarding::{
@@ -126,7 +125,7 @@ async fn two_syncs_at_once() {
     delete(&slapd, &["u29"]);
     host.advance(Duration::from_secs(60));
     host.kv_store().set_latency(Duration::from_millis(2));
-    let answers = burst(&host, vec![ADMIN.sync_now_request().expect("request"), ADMIN.sync_now_request().expect("request")]).await;
+    let answers = burst_now(&host, vec![ADMIN.sync_now_request().expect("request"), ADMIN.sync_now_request().expect("request")]).await;
     host.kv_store().set_latency(Duration::ZERO);
     for res in &answers {
         assert_eq!((res.status, res.text()), (200, SYNC_IN_PROGRESS.to_owned()), "{:?}", res.error);
@@ -167,7 +166,7 @@ async fn a_sync_racing_logins() {
     let mut reqs = vec![ADMIN.sync_now_request().expect("request")];
     reqs.extend(["u00", "u05", "u10", "dis", "u00", "u18"].map(login));
     host.kv_store().set_latency(Duration::from_millis(2));
-    let answers = burst(&host, reqs).await;
+    let answers = burst_now(&host, reqs).await;
     host.kv_store().set_latency(Duration::ZERO);
     assert_eq!((answers[0].status, answers[0].text()), (200, SYNC_IN_PROGRESS.to_owned()));
     for (i, res) in answers[1..].iter().enumerate() {
@@ -190,26 +189,6 @@ fn capturing_host(port: u16) -> Host {
     host.set_time(std::time::UNIX_EPOCH + Duration::from_secs(T0));
     seed_admin(&host);
     host
-}
-
-/// Every request at once, released together by a barrier; answers in order.
-async fn burst(host: &Arc<Host>, reqs: Vec<http::Request<Vec<u8>>>) -> Vec<Response> {
-    let barrier = Arc::new(Barrier::new(reqs.len()));
-    let tasks: Vec<_> = reqs
-        .into_iter()
-        .map(|req| {
-            let (host, barrier) = (Arc::clone(host), Arc::clone(&barrier));
-            tokio::spawn(async move {
-                barrier.wait().await;
-                host.send(req).await
-            })
-        })
-        .collect();
-    let mut out = Vec::with_capacity(tasks.len());
-    for task in tasks {
-        out.push(task.await.expect("request task").expect("host answers"));
-    }
-    out
 }
 
 // ---------------------------------------------------------------------------
