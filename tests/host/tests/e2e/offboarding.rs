@@ -398,10 +398,9 @@ async fn removing_half_the_directory_trips_the_breaker_and_a_forced_run_passes_o
 
 /// The operator's path the issue describes: the breaker trips, the operator
 /// checks the sample and sets `ldap_sync_force_deactivations=true`, and the
-/// following run deactivates them. But the tripped run stores its read as the
-/// new baseline (`offboard` saves the members of every complete read), so
-/// the next run finds nobody missing: the breaker trips once, then the
-/// removed users stay active for good, and forcing does nothing.
+/// following run deactivates them. The users the breaker held back stay in
+/// the baseline (`sync-members`) until then, so the breaker keeps holding on
+/// every run instead of forgetting them after the first.
 #[tokio::test]
 async fn a_tripped_breaker_holds_until_a_forced_run_deactivates_them() {
     let slapd = start_slapd(directory(&uids(10)), None);
