@@ -103,6 +103,29 @@ impl Batch {
     }
 }
 
+/// Writes `ids` as chunks of `per_chunk` under a new generation (one
+/// `set-many`), then, in a second batch, the `head` that names it, and
+/// deletes the previous generation's `stale` chunk keys with anything else
+/// in `swap`. A reader that follows the head never sees half a generation.
+fn write_generation<H: serde::Serialize>(
+    store: &dyn KvStore,
+    ids: &[UserId],
+    per_chunk: usize,
+    chunk_key: impl Fn(usize) -> String,
+    head: (String, &H),
+    stale: impl Iterator<Item = String>,
+    mut swap: Batch,
+) -> Result<(), StoreError> {
+    let mut chunks = Batch::new();
+    for (i, chunk) in ids.chunks(per_chunk).enumerate() {
+        chunks.set(chunk_key(i), &chunk)?;
+    }
+    chunks.commit(store)?;
+    swap.set(head.0, head.1)?;
+    stale.for_each(|key| swap.delete(key));
+    swap.commit(store)
+}
+
 /// Reads one JSON document, if present (one `get-many` of one key: for
 /// lookups whose key depends on a previous read; batch everything else).
 fn get_json<T: serde::de::DeserializeOwned>(store: &dyn KvStore, key: &str) -> Result<Option<T>, StoreError> {

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ids::UserId;
 use super::schema::Date;
-use super::{Batch, KvStore, StoreError, decode, get_json, keys};
+use super::{Batch, KvStore, StoreError, decode, get_json, keys, write_generation};
 
 /// `_id`s per members chunk: 100,000 users are 100 values of ~20 KB.
 const MEMBERS_CHUNK: usize = 1000;
@@ -45,18 +45,13 @@ pub fn last_members(store: &dyn KvStore) -> Result<Option<Vec<UserId>>, StoreErr
 /// the previous generation's chunks are deleted.
 pub fn save_members(store: &dyn KvStore, ids: &[UserId], generation: &str) -> Result<(), StoreError> {
     let previous: Option<MembersHead> = get_json(store, keys::SYNC_MEMBERS)?;
-    let mut chunks = Batch::new();
-    for (i, chunk) in ids.chunks(MEMBERS_CHUNK).enumerate() {
-        chunks.set(keys::sync_members_chunk(generation, i), &chunk)?;
-    }
-    chunks.commit(store)?;
-    let mut swap = Batch::new();
     let head = MembersHead { generation: generation.to_owned(), chunks: ids.len().div_ceil(MEMBERS_CHUNK), total: ids.len() };
-    swap.set(keys::SYNC_MEMBERS.to_owned(), &head)?;
-    for old in previous.iter().filter(|p| p.generation != generation) {
-        (0..old.chunks).for_each(|i| swap.delete(keys::sync_members_chunk(&old.generation, i)));
-    }
-    swap.commit(store)
+    let stale = previous
+        .into_iter()
+        .filter(|p| p.generation != generation)
+        .flat_map(|old| (0..old.chunks).map(move |i| keys::sync_members_chunk(&old.generation, i)));
+    let chunk_key = |i| keys::sync_members_chunk(generation, i);
+    write_generation(store, ids, MEMBERS_CHUNK, chunk_key, (keys::SYNC_MEMBERS.to_owned(), &head), stale, Batch::new())
 }
 
 /// Whether a forced run already passed the breaker since the override was set.

@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use super::Users;
 use crate::store::ids::UserId;
 use crate::store::schema::Date;
-use crate::store::{Batch, StoreError, counter, decode, keys};
+use crate::store::{Batch, StoreError, counter, decode, keys, write_generation};
 
 /// `_id`s per chunk of the listing index: a page of up to 100 rows touches
 /// at most two chunks, and 100,000 users fit in 100 values of ~20 KB.
@@ -117,19 +117,22 @@ impl Users<'_> {
         let StaleListing { view, changes, previous, lease } = stale;
         let view = view.as_str();
         let head = ListingHead { generation: generation.to_owned(), changes, total: ids.len(), chunks: ids.len().div_ceil(LISTING_CHUNK) };
-        let mut chunks = Batch::new();
-        for (i, chunk) in ids.chunks(LISTING_CHUNK).enumerate() {
-            chunks.set(keys::user_list_chunk(view, generation, i), &chunk)?;
-        }
-        chunks.commit(self.store)?;
+        let stale = previous
+            .into_iter()
+            .filter(|p| p.generation != generation)
+            .flat_map(|old| (0..old.chunks).map(move |i| keys::user_list_chunk(view, &old.generation, i)));
         let mut swap = Batch::new();
-        swap.set(keys::user_list(view), &head)?;
-        for old in previous.iter().filter(|p| p.generation != generation) {
-            (0..old.chunks).for_each(|i| swap.delete(keys::user_list_chunk(view, &old.generation, i)));
-        }
         if let Some(lease) = lease {
             swap.delete(lease);
         }
-        swap.commit(self.store)
+        write_generation(
+            self.store,
+            ids,
+            LISTING_CHUNK,
+            |i| keys::user_list_chunk(view, generation, i),
+            (keys::user_list(view), &head),
+            stale,
+            swap,
+        )
     }
 }
