@@ -78,6 +78,12 @@ pub const VARIABLES: &[Variable] = &[
     var("ldap_sync_force_deactivations", "false"),
     // A whole run's deadline, ms: 30 minutes covers 10 million users at the measured speed.
     var("ldap_sync_run_timeout", "1800000"),
+    // How a run reads the directory: auto picks from the root DSE's supportedControl.
+    var("ldap_sync_mode", "auto"),
+    // A run stops cleanly before this and saves its progress (hosted Spin stops a request at 30 s).
+    var("ldap_sync_time_budget_ms", "25000"),
+    // timestamp mode cannot see deletions: a full run at least this often.
+    var("ldap_full_sync_interval_hours", "24"),
     var("ldap_group_filter_enable", "false"),
     var("ldap_sync_user_data_roles", "false"),
     var("ldap_sync_user_data_channels", "false"),
@@ -300,6 +306,27 @@ pub struct SyncSwitches {
     pub force_deactivations: bool,
     /// `ldap_sync_run_timeout`: the deadline of a whole run's LDAP session, ms.
     pub run_timeout_ms: u32,
+    /// `ldap_sync_mode`.
+    pub mode: SyncMode,
+    /// `ldap_sync_time_budget_ms`: a run stops cleanly and saves its progress before this.
+    pub time_budget_ms: u32,
+    /// `ldap_full_sync_interval_hours`: the longest time between two full reads in `timestamp` mode.
+    pub full_sync_interval_hours: u32,
+}
+
+/// `ldap_sync_mode`: how a run reads the directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncMode {
+    /// RFC 4533 when the server announces it, else a full read.
+    Auto,
+    /// Every entry, every run (paged).
+    Full,
+    /// RFC 4533 refreshOnly with a stored cookie.
+    Syncrepl,
+    /// AD DirSync with a stored cookie.
+    DirSync,
+    /// `modifyTimestamp >=` the last run's start, with a full run every `ldap_full_sync_interval_hours`.
+    Timestamp,
 }
 
 /// `ldap_sync_user_active_state`: what a disabled directory account does.
@@ -519,6 +546,16 @@ impl Settings {
                 },
                 force_deactivations: r.flag(lookup("ldap_sync_force_deactivations"))?,
                 run_timeout_ms: r.number(lookup("ldap_sync_run_timeout"), 1_000, 86_400_000)?,
+                mode: match r.text(lookup("ldap_sync_mode"))?.trim() {
+                    "auto" => SyncMode::Auto,
+                    "full" => SyncMode::Full,
+                    "syncrepl" => SyncMode::Syncrepl,
+                    "dirsync" => SyncMode::DirSync,
+                    "timestamp" => SyncMode::Timestamp,
+                    other => return Err(r.invalid(lookup("ldap_sync_mode"), other, "auto, full, syncrepl, dirsync or timestamp")),
+                },
+                time_budget_ms: r.number(lookup("ldap_sync_time_budget_ms"), 100, 86_400_000)?,
+                full_sync_interval_hours: r.number(lookup("ldap_full_sync_interval_hours"), 1, 8760)?,
             },
             accounts: Accounts {
                 verify_external_emails: r.flag(lookup("accounts_verify_email_for_external_accounts"))?,

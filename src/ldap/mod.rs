@@ -25,4 +25,4 @@ pub mod transport;
 pub use connection::SearchSpec;
 pub use entry::{DirectoryEntry, Dn};
 pub use error::LdapError;
-pub use transport::{PasswordCheck, SearchEnd, Session};
+pub use transport::{LdapTiming, PasswordCheck, SearchEnd, Session};

@@ -199,6 +199,9 @@ pub struct Session {
     stream: Stream,
     conn: Connection,
     deadlines: Deadlines,
+    /// The read buffer, allocated once per session (not once per message).
+    buf: Vec<u8>,
+    timing: LdapTiming,
 }
 
 /// How a search that succeeded ended.
@@ -206,6 +209,17 @@ pub struct Session {
 pub struct SearchEnd {
     /// Continuation references received: results on other servers, not read.
     pub references: u64,
+}
+
+/// Where a session's time went, for the benchmark's phase breakdown.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LdapTiming {
+    /// Waiting for the server: inside socket reads and writes (TLS included).
+    pub wait: Duration,
+    /// Framing and decoding messages into entries (BER, ldap3_proto).
+    pub decode: Duration,
+    /// Bytes received.
+    pub bytes: u64,
 }
 
 /// What the directory said of a user's password.
@@ -236,7 +250,13 @@ impl Session {
         let timeout = Duration::from_millis(u64::from(settings.timeout_ms));
         tcp.set_read_timeout(Some(timeout)).and_then(|()| tcp.set_write_timeout(Some(timeout))).map_err(|e| io_error("connect", &e))?;
         let deadlines = Deadlines::new(timeout, opened, run_deadline);
-        let mut session = Session { stream: Stream::Plain(tcp), conn: Connection::default(), deadlines };
+        let mut session = Session {
+            stream: Stream::Plain(tcp),
+            conn: Connection::default(),
+            deadlines,
+            buf: vec![0u8; READ_CHUNK],
+            timing: LdapTiming::default(),
+        };
         match settings.encryption {
             Encryption::Plain => warn_if_plaintext_password(settings),
             Encryption::Tls => session = session.upgrade(settings, ip, addr)?,
@@ -272,6 +292,9 @@ impl Session {
                 Event::Entry(entry) => page.push(entry),
                 Event::Reference => end.references += 1,
                 Event::PageDone => {
+                    // The next page's request goes out before this page is
+                    // handled, so the server reads it while we plan and write.
+                    self.flush("search")?;
                     on_page(std::mem::take(&mut page))?;
                     self.deadlines.begin();
                 }
@@ -318,19 +341,40 @@ impl Session {
         }
     }
 
+    /// Where this session's time went so far.
+    pub fn timing(&self) -> LdapTiming {
+        self.timing
+    }
+
+    /// Writes out whatever the connection has queued.
+    fn flush(&mut self, op: &'static str) -> Result<(), LdapError> {
+        let out = self.conn.take_outgoing();
+        if !out.is_empty() {
+            let started = Instant::now();
+            self.stream.write_all(&out).map_err(|e| self.deadlines.classify(op, &e))?;
+            self.timing.wait += started.elapsed();
+        }
+        Ok(())
+    }
+
     fn next_event(&mut self, op: &'static str) -> Result<Event, LdapError> {
-        let mut buf = vec![0u8; READ_CHUNK];
         loop {
-            let out = self.conn.take_outgoing();
-            if !out.is_empty() {
-                self.stream.write_all(&out).map_err(|e| self.deadlines.classify(op, &e))?;
-            }
-            if let Some(event) = self.conn.poll()? {
+            self.flush(op)?;
+            let started = Instant::now();
+            let event = self.conn.poll()?;
+            self.timing.decode += started.elapsed();
+            if let Some(event) = event {
                 return Ok(event);
             }
             self.deadlines.arm(op, self.stream.tcp())?;
-            match self.stream.read(&mut buf).map_err(|e| self.deadlines.classify(op, &e))? {
-                Received::Bytes(n) => self.conn.receive(buf.get(..n).unwrap_or_default()),
+            let started = Instant::now();
+            let received = self.stream.read(&mut self.buf).map_err(|e| self.deadlines.classify(op, &e))?;
+            self.timing.wait += started.elapsed();
+            match received {
+                Received::Bytes(n) => {
+                    self.timing.bytes += n as u64;
+                    self.conn.receive(self.buf.get(..n).unwrap_or_default());
+                }
                 Received::Partial => {}
                 Received::Closed => return Err(LdapError::Closed { op }),
             }
@@ -342,7 +386,7 @@ impl Session {
     /// one operation, under the same deadlines as any other.
     fn upgrade(self, settings: &LdapConnection, ip: IpAddr, addr: SocketAddr) -> Result<Session, LdapError> {
         const OP: &str = "TLS handshake";
-        let Session { stream, mut conn, mut deadlines } = self;
+        let Session { stream, mut conn, mut deadlines, buf, timing } = self;
         let Stream::Plain(mut tcp) = stream else {
             return Err(LdapError::TlsConfig("TLS is already active".to_owned()));
         };
@@ -371,7 +415,7 @@ impl Session {
         }
         tcp.flush().map_err(|e| deadlines.classify(OP, &e))?;
         conn.tls_established()?;
-        Ok(Session { stream: Stream::Tls(Box::new(TlsStream { tls, tcp })), conn, deadlines })
+        Ok(Session { stream: Stream::Tls(Box::new(TlsStream { tls, tcp })), conn, deadlines, buf, timing })
     }
 }
 

@@ -77,6 +77,14 @@ pub fn user_list_chunk(view: &str, generation: &str, chunk: usize) -> String {
     format!("user-list:{view}:{generation}:{chunk}")
 }
 
+/// `sync-mark:<idAttribute>:<hex id>` → `{"id", "fp"}`: the user a directory
+/// entry stood for when the sync last wrote or checked it, and a fingerprint
+/// of what the sync derived from the entry then. Dropped by every write of
+/// the user's document.
+pub fn sync_mark(id: &LdapId) -> String {
+    format!("sync-mark:{}:{}", id.attribute, id.value)
+}
+
 /// `import-id:<import id>` → JSON string `_id`: the user whose `importIds`
 /// holds it (a directory user's DNs), exactly as stored.
 pub fn import_id(import_id: &str) -> String {

@@ -14,6 +14,7 @@
 //! HTTP. `docs/kv-schema.md` is the contract for every key written here.
 
 pub mod access;
+pub mod buffer;
 pub mod error;
 pub mod ids;
 mod keys;
@@ -67,6 +68,10 @@ pub struct Batch {
     deletes: Vec<String>,
     /// Counters to bump after the writes land (see [`KvStore::increment`]).
     increments: Vec<(String, i64)>,
+    /// Keys whose last staged state wins, set or delete, whatever was
+    /// staged before (sync marks: a document write drops its mark, a later
+    /// mark for the same user sets it again).
+    last_wins: Vec<(String, Option<Vec<u8>>)>,
 }
 
 impl Batch {
@@ -77,9 +82,21 @@ impl Batch {
 
     /// Writes everything staged, then bumps the counters: a reader that
     /// sees a counter's new value also sees the writes it counts.
-    pub fn commit(self, store: &dyn KvStore) -> Result<(), StoreError> {
-        store.set_many(self.sets)?;
-        store.delete_many(&self.deletes)?;
+    pub fn commit(mut self, store: &dyn KvStore) -> Result<(), StoreError> {
+        let mut last: std::collections::HashMap<String, Option<Vec<u8>>> = std::collections::HashMap::new();
+        last.extend(self.last_wins);
+        for (key, value) in last {
+            match value {
+                Some(value) => self.sets.push((key, value)),
+                None => self.deletes.push(key),
+            }
+        }
+        if !self.sets.is_empty() {
+            store.set_many(self.sets)?;
+        }
+        if !self.deletes.is_empty() {
+            store.delete_many(&self.deletes)?;
+        }
         for (key, delta) in self.increments {
             store.increment(&key, delta)?;
         }

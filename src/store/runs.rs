@@ -163,12 +163,17 @@ pub fn last_report<T: serde::de::DeserializeOwned>(store: &dyn KvStore) -> Resul
     get_json(store, keys::SYNC_REPORT)
 }
 
-impl Batch {
-    /// Stages the schema version (`docs/kv-schema.md`), written with a run's first page.
-    pub fn put_schema_version(&mut self) -> Result<(), StoreError> {
-        self.set(keys::SCHEMA_VERSION.to_owned(), &keys::SCHEMA_VERSION_VALUE)
+/// Stages the schema version (`docs/kv-schema.md`) in `batch` unless the
+/// store already holds it: written with a run's first page, and only once.
+pub fn stage_schema_version(store: &dyn KvStore, batch: &mut Batch) -> Result<(), StoreError> {
+    let stored: Option<u32> = get_json(store, keys::SCHEMA_VERSION)?;
+    if stored != Some(keys::SCHEMA_VERSION_VALUE) {
+        batch.set(keys::SCHEMA_VERSION.to_owned(), &keys::SCHEMA_VERSION_VALUE)?;
     }
+    Ok(())
+}
 
+impl Batch {
     /// Stages a run's report.
     pub fn put_report<T: Serialize>(&mut self, report: &T) -> Result<(), StoreError> {
         self.set(keys::SYNC_REPORT.to_owned(), report)

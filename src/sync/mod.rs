@@ -14,6 +14,7 @@
 pub mod error;
 pub mod login;
 pub mod map;
+pub mod phases;
 pub mod plan;
 pub mod report;
 mod run;

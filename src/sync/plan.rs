@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::settings::{Accounts, ActiveState, SyncSwitches};
 use crate::store::UserId;
 use crate::store::schema::{Date, Email, UserDoc};
-use crate::store::users::{IndexKey, Loaded, UserWrites, index_keys, is_directory_user, ldap_id_of};
+use crate::store::users::{Fingerprint, IndexKey, Loaded, UserWrites, index_keys, is_directory_user, ldap_id_of};
 
 use super::map::{EntryProblem, RcUser};
 
@@ -21,6 +21,53 @@ pub struct PlanContext<'a> {
     pub accounts: &'a Accounts,
     pub merge_existing_users: bool,
     pub now: Date,
+}
+
+/// Bumped when what [`fingerprint`] covers, or what planning makes of it, changes.
+const FINGERPRINT_VERSION: &str = "1";
+
+/// What the sync derives from an entry, and the settings that shape an
+/// update of an existing user, as one [`Fingerprint`]: equal fingerprints
+/// plan to the same document. Settings that only shape a new user
+/// (default roles, manual approval) are left out: a marked user exists.
+pub fn fingerprint(user: &RcUser, ctx: &PlanContext<'_>) -> Fingerprint {
+    let switches = &ctx.switches;
+    let flag = |b: bool| if b { "1" } else { "0" };
+    let active_state = match switches.active_state {
+        ActiveState::Ignore => "ignore",
+        ActiveState::Disable => "disable",
+        ActiveState::Both => "both",
+    };
+    let emails = user.emails.len().to_string();
+    let mut fields: Vec<&str> = vec![
+        FINGERPRINT_VERSION,
+        user.dn.as_str(),
+        &user.ldap_id.attribute,
+        &user.ldap_id.value,
+        &user.username,
+        user.name.as_deref().unwrap_or("\u{0}"),
+        user.extension.as_deref().unwrap_or("\u{0}"),
+        flag(user.disabled),
+        flag(switches.keep_existing_updated),
+        active_state,
+        flag(ctx.accounts.verify_external_emails),
+        &emails,
+    ];
+    fields.extend(user.emails.iter().map(String::as_str));
+    Fingerprint::of(fields)
+}
+
+/// Whether `doc` is what planning `user` makes of it, in full: active, and
+/// with the entry's username, addresses and name. Only then may a sync mark
+/// vouch for it (a refused rename, for one, must be tried again next run).
+pub fn reflects(doc: &UserDoc, user: &RcUser, ctx: &PlanContext<'_>) -> bool {
+    let disabled = ctx.switches.active_state != ActiveState::Ignore && user.disabled;
+    !disabled
+        && doc.active != Some(false)
+        && doc.username.as_deref() == Some(user.username.as_str())
+        && doc.emails.iter().map(|e| e.address.as_str()).eq(user.emails.iter().map(String::as_str))
+        && (user.name.is_none() || doc.name == user.name)
+        && ldap_id_of(doc).as_ref() == Some(&user.ldap_id)
 }
 
 /// Index keys to read before planning these users.

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::store::schema::Date;
 
+use super::phases::Phases;
 use super::plan::Change;
 
 /// Most entry problems kept in a report; the counts stay exact.
@@ -48,6 +49,9 @@ pub struct SyncReport {
     /// Why deactivations that were due did not happen, when they did not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offboarding: Option<Offboarding>,
+    /// Where the run's time went (`README.md`, Benchmark).
+    #[serde(default)]
+    pub phases: Phases,
 }
 
 /// What kept a run from deactivating users it would otherwise have deactivated.

@@ -11,14 +11,16 @@ use serde_json::json;
 use crate::ldap::filter;
 use crate::ldap::{DirectoryEntry, SearchEnd, Session};
 use crate::settings::Settings;
+use crate::store::buffer::{FlushLimits, WriteBuffer};
 use crate::store::ids::random_id;
 use crate::store::runs::{self, Lease, LeaseAnswer};
 use crate::store::schema::{Date, UserDoc};
-use crate::store::users::{IndexKey, Loaded, Sessions, UserWrites, Users};
+use crate::store::users::{Fingerprint, IndexKey, Loaded, Sessions, SyncMark, UserWrites, Users};
 use crate::store::{Batch, KvStore, LdapId, UserId};
 
-use super::map::EntryProblem;
-use super::plan::{self, PlanContext};
+use super::map::{EntryProblem, RcUser};
+use super::phases::{Stopwatch, Timed};
+use super::plan::{self, Change, PlanContext};
 use super::report::{Breaker, RunOutcome, SyncReport};
 use super::search::{Directory, user_search};
 use super::{SyncError, map};
@@ -116,6 +118,8 @@ struct Seen {
 }
 
 /// Builds the search (spec §3.3), applies it page by page, then offboards.
+/// Page writes go through a [`WriteBuffer`], flushed every few thousand keys
+/// and at the end of the search, whether it succeeded or not.
 fn scan(
     store: &dyn KvStore,
     settings: &Settings,
@@ -131,26 +135,41 @@ fn scan(
         filter::to_string(&spec.filter),
         spec.page_size.map_or(0, |n| n.get())
     );
+    let timed = Timed::new(store);
+    let buffer = WriteBuffer::new(&timed, FlushLimits::SYNC);
     let mut first_page = true;
     let mut seen = Seen::default();
     // Counted page by page, so a run that fails mid-search still reports what it wrote.
     let end = directory.search(spec, &mut |entries| {
         report.pages += 1;
         report.entries += entries.len() as u64;
-        let written = apply_page(store, settings, entries, first_page, ctx, report, &mut seen);
+        apply_page(&buffer, &timed, settings, entries, first_page, ctx, report, &mut seen)?;
         first_page = false;
+        buffer.flush_if_full()?;
         if let Some(lease) = lease {
             lease.renew(store, (ctx.clock)())?;
         }
-        written
-    })?;
-    offboard(store, settings, ctx, lease, end, seen, report)
+        Ok(())
+    });
+    // What the pages planned is written even when the search failed later:
+    // each page's writes are whole.
+    let flushed = buffer.flush();
+    report.phases.set_ldap(directory.timing());
+    let result = end.map_err(SyncError::from).and_then(|end| {
+        flushed?;
+        offboard(&timed, settings, ctx, lease, end, seen, report)
+    });
+    report.phases.set_store(&timed);
+    result
 }
 
-/// One page: map, load what it touches (three `get-many`), plan, and write
-/// (one `set-many`, one `delete-many`).
+/// One page: map and fingerprint; the entries whose sync mark matches are
+/// unchanged and done; the rest load what they touch (three `get-many`),
+/// are planned, and their writes and new marks staged in one batch.
+#[allow(clippy::too_many_arguments)]
 fn apply_page(
     store: &dyn KvStore,
+    timed: &Timed<'_>,
     settings: &Settings,
     entries: Vec<DirectoryEntry>,
     first_page: bool,
@@ -158,12 +177,22 @@ fn apply_page(
     report: &mut SyncReport,
     seen: &mut Seen,
 ) -> Result<(), SyncError> {
+    let plan_ctx = PlanContext {
+        switches: settings.sync,
+        accounts: &settings.accounts,
+        merge_existing_users: settings.search.merge_existing_users,
+        now: (ctx.clock)(),
+    };
+    let sw = Stopwatch::start();
     let mut users = Vec::with_capacity(entries.len());
     // Entries that do not map to a user but still stand for one (by LDAP id).
     let mut unmapped: Vec<LdapId> = Vec::new();
     for entry in &entries {
         match map::map_entry(entry, &settings.search, &settings.accounts) {
-            Ok(user) => users.push(user),
+            Ok(user) => {
+                let fp = plan::fingerprint(&user, &plan_ctx);
+                users.push((user, fp));
+            }
             Err(problem) => {
                 match (&problem, map::ldap_id(entry, &settings.search)) {
                     (EntryProblem::NoUniqueId(_), _) | (_, Err(_)) => seen.unidentified += 1,
@@ -173,24 +202,51 @@ fn apply_page(
             }
         }
     }
-    let mut wanted = plan::keys_to_load(&users);
+    drop(entries);
+    sw.add_to(&mut report.phases.map_us);
+    let repo = Users::new(store);
+    let marks = repo.sync_marks(users.iter().map(|(u, _)| &u.ldap_id))?;
+    let mut rest = Vec::with_capacity(users.len());
+    for ((user, fp), mark) in users.into_iter().zip(marks) {
+        match mark {
+            Some(mark) if mark.fp == fp => {
+                report.count(Change::Unchanged, user.dn.as_str(), &user.username);
+                report.phases.unchanged_by_mark += 1;
+                seen.users.insert(mark.id);
+            }
+            _ => rest.push((user, fp)),
+        }
+    }
+    let mut batch = Batch::new();
+    if first_page {
+        runs::stage_schema_version(store, &mut batch)?;
+    }
+    if rest.is_empty() && unmapped.is_empty() {
+        batch.commit(store)?;
+        return Ok(());
+    }
+    let plain: Vec<RcUser> = rest.iter().map(|(u, _)| u.clone()).collect();
+    let mut wanted = plan::keys_to_load(&plain);
     wanted.extend(unmapped.iter().cloned().map(IndexKey::LdapId));
-    let mut loaded = Users::new(store).load(wanted, plan::candidate_ids(&users))?;
-    let plan_ctx = PlanContext {
-        switches: settings.sync,
-        accounts: &settings.accounts,
-        merge_existing_users: settings.search.merge_existing_users,
-        now: (ctx.clock)(),
-    };
+    let sw = Stopwatch::start();
+    let read_before = timed.read_time();
+    let mut loaded = repo.load(wanted, plan::candidate_ids(&plain))?;
+    let decode = sw.elapsed().saturating_sub(timed.read_time().saturating_sub(read_before));
+    report.phases.json_decode_us += u64::try_from(decode.as_micros()).unwrap_or(u64::MAX);
+    let sw = Stopwatch::start();
     let mut writes = UserWrites::default();
-    for user in users {
+    let mut markable: Vec<(RcUser, UserId, Fingerprint)> = Vec::new();
+    for (user, fp) in rest {
         match plan::plan_one(&user, &mut loaded, &plan_ctx, &mut writes) {
             Ok(planned) => {
-                if let Some(id) = planned.id {
+                if let Some(id) = planned.id.clone() {
                     if planned.deactivate {
                         seen.disabled.insert(id.clone());
                     }
-                    seen.users.insert(id);
+                    seen.users.insert(id.clone());
+                    if !matches!(planned.change, Change::Skipped(_)) && !planned.deactivate {
+                        markable.push((user.clone(), id, fp));
+                    }
                 }
                 report.count(planned.change, user.dn.as_str(), &user.username);
             }
@@ -203,11 +259,15 @@ fn apply_page(
     for id in &unmapped {
         seen.users.extend(owner(&loaded, id));
     }
-    let mut batch = Batch::new();
-    if first_page {
-        batch.put_schema_version()?;
-    }
     batch.put_users(&writes)?;
+    // Marks last: a document staged above drops its mark, and a user whose
+    // final document reflects the entry gets it back.
+    for (user, id, fp) in markable {
+        if loaded.docs.get(&id).is_some_and(|doc| plan::reflects(doc, &user, &plan_ctx)) {
+            batch.put_sync_mark(&user.ldap_id, &SyncMark { id, fp })?;
+        }
+    }
+    sw.add_to(&mut report.phases.plan_us);
     batch.commit(store)?;
     Ok(())
 }

@@ -3,7 +3,7 @@
 //! runs it.
 
 use crate::ldap::filter;
-use crate::ldap::{DirectoryEntry, SearchEnd, SearchSpec, Session};
+use crate::ldap::{DirectoryEntry, LdapTiming, SearchEnd, SearchSpec, Session};
 use crate::settings::{ActiveState, Settings};
 
 use super::SyncError;
@@ -18,6 +18,11 @@ pub trait Directory {
         spec: SearchSpec,
         on_page: &mut dyn FnMut(Vec<DirectoryEntry>) -> Result<(), SyncError>,
     ) -> Result<SearchEnd, SyncError>;
+
+    /// Where the session's time went so far (zero for a scripted directory).
+    fn timing(&self) -> LdapTiming {
+        LdapTiming::default()
+    }
 }
 
 impl Directory for Session {
@@ -27,6 +32,10 @@ impl Directory for Session {
         on_page: &mut dyn FnMut(Vec<DirectoryEntry>) -> Result<(), SyncError>,
     ) -> Result<SearchEnd, SyncError> {
         Session::search(self, spec, on_page)
+    }
+
+    fn timing(&self) -> LdapTiming {
+        Session::timing(self)
     }
 }
 

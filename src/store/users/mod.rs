@@ -14,12 +14,14 @@
 use std::collections::HashMap;
 
 mod listing;
+mod marks;
 mod sessions;
 mod two_factor;
 
 use serde_json::{Map, Value};
 
 pub use listing::Listing;
+pub use marks::{Fingerprint, SyncMark};
 pub use sessions::Sessions;
 pub use two_factor::SecondFactorState;
 
@@ -230,7 +232,13 @@ impl<'a> Users<'a> {
 impl Batch {
     /// Stages a user document (the whole document: callers carry over every
     /// field they did not change).
+    /// Drops the user's sync mark ([`SyncMark`]) unless a later
+    /// [`Batch::put_sync_mark`] sets it again: whoever changes a document
+    /// makes the next sync look at it in full.
     pub fn put_user(&mut self, doc: &UserDoc) -> Result<(), StoreError> {
+        if let Some(id) = ldap_id_of(doc) {
+            self.last_wins.push((keys::sync_mark(&id), None));
+        }
         self.set(keys::user(&doc.id), doc)
     }
 

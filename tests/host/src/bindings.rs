@@ -86,6 +86,31 @@ pub struct State {
     pub(crate) http: WasiHttpCtx,
     pub(crate) hooks: OutboundHttp,
     pub(crate) spin: SpinState,
+    pub(crate) memory: MemoryPeak,
+}
+
+/// Tracks the guest's largest linear memory (every memory's size as it
+/// grows; Spin sets no limit by default, and neither does this): the
+/// benchmark's "guest peak memory". Allows every growth.
+#[derive(Debug, Default, Clone)]
+pub struct MemoryPeak(pub(crate) std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+impl MemoryPeak {
+    /// The largest size seen so far, in bytes.
+    pub fn bytes(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl wasmtime::ResourceLimiter for MemoryPeak {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        self.0.fetch_max(desired as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, _desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(true)
+    }
 }
 
 impl WasiView for State {

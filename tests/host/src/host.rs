@@ -21,7 +21,7 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpView as _};
 
-use crate::bindings::{self, SpinState, State};
+use crate::bindings::{self, MemoryPeak, SpinState, State};
 use crate::clock::TestClock;
 use crate::kv::{DEFAULT_STORE, KvStore};
 use crate::manifest::{Manifest, Resolved};
@@ -95,11 +95,14 @@ pub struct Response {
     /// The guest's trap or error, if the invocation failed (Spin logs it and,
     /// when no response was set yet, answers 500).
     pub error: Option<String>,
+    /// The guest's peak linear memory during this request, in bytes (0 for
+    /// responses the host gave without running the component).
+    pub guest_memory_peak: u64,
 }
 
 impl Response {
     pub(crate) fn empty(status: u16) -> Self {
-        Self { status, headers: http::HeaderMap::new(), body: Vec::new(), error: None }
+        Self { status, headers: http::HeaderMap::new(), body: Vec::new(), error: None, guest_memory_peak: 0 }
     }
 
     /// The body as text (invalid UTF-8 replaced).
@@ -238,12 +241,16 @@ impl Host {
                 variables: Arc::clone(&self.component_variables),
                 component_id: Arc::clone(&self.component_id),
             },
+            memory: MemoryPeak::default(),
         };
-        Store::new(self.pre.engine(), state)
+        let mut store = Store::new(self.pre.engine(), state);
+        store.limiter(|state| &mut state.memory);
+        store
     }
 
     async fn invoke(&self, req: http::Request<Full<Bytes>>) -> anyhow::Result<Response> {
         let mut store = self.new_store();
+        let peak = store.data().memory.clone();
         let (tx, rx) = tokio::sync::oneshot::channel();
         let req = wt(store.data_mut().http().new_incoming_request(Scheme::Http, req))?;
         let out = wt(store.data_mut().http().new_response_outparam(tx))?;
@@ -273,7 +280,7 @@ impl Host {
                 if let Some(e) = &error {
                     eprintln!("ldap-sync-host: component error after the response started: {e}");
                 }
-                Ok(Response { status: parts.status.as_u16(), headers: parts.headers, body, error })
+                Ok(Response { status: parts.status.as_u16(), headers: parts.headers, body, error, guest_memory_peak: peak.bytes() })
             }
             Ok(Err(code)) => {
                 let mut error = format!("guest failed to produce a response: {code:?}");
@@ -281,7 +288,7 @@ impl Host {
                     error.push_str(&format!("; {e}"));
                 }
                 eprintln!("ldap-sync-host: error processing request: {error}");
-                Ok(Response { error: Some(error), ..Response::empty(500) })
+                Ok(Response { error: Some(error), guest_memory_peak: peak.bytes(), ..Response::empty(500) })
             }
             Err(_) => {
                 let error = guest_error(task.await).map_or_else(
@@ -289,7 +296,7 @@ impl Host {
                     |e| format!("guest invocation failed: {e}"),
                 );
                 eprintln!("ldap-sync-host: error processing request: {error}");
-                Ok(Response { error: Some(error), ..Response::empty(500) })
+                Ok(Response { error: Some(error), guest_memory_peak: peak.bytes(), ..Response::empty(500) })
             }
         }
     }

@@ -141,6 +141,11 @@ pub struct Writes {
     pub delete_many_calls: u64,
     /// Keys named in those `delete-many` calls.
     pub delete_many_keys: u64,
+    /// Write transactions that changed at least one row: each is one
+    /// journal commit, i.e. one `fsync` on a file-backed store (SQLite's
+    /// default `synchronous=FULL`, as Spin leaves it). Includes `increment`s
+    /// and compare-and-swaps.
+    pub commits: u64,
 }
 
 impl Writes {
@@ -153,6 +158,7 @@ impl Writes {
             deletes: self.deletes - earlier.deletes,
             delete_many_calls: self.delete_many_calls - earlier.delete_many_calls,
             delete_many_keys: self.delete_many_keys - earlier.delete_many_keys,
+            commits: self.commits - earlier.commits,
         }
     }
 }
@@ -165,6 +171,7 @@ struct WriteCounters {
     deletes: AtomicU64,
     delete_many_calls: AtomicU64,
     delete_many_keys: AtomicU64,
+    commits: AtomicU64,
 }
 
 #[derive(Default)]
@@ -273,6 +280,7 @@ impl KvStore {
             deletes: load(&w.deletes),
             delete_many_calls: load(&w.delete_many_calls),
             delete_many_keys: load(&w.delete_many_keys),
+            commits: load(&w.commits),
         }
     }
 
@@ -303,6 +311,7 @@ impl KvStore {
         count(&self.writes.sets, 1);
         let conn = self.lock()?;
         conn.prepare_cached(SET)?.execute(rusqlite::params![store, key, value])?;
+        count(&self.writes.commits, 1);
         Ok(())
     }
 
@@ -310,7 +319,8 @@ impl KvStore {
     pub fn delete(&self, store: &str, key: &str) -> anyhow::Result<()> {
         count(&self.writes.deletes, 1);
         let conn = self.lock()?;
-        conn.prepare_cached(DELETE)?.execute([store, key])?;
+        let rows = conn.prepare_cached(DELETE)?.execute([store, key])?;
+        count(&self.writes.commits, usize::from(rows > 0));
         Ok(())
     }
 
@@ -353,12 +363,14 @@ impl KvStore {
         }
         count(&self.writes.set_many_calls, 1);
         count(&self.writes.set_many_keys, key_values.len());
+        let wrote = !key_values.is_empty();
         let mut conn = self.lock()?;
         let tx = conn.transaction()?;
         for (key, value) in key_values {
             tx.prepare_cached(SET)?.execute(rusqlite::params![store, key, value])?;
         }
         tx.commit()?;
+        count(&self.writes.commits, usize::from(wrote));
         Ok(())
     }
 
@@ -367,7 +379,8 @@ impl KvStore {
         count(&self.writes.delete_many_calls, 1);
         count(&self.writes.delete_many_keys, keys.len());
         let conn = self.lock()?;
-        conn.prepare_cached(DELETE_MANY)?.execute(named_params! {":name": store, ":keys": array(keys)})?;
+        let rows = conn.prepare_cached(DELETE_MANY)?.execute(named_params! {":name": store, ":keys": array(keys)})?;
+        count(&self.writes.commits, usize::from(rows > 0));
         Ok(())
     }
 
@@ -398,6 +411,7 @@ impl KvStore {
         let new_value = current.checked_add(delta).with_context(|| format!("incrementing {key:?} overflows i64"))?;
         tx.prepare_cached(SET)?.execute(rusqlite::params![store, key, new_value.to_le_bytes()])?;
         tx.commit()?;
+        count(&self.writes.commits, 1);
         Ok(new_value)
     }
 
@@ -420,6 +434,7 @@ impl KvStore {
                 rows
             }
         };
+        count(&self.writes.commits, usize::from(rows > 0));
         Ok(rows == 1)
     }
 

@@ -100,6 +100,13 @@ pub struct SlapdOptions {
     /// (for everyone but the rootdn); past it slapd ends the search with
     /// sizeLimitExceeded. `None` = unlimited. Needs [`SlapdOptions::size_limit`].
     pub paged_total_limit: Option<u32>,
+    /// Load the `syncprov` overlay (RFC 4533 content synchronisation, what
+    /// `ldap_sync_mode=syncrepl` reads), with a session log of this many
+    /// changes (0 = none: a refresh with a cookie then needs a present phase).
+    pub syncprov: Option<u32>,
+    /// DNs exempt from every size and time limit (`limits dn.exact=... size=unlimited`):
+    /// an RFC 4533 refresh is not paged, so its reader needs this.
+    pub unlimited: Vec<String>,
 }
 
 impl Default for SlapdOptions {
@@ -116,6 +123,8 @@ impl Default for SlapdOptions {
             port: None,
             account_state_schema: false,
             paged_total_limit: None,
+            syncprov: None,
+            unlimited: Vec::new(),
         }
     }
 }
@@ -331,6 +340,9 @@ fn config(dir: &Path, o: &SlapdOptions) -> String {
     }
     c.push_str(&format!("pidfile \"{d}/slapd.pid\"\nargsfile \"{d}/slapd.args\"\n"));
     c.push_str("modulepath /usr/lib/ldap\nmoduleload back_mdb\n");
+    if o.syncprov.is_some() {
+        c.push_str("moduleload syncprov\n");
+    }
     if let Some(n) = o.size_limit {
         let total = o.paged_total_limit.map_or_else(|| "unlimited".to_owned(), |t| t.to_string());
         c.push_str(&format!("sizelimit size.soft={n} size.hard={n} size.pr=unlimited size.prtotal={total}\n"));
@@ -342,12 +354,21 @@ fn config(dir: &Path, o: &SlapdOptions) -> String {
         ));
     }
     c.push_str(&format!(
-        "database mdb\nmaxsize 268435456\nsuffix \"{}\"\nrootdn \"{}\"\nrootpw \"{}\"\ndirectory \"{d}/db\"\n\
+        "database mdb\nmaxsize 8589934592\nsuffix \"{}\"\nrootdn \"{}\"\nrootpw \"{}\"\ndirectory \"{d}/db\"\n\
          index objectClass eq\n\
          access to attrs=userPassword by self write by anonymous auth by * none\n\
          access to * by * read\n",
         o.suffix, o.root_dn, o.root_password
     ));
+    for dn in &o.unlimited {
+        c.push_str(&format!("limits dn.exact=\"{dn}\" size=unlimited time=unlimited\n"));
+    }
+    if let Some(log) = o.syncprov {
+        c.push_str("index entryUUID,entryCSN eq\noverlay syncprov\nsyncprov-checkpoint 1000 10\n");
+        if log > 0 {
+            c.push_str(&format!("syncprov-sessionlog {log}\n"));
+        }
+    }
     c
 }
 

@@ -1,87 +1,61 @@
-//! `ldap-sync-bench`: how fast a full `ldap.syncNow` run is, end to end.
+//! `ldap-sync-bench`: how close a `ldap.syncNow` run comes to the floor.
 //!
 //! ```text
-//! cargo run -p ldap-sync-host --bin ldap-sync-bench -- [--users N] [--page-size P]
+//! cargo run -p ldap-sync-host --bin ldap-sync-bench -- [--users N[,N...]] [--million] [--page-size P] [--skip-reads]
 //! ```
 //!
-//! What it does:
+//! For each directory size (default 10,000 and 100,000 users; `--million`
+//! adds 1,000,000):
 //!
-//! 1. Generates a directory of `N` `inetOrgPerson` users (default 10,000:
-//!    `uid=u00001..`, `cn`, `sn`, `mail`) under `ou=people,dc=example,dc=org`
-//!    plus the service account `cn=svc,dc=example,dc=org`, loads it into a
-//!    throwaway OpenLDAP `slapd` with `slapadd` (timed on its own) and starts
-//!    the server. The sync binds as `cn=svc` (not the rootdn, which no limit
-//!    applies to); slapd keeps its default size limit of 500, which the fixture
-//!    states explicitly with paged searches unlimited, so only the RFC 2696
-//!    paged search sees everyone, as against a real server.
-//! 2. Runs the real component (`target/wasm32-wasip2/release/ldap_sync.wasm`)
-//!    in the test host with a **file-backed** key-value store in a fresh temp
-//!    dir (`sqlite_key_value.db` under `$TMPDIR`, SQLite with its default
-//!    journal and `fsync` per transaction, as Spin's default store), and an
-//!    admin seeded as the e2e tests do (login token, bcrypt cost 4, second
-//!    factor = SHA-256 of the password). Page size: `--page-size` (default 250,
-//!    the component's default).
-//! 3. Times three `POST /api/v1/ldap.syncNow` calls, each a whole HTTP request
-//!    through the host (fresh instance, gate, bind, paged search, batched
-//!    writes, report):
-//!    * **first**: an empty store, every user is created;
-//!    * **no change**: nothing changed in the directory, nothing is written
-//!      but the report;
-//!    * **no change + missing check**: the same with
-//!      `ldap_background_sync_disable_missing_users=true`: the run also reads
-//!      the last complete read's members (`sync-members` and its ~N/1,000
-//!      chunks, stored by every complete read) and compares; nobody is
-//!      missing, so it writes nothing more either. The switch goes off again
-//!      for the next run;
-//!    * **1% changed**: `cn` of every 100th user replaced with `ldapmodify`
-//!      (one LDIF, timed separately), then the same call.
-//! 4. Times the read routes on the synced store, as the same admin (who
-//!    bypasses the rate limiter and sees the `full` listing):
-//!    * `users.list?count=50` (default sort) twice: the **first** call finds
-//!      no listing index, so it lists every key, reads every user and writes
-//!      the index; the **second** pages through the index. Then the median
-//!      of 5 more indexed calls, and one for the last page;
-//!    * `users.info?importId=<dn>` of the middle user (median of 5): two
-//!      reads through the `import-id:` index;
-//!    * the floors they are compared with: `GET /api/v1/me` (the smallest
-//!      authenticated request: a fresh instance, the token's session and the
-//!      user document) and one `get` of `user:admin` straight on the store
-//!      from the host (no component at all; mean of 1,000).
+//! 1. Generates `inetOrgPerson` users (`uid=u00001..`, `cn`, `sn`, `mail`)
+//!    under `ou=people,dc=example,dc=org` plus the service account
+//!    `cn=svc,dc=example,dc=org`, loads them into a throwaway OpenLDAP
+//!    `slapd` with `slapadd`, with the `syncprov` overlay (RFC 4533, session
+//!    log as long as the directory) and `cn=svc` exempt from size limits
+//!    (slapd's default of 500 stays for everyone else).
+//! 2. **The floor**: `ldapsearch` as `cn=svc`, paged at the same page size,
+//!    with the sync's filter and attributes, output discarded; best of 3
+//!    (the first also warms slapd's cache for the runs that follow).
+//! 3. Runs the real component (`target/wasm32-wasip2/release/ldap_sync.wasm`,
+//!    built for release) in the test host (dependencies and the host crate
+//!    optimised, see `Cargo.toml`) with a **file-backed** store in a fresh
+//!    temp dir (SQLite with `fsync` per transaction, as Spin's default
+//!    store), and an admin seeded as the e2e tests do. Each run is one whole
+//!    `POST /api/v1/ldap.syncNow` through the host:
+//!    * **full (first)**: an empty store, every user is created;
+//!    * **full, no change**: nothing changed; nothing but the report (and
+//!      the run's lease) may be written;
+//!    * then a **change round** with `ldapmodify`: 0.5% of the users get a
+//!      new `cn`, 0.5% are renamed (`modrdn` to a new `uid`), 0.5% deleted,
+//!      and 0.5% new users are added;
+//!    * **full, after the change round**.
 //!
-//!    Each call's store reads are counted by the host's store
-//!    ([`ldap_sync_host::kv::Reads`]): single `get`s, `get-many` calls and the
-//!    keys they asked for, key listings and the keys they returned. `--skip-reads`
-//!    leaves step 4 out.
+//! Per run it prints: wall time, users/s (directory entries / wall time),
+//! the ratio to the floor, store keys read and written and the write
+//! transactions (`fsync`s: [`ldap_sync_host::kv::Writes::commits`]), the
+//! guest's peak linear memory ([`ldap_sync_host::Response::guest_memory_peak`]),
+//! the report's counts (checked: the bench fails when they are not what they
+//! must be), and the guest's own phase breakdown from the report's `phases`:
+//! LDAP wait, BER decode, mapping, store reads, JSON decode, planning, store
+//! writes. Then the targets of issue #10, each met or not.
 //!
-//! How to read the output. Per run: wall time of the request, the store
-//! reads and writes it made (`get-many` calls and keys, `set-many` calls
-//! and keys, counted by the host's store: [`ldap_sync_host::kv::Writes`]), `users/s` =
-//! directory entries read (`entries` in `sync-report:last`) / wall seconds,
-//! the component's own `durationMs` from the report, the report's
-//! created/updated/unchanged counts (checked against what they must be: the
-//! bench fails otherwise), the number of keys in the store and the size of the
-//! SQLite file after the run. `× best peer` divides users/s by 15, the best
-//! field figure of the open-source peers (`peers.md`: 1–15 users/s). The
-//! first run is also compared with a design that writes one key at a time:
-//! about 4 writes per user at ~1,500 `set`/s on Spin's SQLite store
-//! (`spin-platform.md` §10), i.e. `4·N/1500` seconds. Peak RSS is `VmHWM` of
-//! this process: the host runs the guest in-process (wasmtime, the compiled
-//! component, SQLite), so it covers host and guest; slapd is a separate
-//! process and not included.
+//! After the largest size it times the read routes (`--skip-reads` leaves
+//! this out): `users.list?count=50` (first call: scan and index; then
+//! indexed), `users.info?importId=`, against `GET /api/v1/me` and one
+//! host-side `get`.
 //!
 //! Any failure (slapd, a status other than 200, a failed run, counts that are
-//! not what they must be, a listing of the wrong size) ends the bench with a
-//! message and a non-zero exit.
+//! not what they must be) ends the bench with a message and a non-zero exit.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::ExitCode;
+use std::path::PathBuf;
+use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, bail, ensure};
-use ldap_sync_host::demo::{DEMO_PEOPLE_BASE, DEMO_SUFFIX, demo_variables};
+use ldap_sync_host::demo::{DEMO_PEOPLE_BASE, DEMO_SUFFIX, DEMO_SVC_DN, DEMO_SVC_PASSWORD, demo_variables};
 use ldap_sync_host::fixture::{LocalAdmin, SYNC_IN_PROGRESS, directory_root_ldif, person_ldif, variables};
 use ldap_sync_host::kv::{DEFAULT_DB_FILE, Reads, Writes};
 use ldap_sync_host::slapd::{Slapd, SlapdOptions};
@@ -89,15 +63,16 @@ use ldap_sync_host::{Host, HostOptions, Response};
 use serde_json::{Value, json};
 
 const USAGE: &str = "\
-usage: ldap-sync-bench [--users N] [--page-size P] [--skip-reads]
+usage: ldap-sync-bench [--users N[,N...]] [--million] [--page-size P] [--skip-reads]
 
-  --users N      users in the generated directory (default 10000)
-  --page-size P  ldap_search_page_size, the RFC 2696 page size (default 250)
+  --users N,...  directory sizes to run, in users (default 10000,100000)
+  --million      also run 1,000,000 users (slow: about 10 minutes and 3 GiB of disk)
+  --page-size P  ldap_search_page_size, the RFC 2696 page size (default 1000)
   --skip-reads   do not time users.list and users.info after the syncs
 
-Times a first, an unchanged (also with the missing-users check) and a 1%-changed
-ldap.syncNow run against a local slapd,
-then users.list (count=50, first call and indexed) and users.info?importId= on the result.
+For each size: the ldapsearch floor, then a first, an unchanged and a
+changed full ldap.syncNow run against a local slapd, with ratios to the floor,
+store traffic, fsyncs, guest peak memory and the phase breakdown.
 ";
 
 // The demo directory's layout and service account, so its variables apply.
@@ -105,24 +80,23 @@ const SUFFIX: &str = DEMO_SUFFIX;
 const BASE: &str = DEMO_PEOPLE_BASE;
 /// The caller of every run, seeded as the e2e tests seed theirs.
 const ADMIN: LocalAdmin = LocalAdmin { id: "admin", password: "bench-admin-pw", login_token: "bench-login-token" };
-
-/// Best field throughput of the open-source peers (peers.md §2: 1–15 users/s).
-const BEST_PEER_USERS_PER_S: f64 = 15.0;
-/// Single-key `set`s per second on Spin 4's SQLite store (spin-platform.md §10).
-const SINGLE_SETS_PER_S: f64 = 1_500.0;
-/// Key writes per created user in a one-key-at-a-time design (spin-platform.md §10).
-const WRITES_PER_USER: f64 = 4.0;
+/// The sync's filter and attributes under the demo variables (its log says so).
+const FLOOR_FILTER: &str = "(&(objectclass=*)(uid=*))";
+const FLOOR_ATTRS: [&str; 8] = ["entryUUID", "uid", "mail", "cn", "userAccountControl", "loginDisabled", "orclIsEnabled", "uid"];
+/// Issue #10's guest memory target.
+const MEMORY_TARGET: u64 = 8 << 20;
 
 #[derive(Debug)]
 struct Args {
-    users: usize,
+    sizes: Vec<usize>,
     page_size: u32,
     reads: bool,
 }
 
 /// Parses the command line; `Ok(None)` means `--help` was asked for.
 fn parse_args(args: impl IntoIterator<Item = String>) -> anyhow::Result<Option<Args>> {
-    let mut out = Args { users: 10_000, page_size: 250, reads: true };
+    let mut out = Args { sizes: vec![10_000, 100_000], page_size: 1000, reads: true };
+    let mut million = false;
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         let (name, inline) = match arg.split_once('=') {
@@ -136,10 +110,17 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> anyhow::Result<Option<A
         match name.as_str() {
             "-h" | "--help" => return Ok(None),
             "--skip-reads" => out.reads = false,
+            "--million" => million = true,
             "--users" => {
                 let v = value("--users")?;
-                out.users = v.replace('_', "").parse().with_context(|| format!("--users {v:?} is not a number"))?;
-                ensure!(out.users >= 1, "--users must be at least 1");
+                out.sizes = v
+                    .split(',')
+                    .map(|n| n.replace('_', "").parse::<usize>().with_context(|| format!("--users {v:?}: {n:?} is not a number")))
+                    .collect::<anyhow::Result<_>>()?;
+                ensure!(
+                    out.sizes.iter().all(|n| *n >= 200),
+                    "--users: every size must be at least 200 (the change round touches 0.5% of each)"
+                );
             }
             "--page-size" => {
                 let v = value("--page-size")?;
@@ -147,6 +128,9 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> anyhow::Result<Option<A
             }
             _ => bail!("unknown argument {arg:?}\n\n{USAGE}"),
         }
+    }
+    if million {
+        out.sizes.push(1_000_000);
     }
     Ok(Some(out))
 }
@@ -166,28 +150,47 @@ fn uid(i: usize, width: usize) -> String {
     format!("u{i:0width$}")
 }
 
+fn user_ldif(i: usize, width: usize) -> String {
+    let u = uid(i, width);
+    person_ldif(&format!("uid={u}"), &u, &format!("User {u}"), &u, &[&format!("{u}@example.org")])
+}
+
 /// The directory: suffix, service account, `ou=people` and `n` users.
 fn directory(n: usize, width: usize) -> String {
     let mut l = directory_root_ldif();
     l.reserve(n * 160);
     for i in 1..=n {
-        let u = uid(i, width);
-        l.push_str(&person_ldif(&format!("uid={u}"), &u, &format!("User {u}"), &u, &[&format!("{u}@example.org")]));
+        l.push_str(&user_ldif(i, width));
     }
     l
 }
 
-/// `ldapmodify` records replacing `cn` of every 100th user (at least one).
-fn modifications(n: usize, width: usize) -> (usize, String) {
-    let count = (n / 100).max(1);
-    let step = n / count;
-    let mut l = String::with_capacity(count * 120);
-    for k in 1..=count {
-        let u = uid(k * step, width);
-        // Writing into a String cannot fail.
-        let _ = write!(l, "dn: uid={u},{BASE}\nchangetype: modify\nreplace: cn\ncn: User {u} (renamed)\n\n");
+/// A change round and what a full run must report after it.
+struct ChangeRound {
+    ldif: String,
+    modified: usize,
+    renamed: usize,
+    deleted: usize,
+    added: usize,
+}
+
+/// 0.5% each: `cn` replaced, renamed (`modrdn` to `uid=<uid>r`), deleted,
+/// and new users added after the last one.
+fn change_round(n: usize, width: usize) -> ChangeRound {
+    let each = (n / 200).max(1);
+    let mut l = String::with_capacity(each * 400);
+    for k in 0..each {
+        let base = k * 200;
+        let u = uid(base + 1, width);
+        let _ = write!(l, "dn: uid={u},{BASE}\nchangetype: modify\nreplace: cn\ncn: User {u} (changed)\n\n");
+        let u = uid(base + 51, width);
+        let _ = write!(l, "dn: uid={u},{BASE}\nchangetype: modrdn\nnewrdn: uid={u}r\ndeleteoldrdn: 1\n\n");
+        let u = uid(base + 101, width);
+        let _ = write!(l, "dn: uid={u},{BASE}\nchangetype: delete\n\n");
+        let add = user_ldif(n + k + 1, width);
+        let _ = write!(l, "{}", add.replacen("\nobjectClass:", "\nchangetype: add\nobjectClass:", 1));
     }
-    (count, l)
+    ChangeRound { ldif: l, modified: each, renamed: each, deleted: each, added: each }
 }
 
 /// The demo directory's variables, with the page size under test.
@@ -213,32 +216,53 @@ impl Drop for TempDir {
     }
 }
 
+/// The floor: `ldapsearch` reading what the sync reads, paged, output discarded.
+fn floor(slapd: &Slapd, page_size: u32) -> anyhow::Result<Duration> {
+    let mut best = Duration::MAX;
+    for _ in 0..3 {
+        let started = Instant::now();
+        let status = Command::new("ldapsearch")
+            .env("LDAPNOINIT", "1")
+            .args(["-x", "-LLL", "-o", "ldif-wrap=no", "-H", &slapd.url(), "-D", DEMO_SVC_DN, "-w", DEMO_SVC_PASSWORD, "-b", BASE])
+            .args(["-E", &format!("pr={page_size}/noprompt"), FLOOR_FILTER])
+            .args(&FLOOR_ATTRS[..7])
+            .stdout(Stdio::null())
+            .status()
+            .context("running ldapsearch (apt-get install ldap-utils)")?;
+        ensure!(status.success(), "ldapsearch failed: {status}");
+        best = best.min(started.elapsed());
+    }
+    Ok(best)
+}
+
 /// One timed sync.
 struct Run {
-    name: &'static str,
+    name: String,
     wall: Duration,
-    guest_ms: u64,
     entries: u64,
-    created: u64,
-    updated: u64,
-    unchanged: u64,
-    keys: usize,
-    db_bytes: u64,
-    peak_rss_kib: u64,
+    counts: (u64, u64, u64),
     reads: Reads,
     writes: Writes,
+    memory: u64,
+    phases: Value,
+    report: Value,
 }
 
 impl Run {
     fn users_per_s(&self) -> f64 {
         self.entries as f64 / self.wall.as_secs_f64()
     }
+
+    /// Keys written besides the report and the lease (`sync-lease`, its slots).
+    fn data_writes(&self) -> u64 {
+        self.report["phases"]["kvWriteKeys"].as_u64().unwrap_or(u64::MAX)
+    }
 }
 
 /// Expected report counts: (created, updated, unchanged).
 type Expect = (u64, u64, u64);
 
-fn sync_once(rt: &tokio::runtime::Runtime, host: &Host, db: &Path, name: &'static str, n: usize, expect: Expect) -> anyhow::Result<Run> {
+fn sync_once(rt: &tokio::runtime::Runtime, host: &Host, name: &str, entries: u64, expect: Expect) -> anyhow::Result<Run> {
     let req = ADMIN.sync_now_request()?;
     let (reads_before, writes_before) = (host.kv_store().reads(), host.kv_store().writes());
     let started = Instant::now();
@@ -259,46 +283,39 @@ fn sync_once(rt: &tokio::runtime::Runtime, host: &Host, db: &Path, name: &'stati
     let count = |field: &str| -> anyhow::Result<u64> {
         report[field].as_u64().with_context(|| format!("{name}: sync-report:last has no {field}: {report}"))
     };
-    let run = Run {
-        name,
-        wall,
-        guest_ms: count("durationMs")?,
-        entries: count("entries")?,
-        created: count("created")?,
-        updated: count("updated")?,
-        unchanged: count("unchanged")?,
-        keys: host.kv_keys()?.len(),
-        db_bytes: fs::metadata(db).with_context(|| format!("reading the size of {}", db.display()))?.len(),
-        peak_rss_kib: peak_rss_kib()?,
-        reads,
-        writes,
-    };
+    let counts = (count("created")?, count("updated")?, count("unchanged")?);
     ensure!(
         report["outcome"] == json!("success")
             && count("failed")? == 0
             && count("skipped")? == 0
-            && run.entries == n as u64
-            && (run.created, run.updated, run.unchanged) == expect
-            && report.get("deactivated").is_none()
-            && report.get("offboarding").is_none(),
-        "{name}: the report is not what it must be (expected {n} entries, \
+            && count("entries")? == entries
+            && counts == expect
+            && report.get("deactivated").is_none(),
+        "{name}: the report is not what it must be (expected {entries} entries, \
          created/updated/unchanged {expect:?}, nothing failed, skipped or deactivated): {report}"
     );
-    Ok(run)
-}
-
-/// `VmHWM` of this process (peak resident set), KiB.
-fn peak_rss_kib() -> anyhow::Result<u64> {
-    let status = fs::read_to_string("/proc/self/status").context("reading /proc/self/status")?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .context("no VmHWM line in /proc/self/status")
+    Ok(Run {
+        name: name.to_owned(),
+        wall,
+        entries,
+        counts,
+        reads,
+        writes,
+        memory: res.guest_memory_peak,
+        phases: report["phases"].clone(),
+        report,
+    })
 }
 
 fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
+}
+
+/// What one directory size gave.
+struct SizeResult {
+    n: usize,
+    floor: Duration,
+    runs: Vec<Run>,
 }
 
 fn run() -> anyhow::Result<()> {
@@ -306,141 +323,176 @@ fn run() -> anyhow::Result<()> {
         print!("{USAGE}");
         return Ok(());
     };
-    let n = args.users;
-    let width = n.to_string().len().max(5);
     let cores = std::thread::available_parallelism().map_or(0, usize::from);
     println!(
-        "ldap-sync-bench: {n} users, page size {}, {cores} CPU(s), {} build",
+        "ldap-sync-bench: sizes {:?}, page size {}, {cores} CPU(s), host {} build, component {}",
+        args.sizes,
         args.page_size,
-        if cfg!(debug_assertions) { "dev (debug host, optimised deps)" } else { "release" }
+        if cfg!(debug_assertions) { "dev (optimised)" } else { "release" },
+        "release (target/wasm32-wasip2/release/ldap_sync.wasm)"
     );
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the tokio runtime")?;
+    let mut results = Vec::new();
+    let last = args.sizes.len().saturating_sub(1);
+    for (i, &n) in args.sizes.iter().enumerate() {
+        results.push(bench_size(&rt, &args, n, i == last && args.reads)?);
+    }
+    println!();
+    targets(&results);
+    Ok(())
+}
 
-    // 1. The directory.
+fn bench_size(rt: &tokio::runtime::Runtime, args: &Args, n: usize, reads: bool) -> anyhow::Result<SizeResult> {
+    let width = n.to_string().len().max(5);
+    println!();
+    println!("=== {n} users ===");
     let ldif = directory(n, width);
     let ldif_bytes = ldif.len();
     let started = Instant::now();
     let slapd = Slapd::start(SlapdOptions {
         suffix: SUFFIX.into(),
-        // slapd's own default, written out so that paged searches are unlimited
-        // (without it the paged total is capped at 500 too, see slapd.conf(5)).
+        // slapd's own default, written out so that paged searches are unlimited.
         size_limit: Some(500),
         ldif,
+        syncprov: Some(u32::try_from(n).unwrap_or(u32::MAX)),
+        unlimited: vec![DEMO_SVC_DN.to_owned()],
         ..SlapdOptions::default()
     })
     .context("starting slapd")?;
-    let slapd_total = started.elapsed();
     let load = slapd.load_time().context("slapd loaded no LDIF")?;
     println!(
-        "slapadd: {n} users ({:.1} MiB LDIF) in {:.2} s ({:.0} entries/s); slapd up {:.2} s later",
+        "slapadd: {n} users ({:.1} MiB LDIF) in {:.2} s; slapd up {:.2} s later",
         mib(ldif_bytes as u64),
         load.as_secs_f64(),
-        (n + 3) as f64 / load.as_secs_f64(),
-        slapd_total.saturating_sub(load).as_secs_f64()
+        started.elapsed().saturating_sub(load).as_secs_f64()
+    );
+    let floor = floor(&slapd, args.page_size)?;
+    println!(
+        "floor: ldapsearch, paged by {}, {:.3} s ({:.0} users/s)",
+        args.page_size,
+        floor.as_secs_f64(),
+        n as f64 / floor.as_secs_f64()
     );
 
-    // 2. The host, with a file-backed store.
     let state = TempDir::new()?;
     let db = state.0.join(DEFAULT_DB_FILE);
-    let started = Instant::now();
     let mut host = Host::new(HostOptions {
         state_dir: Some(state.0.clone()),
         variables: bench_variables(slapd.port(), args.page_size),
         ..HostOptions::default()
     })
     .context("starting the host")?;
-    println!("host: component compiled in {:.2} s; store {}", started.elapsed().as_secs_f64(), db.display());
     ADMIN.seed(&host)?;
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the tokio runtime")?;
-
-    // 3. Three runs.
+    let n64 = n as u64;
     let mut runs = Vec::new();
-    runs.push(sync_once(&rt, &host, &db, "first (all new)", n, (n as u64, 0, 0))?);
-    runs.push(sync_once(&rt, &host, &db, "no change", n, (0, 0, n as u64))?);
-    host.set_variable("ldap_background_sync_disable_missing_users", "true")?;
-    runs.push(sync_once(&rt, &host, &db, "+ missing check", n, (0, 0, n as u64))?);
-    host.set_variable("ldap_background_sync_disable_missing_users", "false")?;
-    let (changed, mods) = modifications(n, width);
+    host.set_variable("ldap_sync_mode", "full")?;
+    runs.push(sync_once(rt, &host, "full (first)", n64, (n64, 0, 0))?);
+    runs.push(sync_once(rt, &host, "full, no change", n64, (0, 0, n64))?);
+    let round = change_round(n, width);
     let started = Instant::now();
-    slapd.modify(&mods).context("ldapmodify")?;
-    println!("ldapmodify: {changed} cn changes in {:.2} s", started.elapsed().as_secs_f64());
-    let c = changed as u64;
-    runs.push(sync_once(&rt, &host, &db, "1% changed", n, (0, c, n as u64 - c))?);
-
-    // 4. The table and the ratios.
-    println!();
+    slapd.modify(&round.ldif).context("ldapmodify")?;
     println!(
-        "{:<16} {:>8} {:>9} {:>10} {:>9} {:>8} {:>8} {:>9} {:>8} {:>8} {:>8}",
-        "run", "wall s", "guest s", "users/s", "x peer", "created", "updated", "unchanged", "KV keys", "DB MiB", "RSS MiB"
+        "change round: {} modified, {} renamed, {} deleted, {} added, in {:.2} s",
+        round.modified,
+        round.renamed,
+        round.deleted,
+        round.added,
+        started.elapsed().as_secs_f64()
+    );
+    let after = n64 - round.deleted as u64 + round.added as u64;
+    let changed = (round.modified + round.renamed) as u64;
+    let unchanged = n64 - changed - round.deleted as u64;
+    runs.push(sync_once(rt, &host, "full, after changes", after, (round.added as u64, changed, unchanged))?);
+
+    println!(
+        "{:<22} {:>7} {:>9} {:>8} {:>10} {:>10} {:>7} {:>9} {:>8} {:>8} {:>9}",
+        "run", "wall s", "users/s", "x floor", "keys read", "keys wrtn", "fsyncs", "mem MiB", "created", "updated", "unchanged"
     );
     for r in &runs {
         println!(
-            "{:<16} {:>8.2} {:>9.2} {:>10.0} {:>9.0} {:>8} {:>8} {:>9} {:>8} {:>8.1} {:>8.0}",
+            "{:<22} {:>7.2} {:>9.0} {:>8.2} {:>10} {:>10} {:>7} {:>9.2} {:>8} {:>8} {:>9}",
             r.name,
             r.wall.as_secs_f64(),
-            r.guest_ms as f64 / 1000.0,
             r.users_per_s(),
-            r.users_per_s() / BEST_PEER_USERS_PER_S,
-            r.created,
-            r.updated,
-            r.unchanged,
-            r.keys,
-            mib(r.db_bytes),
-            r.peak_rss_kib as f64 / 1024.0
+            r.wall.as_secs_f64() / floor.as_secs_f64(),
+            r.reads.keys_touched(),
+            r.writes.set_many_keys + r.writes.sets + r.writes.delete_many_keys + r.writes.deletes,
+            r.writes.commits,
+            mib(r.memory),
+            r.counts.0,
+            r.counts.1,
+            r.counts.2
         );
     }
     println!();
-    println!("x peer = users/s / {BEST_PEER_USERS_PER_S:.0} (best open-source peer, peers.md: 1-15 users/s)");
-    println!();
-    println!(
-        "{:<16} {:>6} {:>9} {:>10} {:>9} {:>10} {:>7} {:>12}",
-        "store per run", "gets", "get-many", "many keys", "set-many", "keys set", "incr", "keys deleted"
-    );
+    println!("phases (guest, ms):");
+    const PHASES: [(&str, &str); 7] = [
+        ("ldapWaitUs", "LDAP wait"),
+        ("berDecodeUs", "BER decode"),
+        ("mapUs", "map"),
+        ("kvReadUs", "KV read"),
+        ("jsonDecodeUs", "JSON decode"),
+        ("planUs", "plan"),
+        ("kvWriteUs", "KV write"),
+    ];
+    print!("{:<22}", "run");
+    for (_, label) in PHASES {
+        print!(" {label:>11}");
+    }
+    println!(" {:>11} {:>9}", "by mark", "guest ms");
     for r in &runs {
-        let (rd, wr) = (&r.reads, &r.writes);
+        print!("{:<22}", r.name);
+        for (field, _) in PHASES {
+            print!(" {:>11.0}", r.phases[field].as_u64().unwrap_or(0) as f64 / 1000.0);
+        }
+        println!(" {:>11} {:>9}", r.phases["unchangedByMark"].as_u64().unwrap_or(0), r.report["durationMs"].as_u64().unwrap_or(0));
+    }
+    let size = fs::metadata(&db).map_or(0, |m| m.len());
+    println!("store: {} keys, {:.1} MiB SQLite file", host.kv_keys()?.len(), mib(size));
+    if reads {
+        println!();
+        read_routes(rt, &host, n + round.added, width)?;
+    }
+    Ok(SizeResult { n, floor, runs })
+}
+
+/// Issue #10's targets, each met or not, on the largest size at or under
+/// 100,000 users, and the scaling across sizes.
+fn targets(results: &[SizeResult]) {
+    println!("targets (issue #10):");
+    let verdict = |ok: bool| if ok { "met" } else { "NOT MET" };
+    let Some(main) = results.iter().filter(|r| r.n <= 100_000).max_by_key(|r| r.n).or(results.first()) else {
+        return;
+    };
+    let ratio = |r: &Run| r.wall.as_secs_f64() / main.floor.as_secs_f64();
+    if let Some(first) = main.runs.first() {
+        println!("  full sync <= 3x floor at {}: {:.2}x, {}", main.n, ratio(first), verdict(ratio(first) <= 3.0));
+    }
+    if let Some(same) = main.runs.get(1) {
+        let writes = same.data_writes();
         println!(
-            "{:<16} {:>6} {:>9} {:>10} {:>9} {:>10} {:>7} {:>12}",
-            r.name,
-            rd.gets,
-            rd.get_many_calls,
-            rd.get_many_keys,
-            wr.set_many_calls,
-            wr.set_many_keys + wr.sets,
-            rd.increments,
-            wr.delete_many_keys + wr.deletes
+            "  no-change full scan <= 1.5x floor, 0 writes besides the report at {}: {:.2}x, {} data keys written, {}",
+            main.n,
+            ratio(same),
+            writes,
+            verdict(ratio(same) <= 1.5 && writes == 0)
         );
     }
-    let (plain, checked) = (&runs[1], &runs[2]);
-    let members = host.kv_keys()?.iter().filter(|k| k.starts_with("sync-members")).count();
-    println!(
-        "missing-users check at {n} users: {:.2} s against {:.2} s unchanged ({:+.2} s); +{} get-many calls, +{} keys read, \
-         +{} keys written; the members baseline is {members} keys (sync-members and its chunks of 1,000 ids), read by \
-         every complete run, switch on or off",
-        checked.wall.as_secs_f64(),
-        plain.wall.as_secs_f64(),
-        checked.wall.as_secs_f64() - plain.wall.as_secs_f64(),
-        checked.reads.get_many_calls.saturating_sub(plain.reads.get_many_calls),
-        checked.reads.keys_touched().saturating_sub(plain.reads.keys_touched()),
-        (checked.writes.set_many_keys + checked.writes.sets).saturating_sub(plain.writes.set_many_keys + plain.writes.sets),
-    );
-    let first = &runs[0];
-    let estimate = WRITES_PER_USER * n as f64 / SINGLE_SETS_PER_S;
-    println!(
-        "first sync vs one key per set: {:.2} s measured, ~{estimate:.1} s estimated for \
-         {WRITES_PER_USER:.0} x {n} single sets at ~{SINGLE_SETS_PER_S:.0}/s \
-         (spin-platform.md section 10): {:.1}x faster",
-        first.wall.as_secs_f64(),
-        estimate / first.wall.as_secs_f64()
-    );
-    println!(
-        "peak RSS (VmHWM): {:.0} MiB, host and guest together (the guest runs in-process in \
-         wasmtime); slapd is a separate process, not counted",
-        peak_rss_kib()? as f64 / 1024.0
-    );
-    if args.reads {
-        println!();
-        read_routes(&rt, &host, n, width)?;
+    let peak = results.iter().flat_map(|r| r.runs.iter()).map(|r| r.memory).max().unwrap_or(0);
+    println!("  guest memory <= 8 MiB at every size: peak {:.2} MiB, {}", mib(peak), verdict(peak <= MEMORY_TARGET));
+    let rate = |r: &SizeResult| r.runs.first().map_or(0.0, Run::users_per_s);
+    if let (Some(small), Some(big)) = (results.iter().find(|r| r.n == 100_000), results.iter().find(|r| r.n == 1_000_000)) {
+        let drop = 1.0 - rate(big) / rate(small);
+        println!(
+            "  users/s at 1,000,000 within 20% of 100,000: {:.0} vs {:.0} ({:+.0}%), {}",
+            rate(big),
+            rate(small),
+            -drop * 100.0,
+            verdict(drop <= 0.2)
+        );
+    } else {
+        println!("  linear to 1,000,000: not measured (run with --million)");
     }
-    Ok(())
 }
 
 /// A request through the host that is not a sync, timed, with the store

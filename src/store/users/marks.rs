@@ -1,0 +1,110 @@
+//! Sync marks (`sync-mark:<idAttribute>:<hex id>`): the cheap test for "this
+//! directory entry changed nothing". A mark holds the `_id` of the user an
+//! entry stands for and a [`Fingerprint`] of everything the sync derived
+//! from the entry (and the settings that shape the update) when it last
+//! wrote or checked that user. An entry whose fingerprint equals its mark's
+//! costs one small read and no JSON parse of the document.
+//!
+//! A mark is only as good as the document it vouches for, so every write of
+//! a user document drops its mark in the same batch ([`Batch::put_user`]),
+//! and the sync sets one only for a user whose document fully reflects the
+//! entry (active, same username and addresses).
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::super::ids::{LdapId, UserId};
+use super::super::{Batch, StoreError, decode, keys};
+use super::Users;
+
+/// 128 bits of SHA-256 over the fields the sync derives, as 32 hex digits.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Fingerprint(String);
+
+impl Fingerprint {
+    /// The fingerprint of `fields`, each length-prefixed so that no two
+    /// different lists hash the same input.
+    pub fn of<'a>(fields: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut hash = Sha256::new();
+        for field in fields {
+            hash.update((field.len() as u64).to_le_bytes());
+            hash.update(field.as_bytes());
+        }
+        let digest = hash.finalize();
+        Self(digest.iter().take(16).map(|b| format!("{b:02x}")).collect())
+    }
+}
+
+/// What `sync-mark:` holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncMark {
+    pub id: UserId,
+    pub fp: Fingerprint,
+}
+
+impl Users<'_> {
+    /// The marks of these LDAP ids, in order, in one `get-many`.
+    pub fn sync_marks<'i>(&self, ids: impl IntoIterator<Item = &'i LdapId>) -> Result<Vec<Option<SyncMark>>, StoreError> {
+        let wanted: Vec<String> = ids.into_iter().map(keys::sync_mark).collect();
+        if wanted.is_empty() {
+            return Ok(Vec::new());
+        }
+        let values = self.store.get_many(&wanted)?;
+        wanted.iter().zip(values).map(|(key, value)| decode(key, value)).collect()
+    }
+}
+
+impl Batch {
+    /// Stages the mark of the directory entry `ldap_id` (after the document
+    /// write it vouches for, which would otherwise drop it).
+    pub fn put_sync_mark(&mut self, ldap_id: &LdapId, mark: &SyncMark) -> Result<(), StoreError> {
+        let key = keys::sync_mark(ldap_id);
+        let bytes = serde_json::to_vec(mark).map_err(|e| StoreError::Corrupt { key: key.clone(), reason: e.to_string() })?;
+        self.last_wins.push((key, Some(bytes)));
+        Ok(())
+    }
+}
+
+/// Reads through a store without the repository (for the sync's unit tests).
+#[cfg(test)]
+pub fn mark_of(store: &dyn super::super::KvStore, id: &LdapId) -> Result<Option<SyncMark>, StoreError> {
+    decode(&keys::sync_mark(id), store.get_many(&[keys::sync_mark(id)])?.pop().flatten())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::memory::MemoryStore;
+    use crate::store::schema::UserDoc;
+    use serde_json::json;
+
+    fn directory_doc(id: &str, ldap: &LdapId) -> Result<UserDoc, serde_json::Error> {
+        serde_json::from_value(json!({"_id": id, "services": {"ldap": {"idAttribute": ldap.attribute, "id": ldap.value}}}))
+    }
+
+    #[test]
+    fn fingerprints_separate_fields() {
+        assert_ne!(Fingerprint::of(["ab", "c"]), Fingerprint::of(["a", "bc"]));
+        assert_eq!(Fingerprint::of(["a"]), Fingerprint::of(["a"]));
+        assert_eq!(Fingerprint::of(["a"]).0.len(), 32);
+    }
+
+    #[test]
+    fn a_document_write_drops_the_mark_unless_a_mark_follows() -> Result<(), Box<dyn std::error::Error>> {
+        let store = MemoryStore::default();
+        let ldap = LdapId::new("entryUUID", "0a");
+        let mark = SyncMark { id: UserId::new("u1"), fp: Fingerprint::of(["x"]) };
+        let doc = directory_doc("u1", &ldap)?;
+        let mut batch = Batch::new();
+        batch.put_user(&doc)?;
+        batch.put_sync_mark(&ldap, &mark)?;
+        batch.commit(&store)?;
+        assert_eq!(Users::new(&store).sync_marks([&ldap])?, vec![Some(mark.clone())]);
+        let mut batch = Batch::new();
+        batch.put_user(&doc)?;
+        batch.commit(&store)?;
+        assert_eq!(mark_of(&store, &ldap)?, None);
+        Ok(())
+    }
+}
