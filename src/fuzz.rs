@@ -234,6 +234,7 @@ fn search_spec(page_size: u32) -> SearchSpec {
         attributes: vec!["entryUUID".to_owned(), "uid".to_owned(), "mail".to_owned(), "cn".to_owned()],
         page_size: std::num::NonZeroU32::new(page_size),
         size_limit: 1000,
+        sync: None,
     }
 }
 

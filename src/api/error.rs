@@ -93,7 +93,9 @@ impl ApiError {
             ApiError::NotFound => (404, plain("API endpoint not found"), Vec::new()),
             ApiError::MethodNotAllowed { allow } => (405, plain("Method not allowed"), vec![("Allow", allow)]),
             // Configuration problems: the setting's own message, as for other bad variables.
-            ApiError::Sync(e @ (SyncError::Filter(_) | SyncError::NoSearchField)) => (400, plain(&e.to_string()), Vec::new()),
+            ApiError::Sync(e @ (SyncError::Filter(_) | SyncError::NoSearchField | SyncError::ModeUnavailable(_))) => {
+                (400, plain(&e.to_string()), Vec::new())
+            }
             ApiError::Sync(e @ (SyncError::Ldap(_) | SyncError::Store(_))) => {
                 (400, json!({"error": "LDAP_Sync_failed", "details": {"error": e.to_string()}, "success": false}), Vec::new())
             }

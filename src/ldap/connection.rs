@@ -10,8 +10,8 @@ use bytes::BytesMut;
 use ldap3_proto::LdapMsg;
 use ldap3_proto::control::LdapControl;
 use ldap3_proto::proto::{
-    LdapBindCred, LdapBindRequest, LdapDerefAliases, LdapExtendedRequest, LdapFilter, LdapOp, LdapResult, LdapResultCode,
-    LdapSearchRequest, LdapSearchScope,
+    LdapBindCred, LdapBindRequest, LdapDerefAliases, LdapExtendedRequest, LdapFilter, LdapIntermediateResponse, LdapOp, LdapResult,
+    LdapResultCode, LdapSearchRequest, LdapSearchScope, SyncRequestMode, SyncStateValue,
 };
 
 use crate::settings::Scope;
@@ -33,6 +33,10 @@ pub const PAGE_RESULTS_FACTOR: u64 = 4;
 /// (no limit sent). The whole result is held in memory: 100,000 entries of
 /// about 1 KiB are about 100 MiB. Larger directories need paging.
 pub const MAX_UNPAGED_RESULTS: u64 = 100_000;
+/// Results accepted from one RFC 4533 refresh (entries, present and
+/// deleted ids): they are handed over in chunks, so this only stops a
+/// server that never ends.
+pub const MAX_SYNC_RESULTS: u64 = 100_000_000;
 /// Pages accepted in one paged search. With any page size of 100 or more this
 /// covers 10 million entries (25 million at the default page size 250, and
 /// 100 million when AD's MaxPageSize of 1,000 caps a larger one); a server
@@ -52,6 +56,46 @@ pub struct SearchSpec {
     /// all pages of a paged search, which is why upstream stops at 1,000
     /// users (upstream issues #4542, #7087, #17896).
     pub size_limit: u32,
+    /// An RFC 4533 refreshOnly search instead of a paged one (`page_size`
+    /// is then ignored: slapd answers a paged sync search with one page and
+    /// success, `shared/notes/ldap3_proto.md` §6).
+    pub sync: Option<SyncRequest>,
+}
+
+/// RFC 4533 §2.2: a refreshOnly content synchronisation from `cookie`
+/// (`None`: the whole content).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncRequest {
+    pub cookie: Option<Vec<u8>>,
+}
+
+/// An entry's RFC 4533 state (the Sync State control), or a Sync Info message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SyncItem {
+    /// Added or modified (state `add` or `modify`): the whole entry.
+    Changed(DirectoryEntry),
+    /// Deleted: only its entryUUID.
+    Deleted([u8; 16]),
+    /// Unchanged and still there (present phase): only its entryUUID.
+    Present([u8; 16]),
+    /// A syncIdSet: entryUUIDs deleted (`deletes`) or present.
+    IdSet { uuids: Vec<[u8; 16]>, deletes: bool },
+    /// A Sync Info message that carries no ids (newcookie, refreshDelete,
+    /// refreshPresent): `present_phase` when it ends a present phase.
+    Info { present_phase: bool },
+}
+
+/// How an RFC 4533 refresh ended (the Sync Done control).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncDone {
+    /// The cookie to resume from next time.
+    pub cookie: Option<Vec<u8>>,
+    /// `Some(true)`: deletions were sent explicitly. `Some(false)`: a
+    /// present phase was used, so whatever was not reported is gone.
+    /// `None`: not known. ldap3_proto 0.9 decodes `{refreshDeletes TRUE}`
+    /// without a cookie as FALSE (`shared/notes/ldap3_proto.md` §3), so a
+    /// FALSE that comes without a cookie is never trusted.
+    pub refresh_deletes: Option<bool>,
 }
 
 /// What the server told us.
@@ -70,6 +114,10 @@ pub enum Event {
     PageDone,
     /// The search is complete.
     SearchDone,
+    /// One RFC 4533 item of a sync search.
+    Sync(SyncItem),
+    /// A sync search is complete.
+    SyncDone(SyncDone),
 }
 
 #[derive(Debug)]
@@ -221,8 +269,22 @@ impl Connection {
         let event = match op {
             LdapOp::SearchResultEntry(entry) => {
                 let attributes = entry.attributes.into_iter().map(|a| (a.atype, a.vals)).collect();
-                Some(Event::Entry(DirectoryEntry::new(entry.dn, attributes)))
+                let found = DirectoryEntry::new(entry.dn, attributes);
+                match (&spec.sync, sync_state(ctrl)) {
+                    (None, _) => Some(Event::Entry(found)),
+                    (Some(_), Some((SyncStateValue::Delete, uuid))) => Some(Event::Sync(SyncItem::Deleted(uuid))),
+                    (Some(_), Some((SyncStateValue::Present, uuid))) => Some(Event::Sync(SyncItem::Present(uuid))),
+                    // add, modify, or no state at all (a server that ignored the control).
+                    (Some(_), _) => Some(Event::Sync(SyncItem::Changed(found))),
+                }
             }
+            LdapOp::IntermediateResponse(info) if spec.sync.is_some() => Some(Event::Sync(match info {
+                LdapIntermediateResponse::SyncInfoIdSet { refresh_deletes, syncuuids, .. } => {
+                    SyncItem::IdSet { uuids: syncuuids.iter().map(|u| *u.as_bytes()).collect(), deletes: refresh_deletes }
+                }
+                LdapIntermediateResponse::SyncInfoRefreshPresent { .. } => SyncItem::Info { present_phase: true },
+                _ => SyncItem::Info { present_phase: false },
+            })),
             // Continuation references point at other servers; we read one
             // server only, and say so: the caller must not take the result as complete.
             LdapOp::SearchResultReference(_) => Some(Event::Reference),
@@ -247,6 +309,16 @@ impl Connection {
         progress: Progress,
     ) -> Result<Option<Event>, LdapError> {
         check("search", result)?;
+        if spec.sync.is_some() {
+            let done = ctrl.into_iter().find_map(|c| match c {
+                LdapControl::SyncDone { cookie, refresh_deletes } => {
+                    let trusted = refresh_deletes || cookie.is_some();
+                    Some(SyncDone { cookie, refresh_deletes: trusted.then_some(refresh_deletes) })
+                }
+                _ => None,
+            });
+            return Ok(Some(Event::SyncDone(done.unwrap_or_default())));
+        }
         if spec.page_size.is_none() {
             return Ok(Some(Event::SearchDone));
         }
@@ -283,18 +355,24 @@ impl Connection {
                 Scope::Sub => LdapSearchScope::Subtree,
             },
             aliases: LdapDerefAliases::Never,
-            sizelimit: match spec.page_size {
-                Some(_) => 0,
-                None => i32::try_from(spec.size_limit).unwrap_or(i32::MAX),
+            sizelimit: match (spec.page_size, &spec.sync) {
+                (_, Some(_)) | (Some(_), None) => 0,
+                (None, None) => i32::try_from(spec.size_limit).unwrap_or(i32::MAX),
             },
             timelimit: 0,
             typesonly: false,
             filter: spec.filter.clone(),
             attrs: spec.attributes.clone(),
         };
-        let controls = match spec.page_size {
-            Some(size) => vec![LdapControl::SimplePagedResults { size: i64::from(size.get()), cookie: progress.cookie.clone() }],
-            None => Vec::new(),
+        let controls = match (&spec.sync, spec.page_size) {
+            (Some(sync), _) => vec![LdapControl::SyncRequest {
+                criticality: true,
+                mode: SyncRequestMode::RefreshOnly,
+                cookie: sync.cookie.clone(),
+                reload_hint: false,
+            }],
+            (None, Some(size)) => vec![LdapControl::SimplePagedResults { size: i64::from(size.get()), cookie: progress.cookie.clone() }],
+            (None, None) => Vec::new(),
         };
         let id = self.send(LdapOp::SearchRequest(request), controls)?;
         self.pending = Pending::Search { id, spec, progress };
@@ -309,8 +387,20 @@ impl Connection {
     }
 }
 
+/// The state and entryUUID of a Sync State control, if one came.
+fn sync_state(ctrl: Vec<LdapControl>) -> Option<(SyncStateValue, [u8; 16])> {
+    ctrl.into_iter().find_map(|c| match c {
+        LdapControl::SyncState { state, entry_uuid, .. } => Some((state, *entry_uuid.as_bytes())),
+        _ => None,
+    })
+}
+
 /// The most results one page (or an unpaged search) may hold.
 fn result_limit(spec: &SearchSpec) -> u64 {
+    if spec.sync.is_some() {
+        // Streamed and handed over in chunks by the transport, never held whole.
+        return MAX_SYNC_RESULTS;
+    }
     match spec.page_size {
         Some(size) => PAGE_RESULTS_FACTOR * u64::from(size.get()),
         None if spec.size_limit > 0 => u64::from(spec.size_limit),

@@ -53,6 +53,11 @@ impl DirectoryEntry {
         self.attributes.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, vals)| vals.iter().map(Vec::as_slice).collect())
     }
 
+    /// Every attribute as received: description and raw values.
+    pub fn attributes(&self) -> impl Iterator<Item = (&str, &[Vec<u8>])> {
+        self.attributes.iter().map(|(name, values)| (name.as_str(), values.as_slice()))
+    }
+
     /// The values of `name` that are non-empty, decoded as UTF-8 (lossily).
     pub fn texts(&self, name: &str) -> Vec<String> {
         self.values(name)

@@ -13,7 +13,7 @@ use rustls::ClientConnection;
 
 use crate::settings::{Encryption, LdapConnection};
 
-use super::connection::{Connection, Event, SearchSpec};
+use super::connection::{Connection, Event, SearchSpec, SyncDone, SyncItem};
 use super::entry::DirectoryEntry;
 use super::error::{LdapError, code_name};
 use super::tls;
@@ -211,6 +211,38 @@ pub struct SearchEnd {
     pub references: u64,
 }
 
+/// What an RFC 4533 refresh reported, a chunk at a time.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncChunk {
+    /// Added or modified entries, whole.
+    pub changed: Vec<DirectoryEntry>,
+    /// entryUUIDs of deleted entries.
+    pub deleted: Vec<[u8; 16]>,
+    /// entryUUIDs of unchanged entries still there (present phase).
+    pub present: Vec<[u8; 16]>,
+}
+
+impl SyncChunk {
+    /// Items in the chunk.
+    pub fn len(&self) -> usize {
+        self.changed.len() + self.deleted.len() + self.present.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// How an RFC 4533 refresh that succeeded ended.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncEnd {
+    pub done: SyncDone,
+    /// The server used a present phase (present ids, or a refreshPresent).
+    pub present_phase: bool,
+    /// Continuation references received: results on other servers, not read.
+    pub references: u64,
+}
+
 /// Where a session's time went, for the benchmark's phase breakdown.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LdapTiming {
@@ -305,6 +337,76 @@ impl Session {
                 other => return Err(LdapError::UnexpectedResponse { op: "search", what: format!("{other:?}") }.into()),
             }
         }
+    }
+
+    /// Runs an RFC 4533 refreshOnly search (`spec.sync` set) and hands what
+    /// it reports to `on_chunk` about `chunk` items at a time: changed
+    /// entries, deleted and present entryUUIDs. Each chunk is one
+    /// operation's worth of deadline, as a page is.
+    pub fn sync_search<E: From<LdapError>>(
+        &mut self,
+        spec: SearchSpec,
+        chunk: usize,
+        mut on_chunk: impl FnMut(SyncChunk) -> Result<(), E>,
+    ) -> Result<SyncEnd, E> {
+        let chunk = chunk.max(1);
+        self.conn.search(spec)?;
+        self.deadlines.begin();
+        let mut current = SyncChunk::default();
+        let mut end = SyncEnd::default();
+        loop {
+            let item = match self.next_event("sync search")? {
+                Event::Sync(item) => item,
+                Event::Reference => {
+                    end.references += 1;
+                    continue;
+                }
+                Event::SyncDone(done) => {
+                    on_chunk(current)?;
+                    end.done = done;
+                    return Ok(end);
+                }
+                other => return Err(LdapError::UnexpectedResponse { op: "sync search", what: format!("{other:?}") }.into()),
+            };
+            match item {
+                SyncItem::Changed(entry) => current.changed.push(entry),
+                SyncItem::Deleted(uuid) => current.deleted.push(uuid),
+                SyncItem::Present(uuid) => {
+                    end.present_phase = true;
+                    current.present.push(uuid);
+                }
+                SyncItem::IdSet { uuids, deletes: true } => current.deleted.extend(uuids),
+                SyncItem::IdSet { uuids, deletes: false } => {
+                    end.present_phase = true;
+                    current.present.extend(uuids);
+                }
+                SyncItem::Info { present_phase } => end.present_phase |= present_phase,
+            }
+            if current.len() >= chunk {
+                on_chunk(std::mem::take(&mut current))?;
+                self.deadlines.begin();
+            }
+        }
+    }
+
+    /// The root DSE's `supportedControl` OIDs (RFC 4512 §5.1): what the
+    /// server says it can do.
+    pub fn supported_controls(&mut self) -> Result<Vec<String>, LdapError> {
+        let spec = SearchSpec {
+            base: String::new(),
+            scope: crate::settings::Scope::Base,
+            filter: super::filter::present("objectClass"),
+            attributes: vec!["supportedControl".to_owned()],
+            page_size: None,
+            size_limit: 1,
+            sync: None,
+        };
+        let mut controls = Vec::new();
+        self.search(spec, |page| {
+            controls.extend(page.iter().flat_map(|e| e.texts("supportedControl")));
+            Ok::<(), LdapError>(())
+        })?;
+        Ok(controls)
     }
 
     /// Binds as `dn` (a user proving their password at login). A result

@@ -21,6 +21,11 @@ pub fn sync_members_chunk(generation: &str, chunk: usize) -> String {
     format!("sync-members:{generation}:{chunk}")
 }
 
+/// `sync-cookie` → `{"mode", "cookie", "scope"}`: where the next incremental
+/// run resumes (RFC 4533 cookie, base64), and a fingerprint of the search it
+/// belongs to.
+pub const SYNC_COOKIE: &str = "sync-cookie";
+
 /// `sync-force-used` → JSON `true` once a forced run passed the breaker,
 /// until `ldap_sync_force_deactivations` is seen `false` again.
 pub const SYNC_FORCE_USED: &str = "sync-force-used";

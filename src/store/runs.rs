@@ -8,6 +8,8 @@ use std::cell::Cell;
 
 use serde::{Deserialize, Serialize};
 
+use super::users::Fingerprint;
+
 use super::ids::UserId;
 use super::schema::Date;
 use super::{Batch, KvStore, StoreError, decode, get_json, keys, write_generation};
@@ -52,6 +54,39 @@ pub fn save_members(store: &dyn KvStore, ids: &[UserId], generation: &str) -> Re
         .flat_map(|old| (0..old.chunks).map(move |i| keys::sync_members_chunk(&old.generation, i)));
     let chunk_key = |i| keys::sync_members_chunk(generation, i);
     write_generation(store, ids, MEMBERS_CHUNK, chunk_key, (keys::SYNC_MEMBERS.to_owned(), &head), stale, Batch::new())
+}
+
+/// Users the last complete read saw, from the baseline's head alone (one read).
+pub fn last_members_total(store: &dyn KvStore) -> Result<Option<u64>, StoreError> {
+    Ok(get_json::<MembersHead>(store, keys::SYNC_MEMBERS)?.map(|h| h.total as u64))
+}
+
+/// Where an incremental run resumes: the server's cookie, for the search
+/// whose fingerprint is `scope` (another search must not use it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncCookie {
+    /// `"syncrepl"`.
+    pub mode: String,
+    /// The cookie's bytes, base64 (standard alphabet, padded).
+    pub cookie: String,
+    pub scope: Fingerprint,
+}
+
+/// The stored cookie, if any.
+pub fn sync_cookie(store: &dyn KvStore) -> Result<Option<SyncCookie>, StoreError> {
+    get_json(store, keys::SYNC_COOKIE)
+}
+
+/// Stores the cookie (one write, after the run's writes have landed).
+pub fn save_sync_cookie(store: &dyn KvStore, cookie: &SyncCookie) -> Result<(), StoreError> {
+    let mut batch = Batch::new();
+    batch.set(keys::SYNC_COOKIE.to_owned(), cookie)?;
+    batch.commit(store)
+}
+
+/// Forgets the cookie: the next incremental run starts with a full refresh.
+pub fn clear_sync_cookie(store: &dyn KvStore) -> Result<(), StoreError> {
+    store.delete_many(&[keys::SYNC_COOKIE.to_owned()])
 }
 
 /// Whether a forced run already passed the breaker since the override was set.

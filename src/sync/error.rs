@@ -19,4 +19,7 @@ pub enum SyncError {
     /// No search field to build the username clause from.
     #[error("ldap_user_search_field is empty: set the attribute that holds the username (uid for OpenLDAP)")]
     NoSearchField,
+    /// `ldap_sync_mode` asks for a mode this directory or configuration cannot do.
+    #[error("ldap_sync_mode: {0}")]
+    ModeUnavailable(String),
 }

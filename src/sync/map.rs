@@ -3,6 +3,7 @@
 use crate::ldap::{DirectoryEntry, Dn};
 use crate::settings::{Accounts, LdapSearch};
 use crate::store::LdapId;
+use crate::store::users::{Fingerprint, FingerprintHasher};
 
 /// A directory user, mapped to what Rocket.Chat stores.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,9 +139,37 @@ fn unique_id(entry: &DirectoryEntry, attr: &str) -> Option<String> {
     match values.as_slice() {
         [] => None,
         [_] if attr.eq_ignore_ascii_case("dn") => Some(entry.dn.to_string()),
-        [one] => Some(one.iter().map(|b| format!("{b:02x}")).collect()),
+        [one] => Some(hex(one)),
         many => Some(many.iter().map(|v| String::from_utf8_lossy(v)).collect::<Vec<_>>().join(",")),
     }
+}
+
+/// Lower-case hex.
+fn hex(bytes: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 0xf)]));
+    }
+    out
+}
+
+/// The fingerprint of an entry as received (DN, every attribute and value,
+/// in the server's order) under `settings`, a digest of the settings that
+/// shape mapping and planning ([`super::plan::settings_digest`]): equal
+/// fingerprints map and plan to the same document, so a sync mark can
+/// vouch for an entry before it is even mapped.
+pub fn entry_fingerprint(entry: &DirectoryEntry, settings: &Fingerprint) -> Fingerprint {
+    let mut hasher = FingerprintHasher::default();
+    hasher.field(settings.as_bytes());
+    hasher.field(entry.dn.as_str().as_bytes());
+    for (name, values) in entry.attributes() {
+        hasher.field(name.as_bytes());
+        hasher.field(&(values.len() as u64).to_le_bytes());
+        values.iter().for_each(|v| hasher.field(v));
+    }
+    hasher.finish()
 }
 
 /// Upstream's username slug (`limax`, then `[0-9a-z-_.]` only):

@@ -16,6 +16,7 @@ pub mod login;
 pub mod map;
 pub mod phases;
 pub mod plan;
+mod refresh;
 pub mod report;
 mod run;
 pub mod search;

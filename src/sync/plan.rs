@@ -8,7 +8,7 @@
 
 use serde_json::{Value, json};
 
-use crate::settings::{Accounts, ActiveState, SyncSwitches};
+use crate::settings::{Accounts, ActiveState, LdapSearch, SyncSwitches};
 use crate::store::UserId;
 use crate::store::schema::{Date, Email, UserDoc};
 use crate::store::users::{Fingerprint, IndexKey, Loaded, UserWrites, index_keys, is_directory_user, ldap_id_of};
@@ -23,38 +23,21 @@ pub struct PlanContext<'a> {
     pub now: Date,
 }
 
-/// Bumped when what [`fingerprint`] covers, or what planning makes of it, changes.
-const FINGERPRINT_VERSION: &str = "1";
+/// Bumped when mapping or planning changes what they make of the same
+/// entry and settings: every sync mark then stops matching.
+const FINGERPRINT_VERSION: &[u8] = b"ldap-sync marks v1";
 
-/// What the sync derives from an entry, and the settings that shape an
-/// update of an existing user, as one [`Fingerprint`]: equal fingerprints
-/// plan to the same document. Settings that only shape a new user
-/// (default roles, manual approval) are left out: a marked user exists.
-pub fn fingerprint(user: &RcUser, ctx: &PlanContext<'_>) -> Fingerprint {
+/// A digest of every setting that shapes mapping and planning (the search
+/// and mapping settings, the account settings, the update switches), for
+/// [`super::map::entry_fingerprint`]: changing any of them makes the next
+/// run check every entry in full. Computed once per run.
+pub fn settings_digest(search: &LdapSearch, ctx: &PlanContext<'_>) -> Fingerprint {
     let switches = &ctx.switches;
-    let flag = |b: bool| if b { "1" } else { "0" };
-    let active_state = match switches.active_state {
-        ActiveState::Ignore => "ignore",
-        ActiveState::Disable => "disable",
-        ActiveState::Both => "both",
-    };
-    let emails = user.emails.len().to_string();
-    let mut fields: Vec<&str> = vec![
-        FINGERPRINT_VERSION,
-        user.dn.as_str(),
-        &user.ldap_id.attribute,
-        &user.ldap_id.value,
-        &user.username,
-        user.name.as_deref().unwrap_or("\u{0}"),
-        user.extension.as_deref().unwrap_or("\u{0}"),
-        flag(user.disabled),
-        flag(switches.keep_existing_updated),
-        active_state,
-        flag(ctx.accounts.verify_external_emails),
-        &emails,
-    ];
-    fields.extend(user.emails.iter().map(String::as_str));
-    Fingerprint::of(fields)
+    let shaping = format!(
+        "{search:?}|{:?}|keep_existing_updated={}|active_state={:?}|merge={}",
+        ctx.accounts, switches.keep_existing_updated, switches.active_state, ctx.merge_existing_users
+    );
+    Fingerprint::of([FINGERPRINT_VERSION, shaping.as_bytes()])
 }
 
 /// Whether `doc` is what planning `user` makes of it, in full: active, and

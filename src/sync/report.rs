@@ -49,6 +49,21 @@ pub struct SyncReport {
     /// Why deactivations that were due did not happen, when they did not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offboarding: Option<Offboarding>,
+    /// How the directory was read: `"full"` (every entry, paged) or
+    /// `"syncrepl"` (RFC 4533 refresh from the stored cookie).
+    #[serde(default)]
+    pub mode: String,
+    /// Why the mode is not the one asked for, or why a refresh started over
+    /// (no cookie yet, a cookie the server refused, changed search settings).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode_note: Option<String>,
+    /// Whether the store now reflects the whole directory: the read (or
+    /// refresh) ended in success, complete. `false` after a failure.
+    #[serde(default)]
+    pub fully_in_sync: bool,
+    /// Entries the directory reported deleted (an incremental run).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub deleted_in_directory: u64,
     /// Where the run's time went (`README.md`, Benchmark).
     #[serde(default)]
     pub phases: Phases,

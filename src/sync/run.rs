@@ -21,6 +21,7 @@ use crate::store::{Batch, KvStore, LdapId, UserId};
 use super::map::{EntryProblem, RcUser};
 use super::phases::{Stopwatch, Timed};
 use super::plan::{self, Change, PlanContext};
+use super::refresh;
 use super::report::{Breaker, RunOutcome, SyncReport};
 use super::search::{Directory, user_search};
 use super::{SyncError, map};
@@ -81,7 +82,17 @@ pub fn run_with(
 ) -> Result<SyncReport, SyncError> {
     let started = (ctx.clock)();
     let mut report = SyncReport { started_at: Some(started), ..SyncReport::default() };
-    let result = scan(store, settings, directory, lease, ctx, &mut report);
+    let result = match refresh::choose_mode(settings, directory, &mut report) {
+        Ok(refresh::Mode::Full) => {
+            report.mode = "full".to_owned();
+            scan(store, settings, directory, lease, ctx, &mut report)
+        }
+        Ok(refresh::Mode::Syncrepl) => {
+            report.mode = "syncrepl".to_owned();
+            refresh::refresh(store, settings, directory, lease, ctx, &mut report)
+        }
+        Err(e) => Err(e),
+    };
     finish(store, report, result, started, ctx.clock)
 }
 
@@ -107,14 +118,14 @@ fn finish(
 
 /// What the pages of a run saw, for offboarding at its end.
 #[derive(Debug, Default)]
-struct Seen {
+pub(super) struct Seen {
     /// Every user a directory entry stands for.
-    users: HashSet<UserId>,
+    pub(super) users: HashSet<UserId>,
     /// Users disabled in the directory and still active here.
-    disabled: BTreeSet<UserId>,
+    pub(super) disabled: BTreeSet<UserId>,
     /// Entries that could not be tied to any user (no unique id): a read
     /// with one of these cannot say who is missing.
-    unidentified: u64,
+    pub(super) unidentified: u64,
 }
 
 /// Builds the search (spec §3.3), applies it page by page, then offboards.
@@ -157,6 +168,7 @@ fn scan(
     report.phases.set_ldap(directory.timing());
     let result = end.map_err(SyncError::from).and_then(|end| {
         flushed?;
+        report.fully_in_sync = end.references == 0;
         offboard(&timed, settings, ctx, lease, end, seen, report)
     });
     report.phases.set_store(&timed);
@@ -167,7 +179,7 @@ fn scan(
 /// unchanged and done; the rest load what they touch (three `get-many`),
 /// are planned, and their writes and new marks staged in one batch.
 #[allow(clippy::too_many_arguments)]
-fn apply_page(
+pub(super) fn apply_page(
     store: &dyn KvStore,
     timed: &Timed<'_>,
     settings: &Settings,
@@ -184,15 +196,39 @@ fn apply_page(
         now: (ctx.clock)(),
     };
     let sw = Stopwatch::start();
-    let mut users = Vec::with_capacity(entries.len());
+    // Entries whose sync mark matches are unchanged: not even mapped.
+    let digest = plan::settings_digest(&settings.search, &plan_ctx);
+    let mut keyed: Vec<(DirectoryEntry, LdapId, Fingerprint)> = Vec::with_capacity(entries.len());
+    let mut rest_entries: Vec<(DirectoryEntry, Option<Fingerprint>)> = Vec::new();
+    for entry in entries {
+        match map::ldap_id(&entry, &settings.search) {
+            Ok(id) => {
+                let fp = map::entry_fingerprint(&entry, &digest);
+                keyed.push((entry, id, fp));
+            }
+            Err(_) => rest_entries.push((entry, None)),
+        }
+    }
+    sw.add_to(&mut report.phases.map_us);
+    let repo = Users::new(store);
+    let marks = repo.sync_marks(keyed.iter().map(|(_, id, _)| id))?;
+    for ((entry, _, fp), mark) in keyed.into_iter().zip(marks) {
+        match mark {
+            Some(mark) if mark.fp == fp => {
+                report.unchanged += 1;
+                report.phases.unchanged_by_mark += 1;
+                seen.users.insert(mark.id);
+            }
+            _ => rest_entries.push((entry, Some(fp))),
+        }
+    }
+    let sw = Stopwatch::start();
+    let mut rest = Vec::with_capacity(rest_entries.len());
     // Entries that do not map to a user but still stand for one (by LDAP id).
     let mut unmapped: Vec<LdapId> = Vec::new();
-    for entry in &entries {
+    for (entry, fp) in &rest_entries {
         match map::map_entry(entry, &settings.search, &settings.accounts) {
-            Ok(user) => {
-                let fp = plan::fingerprint(&user, &plan_ctx);
-                users.push((user, fp));
-            }
+            Ok(user) => rest.push((user, fp.clone())),
             Err(problem) => {
                 match (&problem, map::ldap_id(entry, &settings.search)) {
                     (EntryProblem::NoUniqueId(_), _) | (_, Err(_)) => seen.unidentified += 1,
@@ -202,21 +238,8 @@ fn apply_page(
             }
         }
     }
-    drop(entries);
+    drop(rest_entries);
     sw.add_to(&mut report.phases.map_us);
-    let repo = Users::new(store);
-    let marks = repo.sync_marks(users.iter().map(|(u, _)| &u.ldap_id))?;
-    let mut rest = Vec::with_capacity(users.len());
-    for ((user, fp), mark) in users.into_iter().zip(marks) {
-        match mark {
-            Some(mark) if mark.fp == fp => {
-                report.count(Change::Unchanged, user.dn.as_str(), &user.username);
-                report.phases.unchanged_by_mark += 1;
-                seen.users.insert(mark.id);
-            }
-            _ => rest.push((user, fp)),
-        }
-    }
     let mut batch = Batch::new();
     if first_page {
         runs::stage_schema_version(store, &mut batch)?;
@@ -235,7 +258,7 @@ fn apply_page(
     report.phases.json_decode_us += u64::try_from(decode.as_micros()).unwrap_or(u64::MAX);
     let sw = Stopwatch::start();
     let mut writes = UserWrites::default();
-    let mut markable: Vec<(RcUser, UserId, Fingerprint)> = Vec::new();
+    let mut markable: Vec<(RcUser, UserId, Option<Fingerprint>)> = Vec::new();
     for (user, fp) in rest {
         match plan::plan_one(&user, &mut loaded, &plan_ctx, &mut writes) {
             Ok(planned) => {
@@ -263,6 +286,7 @@ fn apply_page(
     // Marks last: a document staged above drops its mark, and a user whose
     // final document reflects the entry gets it back.
     for (user, id, fp) in markable {
+        let Some(fp) = fp else { continue };
         if loaded.docs.get(&id).is_some_and(|doc| plan::reflects(doc, &user, &plan_ctx)) {
             batch.put_sync_mark(&user.ldap_id, &SyncMark { id, fp })?;
         }
@@ -282,7 +306,7 @@ fn owner(loaded: &Loaded, id: &LdapId) -> Option<UserId> {
 /// read) those the read no longer found; never the last active admin;
 /// nobody when more than `ldap_sync_max_deactivations` are due, unless
 /// forced. Then remember this read's members for the next run.
-fn offboard(
+pub(super) fn offboard(
     store: &dyn KvStore,
     settings: &Settings,
     ctx: &mut RunContext<'_>,
@@ -343,7 +367,7 @@ fn offboard(
     Ok(())
 }
 
-fn deactivate(
+pub(super) fn deactivate(
     store: &dyn KvStore,
     settings: &Settings,
     ctx: &mut RunContext<'_>,

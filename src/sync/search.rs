@@ -3,7 +3,7 @@
 //! runs it.
 
 use crate::ldap::filter;
-use crate::ldap::{DirectoryEntry, LdapTiming, SearchEnd, SearchSpec, Session};
+use crate::ldap::{DirectoryEntry, LdapTiming, SearchEnd, SearchSpec, Session, SyncChunk, SyncEnd};
 use crate::settings::{ActiveState, Settings};
 
 use super::SyncError;
@@ -23,6 +23,23 @@ pub trait Directory {
     fn timing(&self) -> LdapTiming {
         LdapTiming::default()
     }
+
+    /// The root DSE's `supportedControl` OIDs (none for a scripted directory).
+    fn supported_controls(&mut self) -> Result<Vec<String>, SyncError> {
+        Ok(Vec::new())
+    }
+
+    /// Runs an RFC 4533 refresh (`spec.sync` set), handing over `chunk`
+    /// items at a time. A directory that cannot says so.
+    fn sync_search(
+        &mut self,
+        spec: SearchSpec,
+        chunk: usize,
+        on_chunk: &mut dyn FnMut(SyncChunk) -> Result<(), SyncError>,
+    ) -> Result<SyncEnd, SyncError> {
+        let _ = (spec, chunk, on_chunk);
+        Err(SyncError::ModeUnavailable("this directory does not support RFC 4533 content synchronisation".to_owned()))
+    }
 }
 
 impl Directory for Session {
@@ -36,6 +53,19 @@ impl Directory for Session {
 
     fn timing(&self) -> LdapTiming {
         Session::timing(self)
+    }
+
+    fn supported_controls(&mut self) -> Result<Vec<String>, SyncError> {
+        Ok(Session::supported_controls(self)?)
+    }
+
+    fn sync_search(
+        &mut self,
+        spec: SearchSpec,
+        chunk: usize,
+        on_chunk: &mut dyn FnMut(SyncChunk) -> Result<(), SyncError>,
+    ) -> Result<SyncEnd, SyncError> {
+        Session::sync_search(self, spec, chunk, on_chunk)
     }
 }
 
@@ -59,6 +89,7 @@ pub fn user_search(settings: &Settings, username: Option<&str>) -> Result<Search
         attributes: map::attributes_to_request(search, settings.sync.active_state != ActiveState::Ignore),
         page_size: search.page_size,
         size_limit: search.size_limit,
+        sync: None,
     })
 }
 

@@ -29,6 +29,7 @@ fn spec(page_size: u32) -> SearchSpec {
         attributes: vec!["uid".into()],
         page_size: std::num::NonZeroU32::new(page_size),
         size_limit: 7,
+        sync: None,
     }
 }
 

@@ -155,6 +155,7 @@ fn the_operation_deadline_is_per_page_not_per_search() {
         attributes: vec!["uid".into()],
         page_size: std::num::NonZeroU32::new(10),
         size_limit: 0,
+        sync: None,
     };
     let started = Instant::now();
     let mut pages = 0;

@@ -23,16 +23,40 @@ use super::Users;
 pub struct Fingerprint(String);
 
 impl Fingerprint {
+    /// The hex digits, as bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+
     /// The fingerprint of `fields`, each length-prefixed so that no two
     /// different lists hash the same input.
-    pub fn of<'a>(fields: impl IntoIterator<Item = &'a str>) -> Self {
-        let mut hash = Sha256::new();
-        for field in fields {
-            hash.update((field.len() as u64).to_le_bytes());
-            hash.update(field.as_bytes());
+    pub fn of<'a>(fields: impl IntoIterator<Item = &'a [u8]>) -> Self {
+        let mut hasher = FingerprintHasher::default();
+        fields.into_iter().for_each(|f| hasher.field(f));
+        hasher.finish()
+    }
+}
+
+/// Builds a [`Fingerprint`] field by field.
+#[derive(Default)]
+pub struct FingerprintHasher(Sha256);
+
+impl FingerprintHasher {
+    /// Adds one field (length-prefixed).
+    pub fn field(&mut self, bytes: &[u8]) {
+        self.0.update((bytes.len() as u64).to_le_bytes());
+        self.0.update(bytes);
+    }
+
+    pub fn finish(self) -> Fingerprint {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let digest = self.0.finalize();
+        let mut out = String::with_capacity(32);
+        for b in digest.iter().take(16) {
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0xf)]));
         }
-        let digest = hash.finalize();
-        Self(digest.iter().take(16).map(|b| format!("{b:02x}")).collect())
+        Fingerprint(out)
     }
 }
 
@@ -85,16 +109,16 @@ mod tests {
 
     #[test]
     fn fingerprints_separate_fields() {
-        assert_ne!(Fingerprint::of(["ab", "c"]), Fingerprint::of(["a", "bc"]));
-        assert_eq!(Fingerprint::of(["a"]), Fingerprint::of(["a"]));
-        assert_eq!(Fingerprint::of(["a"]).0.len(), 32);
+        assert_ne!(Fingerprint::of([&b"ab"[..], b"c"]), Fingerprint::of([&b"a"[..], b"bc"]));
+        assert_eq!(Fingerprint::of([&b"a"[..]]), Fingerprint::of([&b"a"[..]]));
+        assert_eq!(Fingerprint::of([&b"a"[..]]).0.len(), 32);
     }
 
     #[test]
     fn a_document_write_drops_the_mark_unless_a_mark_follows() -> Result<(), Box<dyn std::error::Error>> {
         let store = MemoryStore::default();
         let ldap = LdapId::new("entryUUID", "0a");
-        let mark = SyncMark { id: UserId::new("u1"), fp: Fingerprint::of(["x"]) };
+        let mark = SyncMark { id: UserId::new("u1"), fp: Fingerprint::of([&b"x"[..]]) };
         let doc = directory_doc("u1", &ldap)?;
         let mut batch = Batch::new();
         batch.put_user(&doc)?;

@@ -21,7 +21,7 @@ mod two_factor;
 use serde_json::{Map, Value};
 
 pub use listing::Listing;
-pub use marks::{Fingerprint, SyncMark};
+pub use marks::{Fingerprint, FingerprintHasher, SyncMark};
 pub use sessions::Sessions;
 pub use two_factor::SecondFactorState;
 
@@ -215,6 +215,16 @@ impl<'a> Users<'a> {
         let held: Vec<IndexKey> = loaded.docs.values().flat_map(index_keys).filter(|k| !loaded.index.contains_key(k)).collect();
         self.load_index(&mut loaded, held)?;
         Ok(loaded)
+    }
+
+    /// The users these LDAP ids name (through `ldap-id:`), in order, in one `get-many`.
+    pub fn owners_of(&self, ids: &[LdapId]) -> Result<Vec<Option<UserId>>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let wanted: Vec<String> = ids.iter().map(keys::ldap_id).collect();
+        let values = self.store.get_many(&wanted)?;
+        wanted.iter().zip(values).map(|(key, value)| decode(key, value)).collect()
     }
 
     fn load_index(&self, loaded: &mut Loaded, mut wanted: Vec<IndexKey>) -> Result<(), StoreError> {

@@ -25,10 +25,16 @@
 //!    * **full (first)**: an empty store, every user is created;
 //!    * **full, no change**: nothing changed; nothing but the report (and
 //!      the run's lease) may be written;
+//!    * **syncrepl, no cookie**: `ldap_sync_mode=syncrepl` for the first
+//!      time: an RFC 4533 refresh of the whole content (every user known by
+//!      its sync mark); it stores the cookie;
+//!    * **syncrepl, no change**: a refresh from the cookie, nothing changed;
 //!    * then a **change round** with `ldapmodify`: 0.5% of the users get a
 //!      new `cn`, 0.5% are renamed (`modrdn` to a new `uid`), 0.5% deleted,
 //!      and 0.5% new users are added;
-//!    * **full, after the change round**.
+//!    * **syncrepl, after changes**: only the changes arrive;
+//!    * **full, after syncrepl**: a full read must find every user unchanged
+//!      (the incremental run left the store as a full run would).
 //!
 //! Per run it prints: wall time, users/s (directory entries / wall time),
 //! the ratio to the floor, store keys read and written and the write
@@ -388,6 +394,9 @@ fn bench_size(rt: &tokio::runtime::Runtime, args: &Args, n: usize, reads: bool) 
     host.set_variable("ldap_sync_mode", "full")?;
     runs.push(sync_once(rt, &host, "full (first)", n64, (n64, 0, 0))?);
     runs.push(sync_once(rt, &host, "full, no change", n64, (0, 0, n64))?);
+    host.set_variable("ldap_sync_mode", "syncrepl")?;
+    runs.push(sync_once(rt, &host, "syncrepl, no cookie", n64, (0, 0, n64))?);
+    runs.push(sync_once(rt, &host, "syncrepl, no change", 0, (0, 0, 0))?);
     let round = change_round(n, width);
     let started = Instant::now();
     slapd.modify(&round.ldif).context("ldapmodify")?;
@@ -401,8 +410,11 @@ fn bench_size(rt: &tokio::runtime::Runtime, args: &Args, n: usize, reads: bool) 
     );
     let after = n64 - round.deleted as u64 + round.added as u64;
     let changed = (round.modified + round.renamed) as u64;
-    let unchanged = n64 - changed - round.deleted as u64;
-    runs.push(sync_once(rt, &host, "full, after changes", after, (round.added as u64, changed, unchanged))?);
+    let added = round.added as u64;
+    runs.push(sync_once(rt, &host, "syncrepl, after changes", changed + added, (added, changed, 0))?);
+    // The full read finds nothing left to do: the incremental run did it all.
+    host.set_variable("ldap_sync_mode", "full")?;
+    runs.push(sync_once(rt, &host, "full, after syncrepl", after, (0, 0, after))?);
 
     println!(
         "{:<22} {:>7} {:>9} {:>8} {:>10} {:>10} {:>7} {:>9} {:>8} {:>8} {:>9}",
@@ -477,6 +489,13 @@ fn targets(results: &[SizeResult]) {
             writes,
             verdict(ratio(same) <= 1.5 && writes == 0)
         );
+    }
+    let find = |name: &str| main.runs.iter().find(|r| r.name == name);
+    if let Some(r) = find("syncrepl, no change") {
+        println!("  incremental, no change <= 5% of floor at {}: {:.1}%, {}", main.n, ratio(r) * 100.0, verdict(ratio(r) <= 0.05));
+    }
+    if let Some(r) = find("syncrepl, after changes") {
+        println!("  incremental, one change round <= 10% of floor at {}: {:.1}%, {}", main.n, ratio(r) * 100.0, verdict(ratio(r) <= 0.10));
     }
     let peak = results.iter().flat_map(|r| r.runs.iter()).map(|r| r.memory).max().unwrap_or(0);
     println!("  guest memory <= 8 MiB at every size: peak {:.2} MiB, {}", mib(peak), verdict(peak <= MEMORY_TARGET));

@@ -1,0 +1,274 @@
+//! Incremental runs: RFC 4533 refreshOnly from a stored cookie
+//! (`ldap_sync_mode=syncrepl`, or `auto` when the root DSE announces the
+//! Sync Request control).
+//!
+//! * **No cookie yet** (or one that belongs to other search settings): a
+//!   refresh without a cookie, i.e. the whole content, handled like a full
+//!   read (the sync marks make known users cheap) and offboarded like one.
+//! * **With a cookie**: only added, modified and renamed entries arrive
+//!   (whole), and deletions either as entryUUIDs (`refreshDeletes` TRUE: the
+//!   server's session log) or as a present phase (every unchanged entry's
+//!   entryUUID; whatever is not reported is gone). Both reach offboarding
+//!   with the same switch, breaker and completeness rules as a full read.
+//! * A cookie the server refuses (`e-syncRefreshRequired`, or any error
+//!   result to a search with a cookie) is dropped and the run starts over
+//!   with a full refresh, once; the report says so.
+//! * The new cookie is stored only after the run's writes have landed, so a
+//!   run that fails or is stopped is simply done again from the old one.
+//!
+//! Deleted and present entries come as entryUUIDs only, so this mode needs
+//! entryUUID as the unique identifier (first in `ldap_unique_identifier_field`):
+//! the user is found through `ldap-id:entryUUID:<hex of the UUID's text>`.
+//! Never paged: slapd answers a paged sync search with one page and success.
+
+use std::collections::BTreeSet;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use ldap3_proto::proto::LdapResultCode;
+
+use crate::ldap::{LdapError, SearchEnd, SyncChunk, SyncRequest};
+use crate::settings::{Settings, SyncMode};
+use crate::store::buffer::{FlushLimits, WriteBuffer};
+use crate::store::runs::{self, Lease, SyncCookie};
+use crate::store::users::{Fingerprint, Users};
+use crate::store::{KvStore, LdapId, UserId};
+
+use super::SyncError;
+use super::phases::Timed;
+use super::plan::{self, PlanContext};
+use super::report::SyncReport;
+use super::run::{RunContext, Seen, apply_page, deactivate, offboard};
+use super::search::{Directory, user_search};
+
+/// RFC 4533's Sync Request control.
+pub const OID_SYNC_REQUEST: &str = "1.3.6.1.4.1.4203.1.9.1.1";
+/// Items handed over per chunk of a refresh (as a page of a full read).
+const CHUNK: usize = 1000;
+
+/// How a run reads the directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Full,
+    Syncrepl,
+}
+
+/// `ldap_sync_mode`, resolved: `auto` asks the root DSE (one search).
+pub fn choose_mode(settings: &Settings, directory: &mut dyn Directory, report: &mut SyncReport) -> Result<Mode, SyncError> {
+    let by_uuid = uuid_attribute(settings).is_some();
+    match settings.sync.mode {
+        SyncMode::Full => Ok(Mode::Full),
+        SyncMode::Syncrepl if !by_uuid => Err(SyncError::ModeUnavailable(
+            "syncrepl needs entryUUID as the unique identifier: put it first in ldap_unique_identifier_field".to_owned(),
+        )),
+        SyncMode::Syncrepl => Ok(Mode::Syncrepl),
+        SyncMode::Auto if !by_uuid => {
+            report.mode_note = Some("full read: incremental sync needs entryUUID first in ldap_unique_identifier_field".to_owned());
+            Ok(Mode::Full)
+        }
+        SyncMode::Auto => {
+            if directory.supported_controls()?.iter().any(|oid| oid == OID_SYNC_REQUEST) {
+                Ok(Mode::Syncrepl)
+            } else {
+                report.mode_note = Some("full read: the server does not announce RFC 4533 content synchronisation".to_owned());
+                Ok(Mode::Full)
+            }
+        }
+    }
+}
+
+/// The configured name of entryUUID when it is the first unique-id candidate.
+fn uuid_attribute(settings: &Settings) -> Option<&str> {
+    settings.search.unique_id_fields.first().map(String::as_str).filter(|a| a.eq_ignore_ascii_case("entryUUID"))
+}
+
+/// The LDAP id of the entry whose entryUUID is `uuid`: the hex of its text
+/// form, as `services.ldap.id` holds it (`map::ldap_id` of the raw value).
+fn ldap_id_of_uuid(attribute: &str, uuid: &[u8; 16]) -> LdapId {
+    let text = uuid_text(uuid);
+    LdapId::new(attribute, text.bytes().map(|b| format!("{b:02x}")).collect::<String>())
+}
+
+/// RFC 4122 text: lower-case hex, hyphens after 4, 6, 8 and 10 bytes.
+fn uuid_text(uuid: &[u8; 16]) -> String {
+    let mut out = String::with_capacity(36);
+    for (i, b) in uuid.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            out.push('-');
+        }
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}
+
+/// The search a cookie belongs to: base, scope, filter, attributes and the
+/// mapping settings. A cookie taken for another search is not used.
+fn cookie_scope(settings: &Settings, ctx: &PlanContext<'_>) -> Result<Fingerprint, SyncError> {
+    let spec = user_search(settings, None)?;
+    let search = format!("{:?}|{:?}|{:?}|{:?}", spec.base, spec.scope, spec.filter, spec.attributes);
+    Ok(Fingerprint::of([search.as_bytes(), plan::settings_digest(&settings.search, ctx).as_bytes()]))
+}
+
+/// An incremental run: refresh from the stored cookie, or from nothing.
+pub fn refresh(
+    store: &dyn KvStore,
+    settings: &Settings,
+    directory: &mut dyn Directory,
+    lease: Option<&Lease>,
+    ctx: &mut RunContext<'_>,
+    report: &mut SyncReport,
+) -> Result<(), SyncError> {
+    let plan_ctx = PlanContext {
+        switches: settings.sync,
+        accounts: &settings.accounts,
+        merge_existing_users: settings.search.merge_existing_users,
+        now: (ctx.clock)(),
+    };
+    let scope = cookie_scope(settings, &plan_ctx)?;
+    let cookie = match runs::sync_cookie(store)? {
+        Some(stored) if stored.mode == "syncrepl" && stored.scope == scope => match BASE64.decode(&stored.cookie) {
+            Ok(bytes) => Some(bytes),
+            Err(_) => {
+                report.mode_note = Some("the stored cookie is not base64: full refresh".to_owned());
+                None
+            }
+        },
+        Some(_) => {
+            report.mode_note = Some("the search settings changed since the cookie was stored: full refresh".to_owned());
+            None
+        }
+        None => {
+            report.mode_note = Some("no cookie yet: full refresh".to_owned());
+            None
+        }
+    };
+    let had_cookie = cookie.is_some();
+    match refresh_from(store, settings, directory, lease, ctx, report, cookie, &scope) {
+        Err(SyncError::Ldap(LdapError::Result { code, message, .. })) if had_cookie && report.entries == 0 => {
+            let why = if code == LdapResultCode::EsyncRefreshRequired {
+                "the server asked for a full reload (e-syncRefreshRequired)".to_owned()
+            } else {
+                format!("the server refused the stored cookie ({}{})", crate::ldap::error::code_name(&code), note(&message))
+            };
+            eprintln!("ldap-sync: {why}: starting over with a full refresh");
+            report.mode_note = Some(format!("{why}: full refresh"));
+            runs::clear_sync_cookie(store)?;
+            refresh_from(store, settings, directory, lease, ctx, report, None, &scope)
+        }
+        other => other,
+    }
+}
+
+fn note(message: &str) -> String {
+    if message.is_empty() { String::new() } else { format!(": {message}") }
+}
+
+/// One refresh, from `cookie` (`None`: the whole content).
+#[allow(clippy::too_many_arguments)]
+fn refresh_from(
+    store: &dyn KvStore,
+    settings: &Settings,
+    directory: &mut dyn Directory,
+    lease: Option<&Lease>,
+    ctx: &mut RunContext<'_>,
+    report: &mut SyncReport,
+    cookie: Option<Vec<u8>>,
+    scope: &Fingerprint,
+) -> Result<(), SyncError> {
+    let attribute = uuid_attribute(settings).unwrap_or("entryUUID").to_owned();
+    let had_cookie = cookie.is_some();
+    let mut spec = user_search(settings, None)?;
+    spec.page_size = None;
+    spec.sync = Some(SyncRequest { cookie });
+    eprintln!("ldap-sync: refreshing (RFC 4533) base={:?} from {}", spec.base, if had_cookie { "the stored cookie" } else { "nothing" });
+    let timed = Timed::new(store);
+    let buffer = WriteBuffer::new(&timed, FlushLimits::SYNC);
+    let mut first = true;
+    let mut seen = Seen::default();
+    let mut deleted: Vec<LdapId> = Vec::new();
+    let mut present: Vec<LdapId> = Vec::new();
+    let end = directory.sync_search(spec, CHUNK, &mut |chunk: SyncChunk| {
+        let SyncChunk { changed, deleted: gone, present: there } = chunk;
+        report.pages += 1;
+        report.entries += changed.len() as u64;
+        deleted.extend(gone.iter().map(|u| ldap_id_of_uuid(&attribute, u)));
+        present.extend(there.iter().map(|u| ldap_id_of_uuid(&attribute, u)));
+        apply_page(&buffer, &timed, settings, changed, first, ctx, report, &mut seen)?;
+        first = false;
+        buffer.flush_if_full()?;
+        if let Some(lease) = lease {
+            lease.renew(store, (ctx.clock)())?;
+        }
+        Ok(())
+    });
+    let flushed = buffer.flush();
+    report.phases.set_ldap(directory.timing());
+    let result = end.and_then(|end| {
+        flushed?;
+        report.deleted_in_directory = deleted.len() as u64;
+        let references = end.references;
+        let complete = references == 0;
+        match (had_cookie, end.done.refresh_deletes, end.present_phase) {
+            // The whole content, or a present phase: everything still there
+            // was reported, so it is a complete read like a full one.
+            (false, _, _) | (true, Some(false), _) | (true, _, true) => {
+                let users = Users::new(&timed);
+                for ids in present.chunks(CHUNK) {
+                    seen.users.extend(users.owners_of(ids)?.into_iter().flatten());
+                }
+                report.fully_in_sync = complete;
+                offboard(&timed, settings, ctx, lease, SearchEnd { references }, seen, report)?;
+            }
+            // Deletions sent explicitly (the server's session log).
+            (true, Some(true), false) => {
+                report.fully_in_sync = complete;
+                let mut due: BTreeSet<UserId> = if complete { seen.disabled.clone() } else { BTreeSet::new() };
+                if settings.sync.disable_missing && complete {
+                    let users = Users::new(&timed);
+                    for ids in deleted.chunks(CHUNK) {
+                        due.extend(users.owners_of(ids)?.into_iter().flatten());
+                    }
+                } else if !deleted.is_empty() && !complete {
+                    report.offboarding().missing_users_not_checked =
+                        Some(format!("the refresh was not complete ({references} continuation references): nobody was deactivated"));
+                }
+                // The breaker's percentage is of the directory: the last complete read's size.
+                let population = runs::last_members_total(&timed)?.unwrap_or(seen.users.len() as u64).max(seen.users.len() as u64);
+                deactivate(&timed, settings, ctx, lease, due, population, report)?;
+            }
+            // ldap3_proto cannot tell (a Sync Done without a cookie): deleted
+            // entries were maybe not all reported, so nobody is deactivated for it.
+            (true, None, false) => {
+                report.offboarding().missing_users_not_checked = Some(
+                    "the server's Sync Done carried no cookie, so whether deletions were all reported is unknown: nobody was deactivated"
+                        .to_owned(),
+                );
+                deactivate(&timed, settings, ctx, lease, seen.disabled.clone(), seen.users.len() as u64, report)?;
+            }
+        }
+        if let Some(cookie) = end.done.cookie {
+            runs::save_sync_cookie(
+                &timed,
+                &SyncCookie { mode: "syncrepl".to_owned(), cookie: BASE64.encode(cookie), scope: scope.clone() },
+            )?;
+        }
+        Ok(())
+    });
+    report.phases.set_store(&timed);
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uuid_text_and_ldap_id_match_what_slapd_sends_as_entryuuid() {
+        let uuid = [0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde, 0xf0, 0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef];
+        assert_eq!(uuid_text(&uuid), "12345678-9abc-def0-0123-456789abcdef");
+        let id = ldap_id_of_uuid("entryUUID", &uuid);
+        // The entry's own entryUUID value is that text; map::ldap_id hexes its bytes.
+        let expected: String = "12345678-9abc-def0-0123-456789abcdef".bytes().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(id, LdapId::new("entryUUID", expected));
+    }
+}
