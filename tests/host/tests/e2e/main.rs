@@ -9,6 +9,7 @@ mod common;
 mod concurrency;
 mod faults;
 mod gate;
+mod incremental;
 mod ldap_wire;
 mod offboarding;
 mod quickstart;

@@ -1,0 +1,171 @@
+//! Incremental sync (issue 10) against a real slapd with the `syncprov`
+//! overlay, through the real component: an RFC 4533 refresh from the stored
+//! cookie applies adds, modifies, renames and deletes, and leaves the store
+//! as a fresh full sync of the same directory would, document by document;
+//! the cookie persists across calls; a cookie the server does not take
+//! falls back to a full refresh; `auto` picks the mode from the root DSE.
+
+use std::collections::BTreeMap;
+
+use ldap_sync_host::Host;
+use ldap_sync_host::consistency::check_store;
+use ldap_sync_host::demo::{DEMO_PEOPLE_BASE, DEMO_SVC_DN};
+use ldap_sync_host::slapd::{Slapd, SlapdOptions};
+use serde_json::{Value, json};
+
+use crate::common::*;
+use crate::offboarding::{assert_synced, call, directory, inactive, sync_host, uids};
+
+/// slapd with syncprov (a session log, so deletions come as ids) and the
+/// service account exempt from the size limit (a refresh is not paged).
+fn start_syncprov_slapd(ldif: String, syncprov: Option<u32>) -> Slapd {
+    Slapd::start(SlapdOptions {
+        account_state_schema: true,
+        size_limit: Some(1000),
+        ldif,
+        syncprov,
+        unlimited: vec![DEMO_SVC_DN.to_owned()],
+        ..SlapdOptions::default()
+    })
+    .unwrap_or_else(|e| panic!("{e:#}"))
+}
+
+/// Every user document by `_id`, with what differs between two stores that
+/// hold the same directory by construction taken out: the times (`createdAt`,
+/// `_updatedAt`) and the DNs a user had before (`importIds` keeps the last).
+fn documents(host: &Host) -> BTreeMap<String, Value> {
+    host.kv_keys()
+        .expect("keys")
+        .into_iter()
+        .filter(|k| k.starts_with("user:") && k != "user:admin")
+        .map(|k| {
+            let mut doc = get(host, &k).expect("document");
+            let map = doc.as_object_mut().expect("an object");
+            map.remove("createdAt");
+            map.remove("_updatedAt");
+            let last = map.get("importIds").and_then(|ids| ids.as_array()).and_then(|ids| ids.last()).cloned();
+            map.insert("importIds".into(), json!([last]));
+            (k, doc)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn an_incremental_run_leaves_the_store_a_fresh_full_sync_would() {
+    let slapd = start_syncprov_slapd(directory(&uids(10)), Some(100));
+    let port = slapd.port();
+    let vars = [
+        ("ldap_sync_mode", "syncrepl"),
+        ("ldap_unique_identifier_field", "entryUUID"),
+        ("ldap_background_sync_disable_missing_users", "true"),
+        ("ldap_sync_max_deactivations", "100%"),
+    ];
+    let host = sync_host(port, &vars);
+
+    // No cookie yet: the whole content, and a cookie stored.
+    let report = assert_synced(&host, &call(&host).await);
+    assert_eq!(
+        (report["mode"].clone(), report["modeNote"].clone(), report["created"].clone(), report["fullyInSync"].clone()),
+        (json!("syncrepl"), json!("no cookie yet: full refresh"), json!(10), json!(true)),
+        "{report}"
+    );
+    let cookie = get(&host, "sync-cookie").expect("a cookie is stored");
+    assert_eq!(cookie["mode"], json!("syncrepl"));
+
+    // From the cookie, nothing changed: nothing arrives, nothing is written but the report.
+    let before = dump(&host);
+    let report = assert_synced(&host, &call(&host).await);
+    assert_eq!((report["entries"].clone(), report["modeNote"].clone()), (json!(0), Value::Null), "{report}");
+    let mut after = dump(&host);
+    for key in ["sync-report:last", "sync-cookie"] {
+        after.remove(key);
+    }
+    let mut before = before;
+    for key in ["sync-report:last", "sync-cookie"] {
+        before.remove(key);
+    }
+    assert_eq!(after, before, "an unchanged directory writes nothing");
+
+    // A change round: modify, rename, delete, add.
+    slapd
+        .modify(&format!(
+            "dn: uid=u01,{DEMO_PEOPLE_BASE}\nchangetype: modify\nreplace: cn\ncn: Changed u01\n\n\
+             dn: uid=u02,{DEMO_PEOPLE_BASE}\nchangetype: modrdn\nnewrdn: uid=u02r\ndeleteoldrdn: 1\n\n\
+             dn: uid=u03,{DEMO_PEOPLE_BASE}\nchangetype: delete\n\n\
+             dn: uid=u10,{DEMO_PEOPLE_BASE}\nchangetype: add\nobjectClass: inetOrgPerson\nobjectClass: ldapSyncTestAccount\n\
+             uid: u10\ncn: User u10\nsn: u10\nmail: u10@example.org\nuserAccountControl: 512\n\n"
+        ))
+        .expect("ldapmodify");
+    let report = assert_synced(&host, &call(&host).await);
+    assert_eq!(
+        (
+            report["entries"].clone(),
+            report["created"].clone(),
+            report["updated"].clone(),
+            report["deletedInDirectory"].clone(),
+            report["deactivated"].clone(),
+            report["deactivations"].clone()
+        ),
+        (json!(3), json!(1), json!(2), json!(1), json!(1), json!(["u03"])),
+        "{report}"
+    );
+    assert_ne!(get(&host, "sync-cookie"), Some(cookie), "the cookie moved on");
+    assert_eq!(inactive(&host), vec!["u03".to_owned()]);
+    assert_eq!(user_named(&host, "u02r")["name"], json!("User u02"));
+    assert_eq!(user_named(&host, "u01")["name"], json!("Changed u01"));
+    check_store(&host).expect("consistent store");
+
+    // A fresh full sync of the same directory: the same documents, but for
+    // the deleted user, whom the incremental store keeps, deactivated.
+    let fresh = sync_host(port, &[("ldap_sync_mode", "full"), ("ldap_unique_identifier_field", "entryUUID")]);
+    let report = assert_synced(&fresh, &call(&fresh).await);
+    assert_eq!((report["mode"].clone(), report["created"].clone()), (json!("full"), json!(10)), "{report}");
+    let mut incremental = documents(&host);
+    let gone = incremental.iter().find(|(_, d)| d["username"] == json!("u03")).map(|(k, _)| k.clone()).expect("u03 stays");
+    incremental.remove(&gone);
+    assert_eq!(incremental, documents(&fresh));
+    check_store(&fresh).expect("consistent store");
+}
+
+fn user_named(host: &Host, username: &str) -> Value {
+    crate::offboarding::user(host, username)
+}
+
+#[tokio::test]
+async fn a_cookie_the_server_does_not_take_falls_back_to_a_full_refresh() {
+    let slapd = start_syncprov_slapd(directory(&uids(4)), Some(100));
+    let host = sync_host(slapd.port(), &[("ldap_sync_mode", "syncrepl"), ("ldap_unique_identifier_field", "entryUUID")]);
+    assert_synced(&host, &call(&host).await);
+    let mut cookie = get(&host, "sync-cookie").expect("a cookie");
+    // A cookie from a server that never existed (rid 999, a CSN from 1970).
+    cookie["cookie"] = json!("cmlkPTk5OSxjc249MTk3MDAxMDEwMDAwMDAuMDAwMDAwWiMwMDAwMDAjMDAwIzAwMDAwMA==");
+    put(&host, "sync-cookie", &cookie);
+    let report = assert_synced(&host, &call(&host).await);
+    // Either slapd refuses it (and the run starts over without it) or it
+    // answers with the whole content: both end complete, with a new cookie.
+    assert_eq!((report["fullyInSync"].clone(), report["failed"].clone()), (json!(true), json!(0)), "{report}");
+    assert_eq!(report["unchanged"], json!(4), "{report}");
+    assert_ne!(get(&host, "sync-cookie").map(|c| c["cookie"].clone()), Some(cookie["cookie"].clone()), "a new cookie");
+    check_store(&host).expect("consistent store");
+}
+
+#[tokio::test]
+async fn auto_reads_incrementally_only_where_the_server_announces_it() {
+    let with = start_syncprov_slapd(directory(&uids(2)), Some(100));
+    let host = sync_host(with.port(), &[("ldap_sync_mode", "auto"), ("ldap_unique_identifier_field", "entryUUID")]);
+    let report = assert_synced(&host, &call(&host).await);
+    assert_eq!(report["mode"], json!("syncrepl"), "{report}");
+
+    let without = start_syncprov_slapd(directory(&uids(2)), None);
+    let host = sync_host(without.port(), &[("ldap_sync_mode", "auto"), ("ldap_unique_identifier_field", "entryUUID")]);
+    let report = assert_synced(&host, &call(&host).await);
+    assert_eq!(
+        (report["mode"].clone(), report["modeNote"].clone()),
+        (json!("full"), json!("full read: the server does not announce RFC 4533 content synchronisation")),
+        "{report}"
+    );
+    // And only with entryUUID as the unique identifier.
+    let host = sync_host(with.port(), &[("ldap_sync_mode", "auto"), ("ldap_unique_identifier_field", "uid")]);
+    let report = assert_synced(&host, &call(&host).await);
+    assert_eq!(report["mode"], json!("full"), "{report}");
+}
