@@ -224,12 +224,8 @@ pub struct SyncChunk {
 
 impl SyncChunk {
     /// Items in the chunk.
-    pub fn len(&self) -> usize {
+    pub fn items(&self) -> usize {
         self.changed.len() + self.deleted.len() + self.present.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
@@ -382,7 +378,7 @@ impl Session {
                 }
                 SyncItem::Info { present_phase } => end.present_phase |= present_phase,
             }
-            if current.len() >= chunk {
+            if current.items() >= chunk {
                 on_chunk(std::mem::take(&mut current))?;
                 self.deadlines.begin();
             }

@@ -19,6 +19,10 @@ pub enum SyncError {
     /// No search field to build the username clause from.
     #[error("ldap_user_search_field is empty: set the attribute that holds the username (uid for OpenLDAP)")]
     NoSearchField,
+    /// `ldap_sync_time_budget_ms` ran out: the run stopped cleanly between
+    /// two pages (not a failure: the next call goes on).
+    #[error("stopped at the time budget (ldap_sync_time_budget_ms = {budget_ms}); the next call goes on")]
+    BudgetReached { budget_ms: u32 },
     /// `ldap_sync_mode` asks for a mode this directory or configuration cannot do.
     #[error("ldap_sync_mode: {0}")]
     ModeUnavailable(String),

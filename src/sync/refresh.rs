@@ -38,7 +38,7 @@ use super::SyncError;
 use super::phases::Timed;
 use super::plan::{self, PlanContext};
 use super::report::SyncReport;
-use super::run::{RunContext, Seen, apply_page, deactivate, offboard};
+use super::run::{Budget, RunContext, Seen, apply_page, deactivate, offboard};
 use super::search::{Directory, user_search};
 
 /// RFC 4533's Sync Request control.
@@ -116,6 +116,7 @@ pub fn refresh(
     directory: &mut dyn Directory,
     lease: Option<&Lease>,
     ctx: &mut RunContext<'_>,
+    budget: &Budget,
     report: &mut SyncReport,
 ) -> Result<(), SyncError> {
     let plan_ctx = PlanContext {
@@ -143,7 +144,7 @@ pub fn refresh(
         }
     };
     let had_cookie = cookie.is_some();
-    match refresh_from(store, settings, directory, lease, ctx, report, cookie, &scope) {
+    match refresh_from(store, settings, directory, lease, ctx, budget, report, cookie, &scope) {
         Err(SyncError::Ldap(LdapError::Result { code, message, .. })) if had_cookie && report.entries == 0 => {
             let why = if code == LdapResultCode::EsyncRefreshRequired {
                 "the server asked for a full reload (e-syncRefreshRequired)".to_owned()
@@ -153,7 +154,7 @@ pub fn refresh(
             eprintln!("ldap-sync: {why}: starting over with a full refresh");
             report.mode_note = Some(format!("{why}: full refresh"));
             runs::clear_sync_cookie(store)?;
-            refresh_from(store, settings, directory, lease, ctx, report, None, &scope)
+            refresh_from(store, settings, directory, lease, ctx, budget, report, None, &scope)
         }
         other => other,
     }
@@ -171,6 +172,7 @@ fn refresh_from(
     directory: &mut dyn Directory,
     lease: Option<&Lease>,
     ctx: &mut RunContext<'_>,
+    budget: &Budget,
     report: &mut SyncReport,
     cookie: Option<Vec<u8>>,
     scope: &Fingerprint,
@@ -188,6 +190,7 @@ fn refresh_from(
     let mut deleted: Vec<LdapId> = Vec::new();
     let mut present: Vec<LdapId> = Vec::new();
     let end = directory.sync_search(spec, CHUNK, &mut |chunk: SyncChunk| {
+        budget.check()?;
         let SyncChunk { changed, deleted: gone, present: there } = chunk;
         report.pages += 1;
         report.entries += changed.len() as u64;

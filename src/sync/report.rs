@@ -107,6 +107,9 @@ pub enum RunOutcome {
     /// A report read before a run ends does not exist: the report is written last.
     #[default]
     Failed,
+    /// The time budget ran out (`ldap_sync_time_budget_ms`): the pages read
+    /// were written and nobody was deactivated; the next call goes on.
+    Stopped,
 }
 
 impl RunOutcome {
@@ -114,6 +117,7 @@ impl RunOutcome {
         match self {
             RunOutcome::Success => "success",
             RunOutcome::Failed => "failed",
+            RunOutcome::Stopped => "stopped",
         }
     }
 }

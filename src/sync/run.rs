@@ -53,7 +53,10 @@ pub fn run(store: &dyn KvStore, settings: &Settings, ctx: &mut RunContext<'_>) -
             return Ok(());
         }
     };
-    let deadline = Instant::now() + Duration::from_millis(u64::from(settings.sync.run_timeout_ms));
+    // The session ends at the run timeout or the time budget, whichever
+    // comes first; pages stop being started a little before the budget.
+    let limit_ms = settings.sync.run_timeout_ms.min(settings.sync.time_budget_ms);
+    let deadline = Instant::now() + Duration::from_millis(u64::from(limit_ms));
     let result = match Session::open_until(&settings.connection, deadline) {
         Ok(mut session) => {
             let result = run_with(store, settings, &mut session, Some(&lease), ctx);
@@ -81,19 +84,47 @@ pub fn run_with(
     ctx: &mut RunContext<'_>,
 ) -> Result<SyncReport, SyncError> {
     let started = (ctx.clock)();
+    let budget = Budget::starting_now(settings.sync.time_budget_ms);
     let mut report = SyncReport { started_at: Some(started), ..SyncReport::default() };
     let result = match refresh::choose_mode(settings, directory, &mut report) {
         Ok(refresh::Mode::Full) => {
             report.mode = "full".to_owned();
-            scan(store, settings, directory, lease, ctx, &mut report)
+            scan(store, settings, directory, lease, ctx, &budget, &mut report)
         }
         Ok(refresh::Mode::Syncrepl) => {
             report.mode = "syncrepl".to_owned();
-            refresh::refresh(store, settings, directory, lease, ctx, &mut report)
+            refresh::refresh(store, settings, directory, lease, ctx, &budget, &mut report)
         }
         Err(e) => Err(e),
     };
+    // The session's deadline is the budget too, when it comes first.
+    let result = match result {
+        Err(SyncError::Ldap(crate::ldap::LdapError::RunDeadline { .. }))
+            if settings.sync.time_budget_ms <= settings.sync.run_timeout_ms =>
+        {
+            Err(SyncError::BudgetReached { budget_ms: settings.sync.time_budget_ms })
+        }
+        other => other,
+    };
     finish(store, report, result, started, ctx.clock)
+}
+
+/// `ldap_sync_time_budget_ms`: no page is started after 90% of it, so the
+/// page in hand and the report fit in the rest.
+pub(super) struct Budget {
+    stop_at: Instant,
+    budget_ms: u32,
+}
+
+impl Budget {
+    fn starting_now(budget_ms: u32) -> Self {
+        Self { stop_at: Instant::now() + Duration::from_millis(u64::from(budget_ms) * 9 / 10), budget_ms }
+    }
+
+    /// `Err(BudgetReached)` once no page may start any more.
+    pub(super) fn check(&self) -> Result<(), SyncError> {
+        if Instant::now() >= self.stop_at { Err(SyncError::BudgetReached { budget_ms: self.budget_ms }) } else { Ok(()) }
+    }
 }
 
 fn finish(
@@ -106,12 +137,23 @@ fn finish(
     let finished = clock();
     report.finished_at = Some(finished);
     report.duration_ms = finished.millis - started.millis;
-    report.outcome = if result.is_ok() { RunOutcome::Success } else { RunOutcome::Failed };
+    report.outcome = match &result {
+        Ok(()) => RunOutcome::Success,
+        Err(SyncError::BudgetReached { .. }) => RunOutcome::Stopped,
+        Err(_) => RunOutcome::Failed,
+    };
     report.error = result.as_ref().err().map(ToString::to_string);
+    if report.outcome != RunOutcome::Success {
+        report.fully_in_sync = false;
+    }
     eprintln!("{}", report.summary());
     let mut batch = Batch::new();
     let stored = batch.put_report(&report).and_then(|()| batch.commit(store));
-    result?;
+    match result {
+        // A clean stop: what was read is written, and the next call goes on.
+        Err(SyncError::BudgetReached { .. }) => {}
+        other => other?,
+    }
     stored?;
     Ok(report)
 }
@@ -137,6 +179,7 @@ fn scan(
     directory: &mut dyn Directory,
     lease: Option<&Lease>,
     ctx: &mut RunContext<'_>,
+    budget: &Budget,
     report: &mut SyncReport,
 ) -> Result<(), SyncError> {
     let spec = user_search(settings, None)?;
@@ -152,6 +195,7 @@ fn scan(
     let mut seen = Seen::default();
     // Counted page by page, so a run that fails mid-search still reports what it wrote.
     let end = directory.search(spec, &mut |entries| {
+        budget.check()?;
         report.pages += 1;
         report.entries += entries.len() as u64;
         apply_page(&buffer, &timed, settings, entries, first_page, ctx, report, &mut seen)?;

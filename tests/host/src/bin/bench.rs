@@ -17,8 +17,8 @@
 //!    with the sync's filter and attributes, output discarded; best of 3
 //!    (the first also warms slapd's cache for the runs that follow).
 //! 3. Runs the real component (`target/wasm32-wasip2/release/ldap_sync.wasm`,
-//!    built for release) in the test host (dependencies and the host crate
-//!    optimised, see `Cargo.toml`) with a **file-backed** store in a fresh
+//!    built for release) in the test host (its dependencies, wasmtime and
+//!    SQLite, optimised even in the dev profile, see `Cargo.toml`) with a **file-backed** store in a fresh
 //!    temp dir (SQLite with `fsync` per transaction, as Spin's default
 //!    store), and an admin seeded as the e2e tests do. Each run is one whole
 //!    `POST /api/v1/ldap.syncNow` through the host:

@@ -169,3 +169,42 @@ async fn auto_reads_incrementally_only_where_the_server_announces_it() {
     let report = assert_synced(&host, &call(&host).await);
     assert_eq!(report["mode"], json!("full"), "{report}");
 }
+
+#[tokio::test]
+async fn a_tiny_time_budget_finishes_in_several_calls_like_one_full_run() {
+    let slapd = start_syncprov_slapd(directory(&uids(18)), None);
+    let port = slapd.port();
+    let vars = [("ldap_sync_mode", "full"), ("ldap_unique_identifier_field", "entryUUID"), ("ldap_sync_time_budget_ms", "300")];
+    let host = sync_host(port, &vars);
+    // A slow store (40 ms per operation, as a far-away one): a page of 3
+    // costs three or four operations, so 300 ms covers two or three pages
+    // of new users per call, and more of those already written.
+    host.kv_store().set_latency(std::time::Duration::from_millis(40));
+    let mut outcomes = Vec::new();
+    for _ in 0..20 {
+        let res = call(&host).await;
+        assert_eq!(res.status, 200, "{}", res.text());
+        let report = get(&host, "sync-report:last").expect("a report");
+        let outcome = report["outcome"].as_str().unwrap_or_default().to_owned();
+        match outcome.as_str() {
+            "stopped" => {
+                assert_eq!(report["fullyInSync"], json!(false), "{report}");
+                assert_eq!(report.get("deactivated"), None, "{report}");
+            }
+            "success" => assert_eq!(report["fullyInSync"], json!(true), "{report}"),
+            other => panic!("outcome {other}: {report}"),
+        }
+        outcomes.push(outcome);
+        if outcomes.last().map(String::as_str) == Some("success") {
+            break;
+        }
+    }
+    host.kv_store().set_latency(std::time::Duration::ZERO);
+    assert_eq!(outcomes.last().map(String::as_str), Some("success"), "never finished: {outcomes:?}");
+    assert!(outcomes.len() > 1, "the budget never stopped a run: {outcomes:?}");
+    check_store(&host).expect("consistent store");
+
+    let fresh = sync_host(port, &[("ldap_sync_mode", "full"), ("ldap_unique_identifier_field", "entryUUID")]);
+    assert_synced(&fresh, &call(&fresh).await);
+    assert_eq!(documents(&host), documents(&fresh), "the same end state as one full run");
+}
