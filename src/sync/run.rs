@@ -199,8 +199,14 @@ fn scan(
         report.pages += 1;
         report.entries += entries.len() as u64;
         apply_page(&buffer, &timed, settings, entries, first_page, ctx, report, &mut seen)?;
+        // The first page lands at once: a store that refuses writes stops
+        // the run before the rest of the directory is read.
+        if first_page {
+            buffer.flush()?
+        } else {
+            buffer.flush_if_full()?
+        }
         first_page = false;
-        buffer.flush_if_full()?;
         if let Some(lease) = lease {
             lease.renew(store, (ctx.clock)())?;
         }
@@ -483,10 +489,13 @@ pub(super) fn deactivate(
                 resume.login_tokens.clear();
             }
             batch.put_user(doc)?;
+        }
+        batch.commit(store)?;
+        // Counted once written: a failed write deactivated nobody.
+        for doc in chunk.iter() {
             report.deactivate(doc.username.as_deref().unwrap_or_default());
             resolved.insert(doc.id.clone());
         }
-        batch.commit(store)?;
         sessions.close_all(chunk.iter().map(|d| &d.id))?;
     }
     Ok(resolved)

@@ -25,7 +25,9 @@ use crate::offboarding::{
 };
 
 /// Offboarding on, the breaker out of the way: a wrong deactivation shows.
-const WATCHFUL: [(&str, &str); 2] = [("ldap_background_sync_disable_missing_users", "true"), ("ldap_sync_max_deactivations", "100%")];
+// `full`: the scripted fake servers answer every search with their pages, a root DSE read too.
+const WATCHFUL: [(&str, &str); 3] =
+    [("ldap_background_sync_disable_missing_users", "true"), ("ldap_sync_max_deactivations", "100%"), ("ldap_sync_mode", "full")];
 
 fn watchful_host(port: u16, extra: &[(&'static str, &str)]) -> Host {
     let mut vars: Vec<(&'static str, &str)> = WATCHFUL.to_vec();
@@ -76,12 +78,17 @@ async fn a_server_killed_between_pages() {
         Ok(())
     });
     host.kv_store().set_set_many_hook(Some(hook));
+    // Written with a run's first page only while the store lacks it.
+    host.kv_delete("schema-version").expect("delete");
     host.advance(Duration::from_secs(60));
     let res = call(&host).await;
     host.kv_store().set_set_many_hook(None);
     assert!(slapd.lock().expect("lock").is_none(), "slapd was killed");
     assert_fault(&host, &res, "search: ");
-    assert_eq!(last_report(&host)["pages"], json!(1));
+    // The second page's request goes out before the first is written, so
+    // slapd may have sent it before it died.
+    let pages = last_report(&host)["pages"].as_u64();
+    assert!(matches!(pages, Some(1 | 2)), "{pages:?}");
 }
 
 /// A key-value failure mid-run: the second page's batch is refused. The
