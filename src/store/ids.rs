@@ -142,3 +142,14 @@ mod tests {
         assert_ne!(UserId::for_directory_user(&LdapId::new("uid", "61")), id);
     }
 }
+
+/// Lower-case hex of `bytes` (the form of `services.ldap.id` and of sync-mark fingerprints).
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    out
+}

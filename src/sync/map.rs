@@ -3,6 +3,7 @@
 use crate::ldap::{DirectoryEntry, Dn};
 use crate::settings::{Accounts, LdapSearch};
 use crate::store::LdapId;
+use crate::store::ids::hex;
 use crate::store::users::{Fingerprint, FingerprintHasher};
 
 /// A directory user, mapped to what Rocket.Chat stores.
@@ -142,17 +143,6 @@ fn unique_id(entry: &DirectoryEntry, attr: &str) -> Option<String> {
         [one] => Some(hex(one)),
         many => Some(many.iter().map(|v| String::from_utf8_lossy(v)).collect::<Vec<_>>().join(",")),
     }
-}
-
-/// Lower-case hex.
-fn hex(bytes: &[u8]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(char::from(HEX[usize::from(b >> 4)]));
-        out.push(char::from(HEX[usize::from(b & 0xf)]));
-    }
-    out
 }
 
 /// The fingerprint of an entry as received (DN, every attribute and value,

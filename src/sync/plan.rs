@@ -54,7 +54,7 @@ pub fn reflects(doc: &UserDoc, user: &RcUser, ctx: &PlanContext<'_>) -> bool {
 }
 
 /// Index keys to read before planning these users.
-pub fn keys_to_load(users: &[RcUser]) -> Vec<IndexKey> {
+pub fn keys_to_load<'a>(users: impl IntoIterator<Item = &'a RcUser>) -> Vec<IndexKey> {
     let mut wanted: Vec<IndexKey> = Vec::new();
     for u in users {
         wanted.push(IndexKey::LdapId(u.ldap_id.clone()));
@@ -66,8 +66,8 @@ pub fn keys_to_load(users: &[RcUser]) -> Vec<IndexKey> {
 
 /// The ids these users would be created with (a document there whose
 /// index key went missing is still theirs).
-pub fn candidate_ids(users: &[RcUser]) -> Vec<UserId> {
-    users.iter().map(|u| UserId::for_directory_user(&u.ldap_id)).collect()
+pub fn candidate_ids<'a>(users: impl IntoIterator<Item = &'a RcUser>) -> Vec<UserId> {
+    users.into_iter().map(|u| UserId::for_directory_user(&u.ldap_id)).collect()
 }
 
 /// What planning did with one user.

@@ -30,6 +30,7 @@ use ldap3_proto::proto::LdapResultCode;
 use crate::ldap::{LdapError, SearchEnd, SyncChunk, SyncRequest};
 use crate::settings::{Settings, SyncMode};
 use crate::store::buffer::{FlushLimits, WriteBuffer};
+use crate::store::ids::hex;
 use crate::store::runs::{self, Lease, SyncCookie};
 use crate::store::users::{Fingerprint, Users};
 use crate::store::{KvStore, LdapId, UserId};
@@ -85,20 +86,16 @@ fn uuid_attribute(settings: &Settings) -> Option<&str> {
 /// The LDAP id of the entry whose entryUUID is `uuid`: the hex of its text
 /// form, as `services.ldap.id` holds it (`map::ldap_id` of the raw value).
 fn ldap_id_of_uuid(attribute: &str, uuid: &[u8; 16]) -> LdapId {
-    let text = uuid_text(uuid);
-    LdapId::new(attribute, text.bytes().map(|b| format!("{b:02x}")).collect::<String>())
+    LdapId::new(attribute, hex(uuid_text(uuid).as_bytes()))
 }
 
 /// RFC 4122 text: lower-case hex, hyphens after 4, 6, 8 and 10 bytes.
 fn uuid_text(uuid: &[u8; 16]) -> String {
-    let mut out = String::with_capacity(36);
-    for (i, b) in uuid.iter().enumerate() {
-        if matches!(i, 4 | 6 | 8 | 10) {
-            out.push('-');
-        }
-        out.push_str(&format!("{b:02x}"));
-    }
-    out
+    let (a, rest) = uuid.split_at(4);
+    let (b, rest) = rest.split_at(2);
+    let (c, rest) = rest.split_at(2);
+    let (d, e) = rest.split_at(2);
+    [a, b, c, d, e].map(hex).join("-")
 }
 
 /// The search a cookie belongs to: base, scope, filter, attributes and the

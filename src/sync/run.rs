@@ -298,12 +298,11 @@ pub(super) fn apply_page(
         batch.commit(store)?;
         return Ok(());
     }
-    let plain: Vec<RcUser> = rest.iter().map(|(u, _)| u.clone()).collect();
-    let mut wanted = plan::keys_to_load(&plain);
+    let mut wanted = plan::keys_to_load(rest.iter().map(|(u, _)| u));
     wanted.extend(unmapped.iter().cloned().map(IndexKey::LdapId));
     let sw = Stopwatch::start();
     let read_before = timed.read_time();
-    let mut loaded = repo.load(wanted, plan::candidate_ids(&plain))?;
+    let mut loaded = repo.load(wanted, plan::candidate_ids(rest.iter().map(|(u, _)| u)))?;
     let decode = sw.elapsed().saturating_sub(timed.read_time().saturating_sub(read_before));
     report.phases.json_decode_us += u64::try_from(decode.as_micros()).unwrap_or(u64::MAX);
     let sw = Stopwatch::start();

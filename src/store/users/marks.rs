@@ -13,7 +13,7 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::super::ids::{LdapId, UserId};
+use super::super::ids::{LdapId, UserId, hex};
 use super::super::{Batch, StoreError, decode, keys};
 use super::Users;
 
@@ -49,14 +49,8 @@ impl FingerprintHasher {
     }
 
     pub fn finish(self) -> Fingerprint {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
         let digest = self.0.finalize();
-        let mut out = String::with_capacity(32);
-        for b in digest.iter().take(16) {
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 0xf)]));
-        }
-        Fingerprint(out)
+        Fingerprint(hex(digest.get(..16).unwrap_or_default()))
     }
 }
 

@@ -88,7 +88,7 @@ const BASE: &str = DEMO_PEOPLE_BASE;
 const ADMIN: LocalAdmin = LocalAdmin { id: "admin", password: "bench-admin-pw", login_token: "bench-login-token" };
 /// The sync's filter and attributes under the demo variables (its log says so).
 const FLOOR_FILTER: &str = "(&(objectclass=*)(uid=*))";
-const FLOOR_ATTRS: [&str; 8] = ["entryUUID", "uid", "mail", "cn", "userAccountControl", "loginDisabled", "orclIsEnabled", "uid"];
+const FLOOR_ATTRS: [&str; 7] = ["entryUUID", "uid", "mail", "cn", "userAccountControl", "loginDisabled", "orclIsEnabled"];
 /// Issue #10's guest memory target.
 const MEMORY_TARGET: u64 = 8 << 20;
 
@@ -231,7 +231,7 @@ fn floor(slapd: &Slapd, page_size: u32) -> anyhow::Result<Duration> {
             .env("LDAPNOINIT", "1")
             .args(["-x", "-LLL", "-o", "ldif-wrap=no", "-H", &slapd.url(), "-D", DEMO_SVC_DN, "-w", DEMO_SVC_PASSWORD, "-b", BASE])
             .args(["-E", &format!("pr={page_size}/noprompt"), FLOOR_FILTER])
-            .args(&FLOOR_ATTRS[..7])
+            .args(FLOOR_ATTRS)
             .stdout(Stdio::null())
             .status()
             .context("running ldapsearch (apt-get install ldap-utils)")?;
