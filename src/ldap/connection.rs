@@ -125,7 +125,7 @@ enum Pending {
     Nothing,
     Bind { id: i32 },
     StartTls { id: i32 },
-    Search { id: i32, spec: SearchSpec, progress: Progress },
+    Search { id: i32, spec: Box<SearchSpec>, progress: Progress },
 }
 
 /// How far a search has come: what the limits are checked against.
@@ -174,7 +174,7 @@ impl Connection {
 
     /// Queues the first request of a search.
     pub fn search(&mut self, spec: SearchSpec) -> Result<(), LdapError> {
-        self.send_search(spec, Progress::default())
+        self.send_search(Box::new(spec), Progress::default())
     }
 
     /// Call once the TLS handshake that followed [`Event::StartTlsAccepted`]
@@ -263,7 +263,7 @@ impl Connection {
         op: LdapOp,
         ctrl: Vec<LdapControl>,
         id: i32,
-        spec: SearchSpec,
+        spec: Box<SearchSpec>,
         mut progress: Progress,
     ) -> Result<Option<Event>, LdapError> {
         let event = match op {
@@ -305,7 +305,7 @@ impl Connection {
         &mut self,
         result: LdapResult,
         ctrl: Vec<LdapControl>,
-        spec: SearchSpec,
+        spec: Box<SearchSpec>,
         progress: Progress,
     ) -> Result<Option<Event>, LdapError> {
         check("search", result)?;
@@ -346,7 +346,7 @@ impl Connection {
         Ok(Some(Event::PageDone))
     }
 
-    fn send_search(&mut self, spec: SearchSpec, progress: Progress) -> Result<(), LdapError> {
+    fn send_search(&mut self, spec: Box<SearchSpec>, progress: Progress) -> Result<(), LdapError> {
         let request = LdapSearchRequest {
             base: spec.base.clone(),
             scope: match spec.scope {

@@ -123,6 +123,17 @@ impl Hash for LdapId {
     }
 }
 
+/// Lower-case hex of `bytes` (the form of `services.ldap.id` and of sync-mark fingerprints).
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,15 +152,4 @@ mod tests {
         assert!(id.to_string().bytes().all(|b| ID_ALPHABET.contains(&b)));
         assert_ne!(UserId::for_directory_user(&LdapId::new("uid", "61")), id);
     }
-}
-
-/// Lower-case hex of `bytes` (the form of `services.ldap.id` and of sync-mark fingerprints).
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
-    }
-    out
 }

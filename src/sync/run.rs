@@ -216,7 +216,7 @@ fn scan(
     // each page's writes are whole.
     let flushed = buffer.flush();
     report.phases.set_ldap(directory.timing());
-    let result = end.map_err(SyncError::from).and_then(|end| {
+    let result = end.and_then(|end| {
         flushed?;
         report.fully_in_sync = end.references == 0;
         offboard(&timed, settings, ctx, lease, end, seen, report)

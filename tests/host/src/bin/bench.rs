@@ -331,11 +331,10 @@ fn run() -> anyhow::Result<()> {
     };
     let cores = std::thread::available_parallelism().map_or(0, usize::from);
     println!(
-        "ldap-sync-bench: sizes {:?}, page size {}, {cores} CPU(s), host {} build, component {}",
+        "ldap-sync-bench: sizes {:?}, page size {}, {cores} CPU(s), host {} build, component release (target/wasm32-wasip2/release/ldap_sync.wasm)",
         args.sizes,
         args.page_size,
-        if cfg!(debug_assertions) { "dev (optimised)" } else { "release" },
-        "release (target/wasm32-wasip2/release/ldap_sync.wasm)"
+        if cfg!(debug_assertions) { "dev (dependencies optimised)" } else { "release" },
     );
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the tokio runtime")?;
     let mut results = Vec::new();
