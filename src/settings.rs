@@ -82,6 +82,8 @@ pub const VARIABLES: &[Variable] = &[
     var("ldap_sync_mode", "auto"),
     // A run stops cleanly before this and saves its progress (hosted Spin stops a request at 30 s).
     var("ldap_sync_time_budget_ms", "25000"),
+    // Timestamp mode cannot see deletions: a full, reconciling read at least this often.
+    var("ldap_full_sync_interval_hours", "24"),
     var("ldap_group_filter_enable", "false"),
     var("ldap_sync_user_data_roles", "false"),
     var("ldap_sync_user_data_channels", "false"),
@@ -308,6 +310,10 @@ pub struct SyncSwitches {
     pub mode: SyncMode,
     /// `ldap_sync_time_budget_ms`: a run stops cleanly and saves its progress before this.
     pub time_budget_ms: u32,
+    /// `ldap_full_sync_interval_hours`: timestamp mode reads everything (and
+    /// so finds deletions) when its last complete full read is this old; 0:
+    /// every run.
+    pub full_interval_hours: u32,
 }
 
 /// `ldap_sync_mode`: how a run reads the directory.
@@ -319,6 +325,9 @@ pub enum SyncMode {
     Full,
     /// RFC 4533 refreshOnly with a stored cookie.
     Syncrepl,
+    /// Entries with `modifyTimestamp >=` the last run's start (less a
+    /// margin), and a full read every `ldap_full_sync_interval_hours`.
+    Timestamp,
 }
 
 /// `ldap_sync_user_active_state`: what a disabled directory account does.
@@ -542,17 +551,19 @@ impl Settings {
                     "auto" => SyncMode::Auto,
                     "full" => SyncMode::Full,
                     "syncrepl" => SyncMode::Syncrepl,
+                    "timestamp" => SyncMode::Timestamp,
                     // Named by issue #10, not built yet: refused rather than silently run as full.
-                    other @ ("dirsync" | "timestamp") => {
+                    other @ "dirsync" => {
                         return Err(r.invalid(
                             lookup("ldap_sync_mode"),
                             other,
-                            "auto, full or syncrepl (dirsync and timestamp are not implemented yet)",
+                            "auto, full, syncrepl or timestamp (dirsync is not implemented yet)",
                         ));
                     }
-                    other => return Err(r.invalid(lookup("ldap_sync_mode"), other, "auto, full or syncrepl")),
+                    other => return Err(r.invalid(lookup("ldap_sync_mode"), other, "auto, full, syncrepl or timestamp")),
                 },
                 time_budget_ms: r.number(lookup("ldap_sync_time_budget_ms"), 100, 86_400_000)?,
+                full_interval_hours: r.number(lookup("ldap_full_sync_interval_hours"), 0, 8_760)?,
             },
             accounts: Accounts {
                 verify_external_emails: r.flag(lookup("accounts_verify_email_for_external_accounts"))?,

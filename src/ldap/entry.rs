@@ -53,6 +53,12 @@ impl DirectoryEntry {
         self.attributes.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, vals)| vals.iter().map(Vec::as_slice).collect())
     }
 
+    /// Removes attribute `name` (case-insensitive) and returns its values.
+    pub fn take(&mut self, name: &str) -> Option<Vec<Vec<u8>>> {
+        let at = self.attributes.iter().position(|(n, _)| n.eq_ignore_ascii_case(name))?;
+        Some(self.attributes.remove(at).1)
+    }
+
     /// Every attribute as received: description and raw values.
     pub fn attributes(&self) -> impl Iterator<Item = (&str, &[Vec<u8>])> {
         self.attributes.iter().map(|(name, values)| (name.as_str(), values.as_slice()))

@@ -65,11 +65,19 @@ pub fn last_members_total(store: &dyn KvStore) -> Result<Option<u64>, StoreError
 /// whose fingerprint is `scope` (another search must not use it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncCookie {
-    /// `"syncrepl"`.
+    /// `"syncrepl"` or `"timestamp"`.
     pub mode: String,
-    /// The cookie's bytes, base64 (standard alphabet, padded).
+    /// syncrepl: the cookie's bytes, base64 (standard alphabet, padded).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub cookie: String,
     pub scope: Fingerprint,
+    /// timestamp: the start of the last successful run; the next one reads
+    /// the entries modified since (less a margin).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<Date>,
+    /// timestamp: the start of the last complete full read.
+    #[serde(rename = "fullAt", default, skip_serializing_if = "Option::is_none")]
+    pub full_at: Option<Date>,
 }
 
 /// The stored cookie, if any.

@@ -20,6 +20,7 @@ mod refresh;
 pub mod report;
 mod run;
 pub mod search;
+mod timestamp;
 
 pub use error::SyncError;
 pub use run::{RunContext, run};

@@ -52,6 +52,7 @@ const CHUNK: usize = 1000;
 pub enum Mode {
     Full,
     Syncrepl,
+    Timestamp,
 }
 
 /// `ldap_sync_mode`, resolved: `auto` asks the root DSE (one search).
@@ -63,16 +64,27 @@ pub fn choose_mode(settings: &Settings, directory: &mut dyn Directory, report: &
             "syncrepl needs entryUUID as the unique identifier: put it first in ldap_unique_identifier_field".to_owned(),
         )),
         SyncMode::Syncrepl => Ok(Mode::Syncrepl),
-        SyncMode::Auto if !by_uuid => {
-            report.mode_note = Some("full read: incremental sync needs entryUUID first in ldap_unique_identifier_field".to_owned());
-            Ok(Mode::Full)
-        }
+        SyncMode::Timestamp => Ok(Mode::Timestamp),
         SyncMode::Auto => {
-            if directory.supported_controls()?.iter().any(|oid| oid == OID_SYNC_REQUEST) {
-                Ok(Mode::Syncrepl)
+            let why_not = if !by_uuid {
+                "RFC 4533 needs entryUUID first in ldap_unique_identifier_field"
+            } else if directory.supported_controls()?.iter().any(|oid| oid == OID_SYNC_REQUEST) {
+                return Ok(Mode::Syncrepl);
             } else {
-                report.mode_note = Some("full read: the server does not announce RFC 4533 content synchronisation".to_owned());
+                "the server does not announce RFC 4533 content synchronisation"
+            };
+            // Timestamp reads cannot see deletions: only where missing users
+            // do not matter is that as good as a full read.
+            if settings.sync.disable_missing {
+                report.mode_note = Some(format!(
+                    "full read: {why_not}, and modifyTimestamp reads cannot see deleted users, which \
+                     ldap_background_sync_disable_missing_users needs (ldap_sync_mode=timestamp finds them once every \
+                     ldap_full_sync_interval_hours)"
+                ));
                 Ok(Mode::Full)
+            } else {
+                report.mode_note = Some(format!("timestamp: {why_not}"));
+                Ok(Mode::Timestamp)
             }
         }
     }
@@ -100,7 +112,7 @@ fn uuid_text(uuid: &[u8; 16]) -> String {
 
 /// The search a cookie belongs to: base, scope, filter, attributes and the
 /// mapping settings. A cookie taken for another search is not used.
-fn cookie_scope(settings: &Settings, ctx: &PlanContext<'_>) -> Result<Fingerprint, SyncError> {
+pub(super) fn cookie_scope(settings: &Settings, ctx: &PlanContext<'_>) -> Result<Fingerprint, SyncError> {
     let spec = user_search(settings, None)?;
     let search = format!("{:?}|{:?}|{:?}|{:?}", spec.base, spec.scope, spec.filter, spec.attributes);
     Ok(Fingerprint::of([search.as_bytes(), plan::settings_digest(&settings.search, ctx).as_bytes()]))
@@ -249,7 +261,13 @@ fn refresh_from(
         if let Some(cookie) = end.done.cookie {
             runs::save_sync_cookie(
                 &timed,
-                &SyncCookie { mode: "syncrepl".to_owned(), cookie: BASE64.encode(cookie), scope: scope.clone() },
+                &SyncCookie {
+                    mode: "syncrepl".to_owned(),
+                    cookie: BASE64.encode(cookie),
+                    scope: scope.clone(),
+                    since: None,
+                    full_at: None,
+                },
             )?;
         }
         Ok(())

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::ldap::filter;
-use crate::ldap::{DirectoryEntry, SearchEnd, Session};
+use crate::ldap::{DirectoryEntry, SearchEnd, SearchSpec, Session};
 use crate::settings::Settings;
 use crate::store::buffer::{FlushLimits, WriteBuffer};
 use crate::store::ids::random_id;
@@ -24,6 +24,7 @@ use super::plan::{self, Change, PlanContext};
 use super::refresh;
 use super::report::{Breaker, RunOutcome, SyncReport};
 use super::search::{Directory, user_search};
+use super::timestamp;
 use super::{SyncError, map};
 
 /// Users a deactivation writes per batch.
@@ -94,6 +95,10 @@ pub fn run_with(
         Ok(refresh::Mode::Syncrepl) => {
             report.mode = "syncrepl".to_owned();
             refresh::refresh(store, settings, directory, lease, ctx, &budget, &mut report)
+        }
+        Ok(refresh::Mode::Timestamp) => {
+            report.mode = "timestamp".to_owned();
+            timestamp::run(store, settings, directory, lease, ctx, &budget, &mut report)
         }
         Err(e) => Err(e),
     };
@@ -171,9 +176,7 @@ pub(super) struct Seen {
 }
 
 /// Builds the search (spec §3.3), applies it page by page, then offboards.
-/// Page writes go through a [`WriteBuffer`], flushed every few thousand keys
-/// and at the end of the search, whether it succeeded or not.
-fn scan(
+pub(super) fn scan(
     store: &dyn KvStore,
     settings: &Settings,
     directory: &mut dyn Directory,
@@ -183,22 +186,63 @@ fn scan(
     report: &mut SyncReport,
 ) -> Result<(), SyncError> {
     let spec = user_search(settings, None)?;
+    scan_spec(store, settings, directory, spec, &mut |_| {}, lease, ctx, budget, report)
+}
+
+/// [`scan`] of `spec`, whose entries `inspect` sees (and may trim) first.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn scan_spec(
+    store: &dyn KvStore,
+    settings: &Settings,
+    directory: &mut dyn Directory,
+    spec: SearchSpec,
+    inspect: &mut dyn FnMut(&mut [DirectoryEntry]),
+    lease: Option<&Lease>,
+    ctx: &mut RunContext<'_>,
+    budget: &Budget,
+    report: &mut SyncReport,
+) -> Result<(), SyncError> {
+    let timed = Timed::new(store);
+    let result = read_pages(&timed, settings, directory, spec, inspect, lease, ctx, budget, report).and_then(|(end, seen)| {
+        report.fully_in_sync = end.references == 0;
+        offboard(&timed, settings, ctx, lease, end, seen, report)
+    });
+    report.phases.set_store(&timed);
+    result
+}
+
+/// Runs `spec` and applies it page by page, each page after `inspect` saw
+/// it. Page writes go through a
+/// [`WriteBuffer`], flushed every few thousand keys and at the end of the
+/// search, whether it succeeded or not.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn read_pages(
+    timed: &Timed<'_>,
+    settings: &Settings,
+    directory: &mut dyn Directory,
+    spec: SearchSpec,
+    inspect: &mut dyn FnMut(&mut [DirectoryEntry]),
+    lease: Option<&Lease>,
+    ctx: &mut RunContext<'_>,
+    budget: &Budget,
+    report: &mut SyncReport,
+) -> Result<(SearchEnd, Seen), SyncError> {
     eprintln!(
         "ldap-sync: searching base={:?} filter={} page_size={}",
         spec.base,
         filter::to_string(&spec.filter),
         spec.page_size.map_or(0, |n| n.get())
     );
-    let timed = Timed::new(store);
-    let buffer = WriteBuffer::new(&timed, FlushLimits::SYNC);
+    let buffer = WriteBuffer::new(timed, FlushLimits::SYNC);
     let mut first_page = true;
     let mut seen = Seen::default();
     // Counted page by page, so a run that fails mid-search still reports what it wrote.
-    let end = directory.search(spec, &mut |entries| {
+    let end = directory.search(spec, &mut |mut entries| {
         budget.check()?;
+        inspect(&mut entries);
         report.pages += 1;
         report.entries += entries.len() as u64;
-        apply_page(&buffer, &timed, settings, entries, first_page, ctx, report, &mut seen)?;
+        apply_page(&buffer, timed, settings, entries, first_page, ctx, report, &mut seen)?;
         // The first page lands at once: a store that refuses writes stops
         // the run before the rest of the directory is read.
         if first_page {
@@ -208,7 +252,7 @@ fn scan(
         }
         first_page = false;
         if let Some(lease) = lease {
-            lease.renew(store, (ctx.clock)())?;
+            lease.renew(timed, (ctx.clock)())?;
         }
         Ok(())
     });
@@ -216,13 +260,9 @@ fn scan(
     // each page's writes are whole.
     let flushed = buffer.flush();
     report.phases.set_ldap(directory.timing());
-    let result = end.and_then(|end| {
-        flushed?;
-        report.fully_in_sync = end.references == 0;
-        offboard(&timed, settings, ctx, lease, end, seen, report)
-    });
-    report.phases.set_store(&timed);
-    result
+    let end = end?;
+    flushed?;
+    Ok((end, seen))
 }
 
 /// One page: map and fingerprint; the entries whose sync mark matches are

@@ -24,8 +24,12 @@ impl VariableSource for Vars {
 }
 
 fn settings(extra: &[(&'static str, &'static str)]) -> Settings {
+    // Full reads unless a test says otherwise: `auto` against a scripted
+    // directory (no root DSE) would be timestamp mode.
     let mut vars: BTreeMap<_, _> =
-        [("ldap_server_type", ""), ("ldap_unique_identifier_field", "entryUUID"), ("ldap_basedn", "dc=x")].into_iter().collect();
+        [("ldap_server_type", ""), ("ldap_unique_identifier_field", "entryUUID"), ("ldap_basedn", "dc=x"), ("ldap_sync_mode", "full")]
+            .into_iter()
+            .collect();
     vars.extend(extra.iter().copied());
     Settings::load(&Vars(vars)).expect("valid settings")
 }
@@ -464,4 +468,89 @@ fn a_document_write_drops_the_mark_and_a_refused_rename_is_never_marked() {
         assert_eq!(report.phases.unchanged_by_mark, 0);
     }
     assert_eq!(json_at(&store, "sync-mark:entryUUID:7532"), None);
+}
+
+const HOUR: i64 = 3_600_000;
+
+#[test]
+fn timestamp_mode_reads_changes_only_and_finds_deletions_at_the_interval() {
+    let store = MemoryStore::default();
+    let s = settings(&[
+        ("ldap_sync_mode", "timestamp"),
+        ("ldap_background_sync_disable_missing_users", "true"),
+        ("ldap_sync_max_deactivations", "10"),
+    ]);
+    let t1 = 1_795_915_425_678; // 2026-11-29T01:23:45.678Z
+    // No start stored: a full read, which stores since = fullAt = t1.
+    let (report, dir) = run_pages(&store, &s, vec![vec![person("u1", "alice", "a@x.org"), person("u2", "bob", "b@x.org")]], t1);
+    let report = report.expect("runs");
+    assert_eq!((report.mode.as_str(), report.created, report.fully_in_sync), ("timestamp", 2, true));
+    assert_eq!(report.mode_note.as_deref(), Some("full read: no earlier timestamp run"));
+    let filter = crate::ldap::filter::to_string(&dir.seen.expect("searched").filter);
+    assert!(!filter.contains("modifyTimestamp"), "{filter}");
+    let cookie = json_at(&store, "sync-cookie").expect("stored");
+    assert_eq!(
+        (cookie["mode"].clone(), cookie["since"].clone(), cookie["fullAt"].clone()),
+        (json!("timestamp"), json!({"$date": t1}), json!({"$date": t1}))
+    );
+
+    // An hour later: only what changed since t1 less 10 minutes. Bob is not
+    // in the answer (unchanged, or deleted: this read cannot tell), so
+    // nobody is deactivated; carol is new and joins the members baseline.
+    let t2 = t1 + HOUR;
+    // The directory's clock says carol changed at 02:20:00 (this host's is at 02:23:45).
+    let carol = person_with("u3", "carol", &[("modifyTimestamp", "20261129022000Z")]);
+    let (report, dir) = run_pages(&store, &s, vec![vec![carol]], t2);
+    let report = report.expect("runs");
+    assert_eq!((report.created, report.deactivated, report.fully_in_sync), (1, 0, false));
+    let filter = crate::ldap::filter::to_string(&dir.seen.expect("searched").filter);
+    assert!(filter.ends_with("(modifyTimestamp>=20261129011345Z))"), "{filter}");
+    assert!(report.mode_note.as_deref().is_some_and(|n| n.contains("2026-11-29T01:13:45.678Z") && n.contains("2026-11-30T01:23:45.678Z")));
+    assert_eq!(active(&store, "u2"), Some(json!(true)));
+    let cookie = json_at(&store, "sync-cookie").expect("stored");
+    // The next start is the directory's newest change (this run took no time).
+    assert_eq!((cookie["since"].clone(), cookie["fullAt"].clone()), (json!({"$date": 1_795_918_800_000i64}), json!({"$date": t1})));
+    let carol = json_at(&store, &format!("user:{}", id_of(&hex("u3")))).expect("created");
+    assert_eq!(carol["username"], json!("carol"));
+
+    // 24 hours after the full read: a full read again. Bob and carol are gone.
+    let (report, dir) = run_pages(&store, &s, vec![vec![person("u1", "alice", "a@x.org")]], t1 + 24 * HOUR);
+    let report = report.expect("runs");
+    assert!(!crate::ldap::filter::to_string(&dir.seen.expect("searched").filter).contains("modifyTimestamp"));
+    assert!(report.mode_note.as_deref().is_some_and(|n| n.starts_with("full read: the last complete full read is over")));
+    assert_eq!((report.deactivated, report.fully_in_sync), (2, true));
+    assert_eq!((active(&store, "u2"), active(&store, "u3")), (Some(json!(false)), Some(json!(false))));
+}
+
+#[test]
+fn timestamp_mode_deactivates_disabled_accounts_and_keeps_the_start_of_a_failed_run() {
+    let store = MemoryStore::default();
+    let s = settings(&[("ldap_sync_mode", "timestamp")]);
+    run_pages(&store, &s, vec![vec![person("u1", "alice", "a@x.org")]], 10 * HOUR).0.expect("runs");
+    let disabled = person_with("u1", "alice", &[("userAccountControl", "514")]);
+    let report = run_pages(&store, &s, vec![vec![disabled]], 11 * HOUR).0.expect("runs");
+    assert_eq!(report.deactivated, 1);
+    assert!(report.fully_in_sync, "missing users are not looked for: nothing is pending");
+    let before = json_at(&store, "sync-cookie").expect("stored");
+    // A failed read stores no new start: the next run reads the same changes again.
+    let mut dir = Scripted { pages: vec![vec![person("u9", "zed", "z@x.org")]], fail_after: Some(0), seen: None, references: 0 };
+    let clock = || Date { millis: 12 * HOUR };
+    let random = |buf: &mut [u8]| buf.fill(3);
+    assert!(run_with(&store, &s, &mut dir, None, &mut RunContext { clock: &clock, random: &random }).is_err());
+    assert_eq!(json_at(&store, "sync-cookie"), Some(before));
+}
+
+#[test]
+fn auto_without_rfc_4533_reads_timestamps_unless_missing_users_are_deactivated() {
+    let store = MemoryStore::default();
+    let report = run_pages(&store, &settings(&[("ldap_sync_mode", "auto")]), vec![vec![]], 1).0.expect("runs");
+    assert_eq!(report.mode, "timestamp");
+    assert_eq!(
+        report.mode_note.as_deref(),
+        Some("timestamp: the server does not announce RFC 4533 content synchronisation; full read: no earlier timestamp run")
+    );
+    let s = settings(&[("ldap_sync_mode", "auto"), ("ldap_background_sync_disable_missing_users", "true")]);
+    let report = run_pages(&MemoryStore::default(), &s, vec![vec![]], 1).0.expect("runs");
+    assert_eq!(report.mode, "full");
+    assert!(report.mode_note.as_deref().is_some_and(|n| n.contains("cannot see deleted users")));
 }

@@ -163,6 +163,11 @@ pub fn present(attr: impl Into<String>) -> LdapFilter {
     LdapFilter::Present(attr.into())
 }
 
+/// `(attr>=value)`; `value` is the plain value, not escaped filter text.
+pub fn greater_or_equal(attr: impl Into<String>, value: impl Into<String>) -> LdapFilter {
+    LdapFilter::GreaterOrEqual(attr.into(), value.into())
+}
+
 /// `(attr=value)`; `value` is the plain value, not escaped filter text.
 pub fn equality(attr: impl Into<String>, value: impl Into<String>) -> LdapFilter {
     LdapFilter::Equality(attr.into(), value.into())

@@ -3,7 +3,8 @@
 //! cookie applies adds, modifies, renames and deletes, and leaves the store
 //! as a fresh full sync of the same directory would, document by document;
 //! the cookie persists across calls; a cookie the server does not take
-//! falls back to a full refresh; `auto` picks the mode from the root DSE.
+//! falls back to a full refresh; `auto` picks the mode from the root DSE;
+//! timestamp mode reads changes and finds deletions at its full reads.
 
 use std::collections::BTreeMap;
 
@@ -156,18 +157,98 @@ async fn auto_reads_incrementally_only_where_the_server_announces_it() {
     let report = assert_synced(&host, &call(&host).await);
     assert_eq!(report["mode"], json!("syncrepl"), "{report}");
 
+    // Without it: timestamp reads, unless missing users are deactivated
+    // (a timestamp read cannot see them).
     let without = start_syncprov_slapd(directory(&uids(2)), None);
     let host = sync_host(without.port(), &[("ldap_sync_mode", "auto"), ("ldap_unique_identifier_field", "entryUUID")]);
     let report = assert_synced(&host, &call(&host).await);
     assert_eq!(
         (report["mode"].clone(), report["modeNote"].clone()),
-        (json!("full"), json!("full read: the server does not announce RFC 4533 content synchronisation")),
+        (
+            json!("timestamp"),
+            json!("timestamp: the server does not announce RFC 4533 content synchronisation; full read: no earlier timestamp run")
+        ),
         "{report}"
     );
-    // And only with entryUUID as the unique identifier.
-    let host = sync_host(with.port(), &[("ldap_sync_mode", "auto"), ("ldap_unique_identifier_field", "uid")]);
+    let vars = [("ldap_sync_mode", "auto"), ("ldap_background_sync_disable_missing_users", "true")];
+    let host = sync_host(without.port(), &vars);
     let report = assert_synced(&host, &call(&host).await);
     assert_eq!(report["mode"], json!("full"), "{report}");
+    // RFC 4533 only with entryUUID as the unique identifier.
+    let host = sync_host(with.port(), &[("ldap_sync_mode", "auto"), ("ldap_unique_identifier_field", "uid")]);
+    let report = assert_synced(&host, &call(&host).await);
+    assert_eq!(report["mode"], json!("timestamp"), "{report}");
+}
+
+#[tokio::test]
+async fn timestamp_mode_reads_changes_and_finds_deletions_at_the_next_full_read() {
+    let slapd = start_syncprov_slapd(directory(&uids(10)), None);
+    let port = slapd.port();
+    let vars =
+        [("ldap_sync_mode", "timestamp"), ("ldap_background_sync_disable_missing_users", "true"), ("ldap_sync_max_deactivations", "100%")];
+    let host = sync_host(port, &vars);
+    let report = assert_synced(&host, &call(&host).await);
+    assert_eq!(
+        (report["mode"].clone(), report["modeNote"].clone(), report["created"].clone(), report["fullyInSync"].clone()),
+        (json!("timestamp"), json!("full read: no earlier timestamp run"), json!(10), json!(true)),
+        "{report}"
+    );
+    let cookie = get(&host, "sync-cookie").expect("stored");
+    assert_eq!(cookie["mode"], json!("timestamp"));
+    assert_eq!(cookie["fullAt"], json!({"$date": T0 * 1000}), "this host's time");
+
+    // A change round, then an incremental read: what changed arrives (and
+    // what changed in the 10-minute margin: here everything, unchanged by
+    // its mark). The deleted user is not seen; the disabled one is.
+    slapd
+        .modify(&format!(
+            "dn: uid=u01,{DEMO_PEOPLE_BASE}\nchangetype: modify\nreplace: cn\ncn: Changed u01\n\n\
+             dn: uid=u02,{DEMO_PEOPLE_BASE}\nchangetype: modrdn\nnewrdn: uid=u02r\ndeleteoldrdn: 1\n\n\
+             dn: uid=u03,{DEMO_PEOPLE_BASE}\nchangetype: delete\n\n\
+             dn: uid=u04,{DEMO_PEOPLE_BASE}\nchangetype: modify\nreplace: userAccountControl\nuserAccountControl: 514\n\n\
+             dn: uid=u10,{DEMO_PEOPLE_BASE}\nchangetype: add\nobjectClass: inetOrgPerson\nobjectClass: ldapSyncTestAccount\n\
+             uid: u10\ncn: User u10\nsn: u10\nmail: u10@example.org\nuserAccountControl: 512\n\n"
+        ))
+        .expect("ldapmodify");
+    let report = assert_synced(&host, &call(&host).await);
+    let note = report["modeNote"].as_str().unwrap_or_default().to_owned();
+    assert!(note.starts_with("entries modified since "), "{report}");
+    assert_eq!(
+        (
+            report["created"].clone(),
+            report["updated"].clone(),
+            report["deactivations"].clone(),
+            report["fullyInSync"].clone(),
+            report["unchanged"].clone()
+        ),
+        (json!(1), json!(2), json!(["u04"]), json!(false), json!(7)),
+        "{report}"
+    );
+    assert_eq!(inactive(&host), vec!["u04".to_owned()], "u03 is not known to be gone yet");
+    assert_eq!(user_named(&host, "u02r")["name"], json!("User u02"));
+    assert_eq!(user_named(&host, "u01")["name"], json!("Changed u01"));
+    let next = get(&host, "sync-cookie").expect("stored");
+    assert_eq!(next["fullAt"], cookie["fullAt"], "an incremental read is not a full one");
+    check_store(&host).expect("consistent store");
+
+    // A day later (this host's clock): a full read, which finds u03 gone.
+    host.advance(std::time::Duration::from_secs(25 * 3600));
+    let report = assert_synced(&host, &call(&host).await);
+    assert_eq!(
+        (report["modeNote"].clone(), report["deactivations"].clone(), report["fullyInSync"].clone()),
+        (json!("full read: the last complete full read is over ldap_full_sync_interval_hours (24) old"), json!(["u03"]), json!(true)),
+        "{report}"
+    );
+    assert_eq!(inactive(&host), vec!["u03".to_owned(), "u04".to_owned()]);
+    check_store(&host).expect("consistent store");
+
+    // The same documents as a fresh full sync, but for u03, kept deactivated.
+    let fresh = sync_host(port, &[("ldap_sync_mode", "full")]);
+    assert_synced(&fresh, &call(&fresh).await);
+    let mut incremental = documents(&host);
+    let gone = incremental.iter().find(|(_, d)| d["username"] == json!("u03")).map(|(k, _)| k.clone()).expect("u03 stays");
+    incremental.remove(&gone);
+    assert_eq!(incremental, documents(&fresh));
 }
 
 #[tokio::test]
