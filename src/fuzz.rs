@@ -235,6 +235,7 @@ fn search_spec(page_size: u32) -> SearchSpec {
         page_size: std::num::NonZeroU32::new(page_size),
         size_limit: 1000,
         sync: None,
+        dirsync: None,
     }
 }
 

@@ -328,6 +328,8 @@ pub enum SyncMode {
     /// Entries with `modifyTimestamp >=` the last run's start (less a
     /// margin), and a full read every `ldap_full_sync_interval_hours`.
     Timestamp,
+    /// Active Directory's DirSync control with a stored cookie.
+    Dirsync,
 }
 
 /// `ldap_sync_user_active_state`: what a disabled directory account does.
@@ -552,15 +554,8 @@ impl Settings {
                     "full" => SyncMode::Full,
                     "syncrepl" => SyncMode::Syncrepl,
                     "timestamp" => SyncMode::Timestamp,
-                    // Named by issue #10, not built yet: refused rather than silently run as full.
-                    other @ "dirsync" => {
-                        return Err(r.invalid(
-                            lookup("ldap_sync_mode"),
-                            other,
-                            "auto, full, syncrepl or timestamp (dirsync is not implemented yet)",
-                        ));
-                    }
-                    other => return Err(r.invalid(lookup("ldap_sync_mode"), other, "auto, full, syncrepl or timestamp")),
+                    "dirsync" => SyncMode::Dirsync,
+                    other => return Err(r.invalid(lookup("ldap_sync_mode"), other, "auto, full, syncrepl, dirsync or timestamp")),
                 },
                 time_budget_ms: r.number(lookup("ldap_sync_time_budget_ms"), 100, 86_400_000)?,
                 full_interval_hours: r.number(lookup("ldap_full_sync_interval_hours"), 0, 8_760)?,

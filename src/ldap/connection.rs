@@ -60,7 +60,24 @@ pub struct SearchSpec {
     /// is then ignored: slapd answers a paged sync search with one page and
     /// success, `shared/notes/ldap3_proto.md` §6).
     pub sync: Option<SyncRequest>,
+    /// An Active Directory DirSync search instead of a paged one: rounds
+    /// are repeated with the server's cookie while it says there is more.
+    pub dirsync: Option<DirSyncRequest>,
 }
+
+/// Active Directory's DirSync control (MS-ADTS 3.1.1.3.4.1.3): the changes
+/// since `cookie` (empty: everything), always critical.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirSyncRequest {
+    /// `LDAP_DIRSYNC_*` flags, e.g. 0x1 (OBJECT_SECURITY: no replication right needed).
+    pub flags: u32,
+    /// The most bytes of attribute data per round (0: the server's default).
+    pub max_bytes: u32,
+    pub cookie: Vec<u8>,
+}
+
+/// The OID of [`DirSyncRequest`]'s control.
+pub const OID_DIRSYNC: &str = "1.2.840.113556.1.4.841";
 
 /// RFC 4533 §2.2: a refreshOnly content synchronisation from `cookie`
 /// (`None`: the whole content).
@@ -118,6 +135,8 @@ pub enum Event {
     Sync(SyncItem),
     /// A sync search is complete.
     SyncDone(SyncDone),
+    /// A DirSync search is complete: the cookie to resume from next time.
+    DirSyncDone { cookie: Vec<u8> },
 }
 
 #[derive(Debug)]
@@ -319,6 +338,9 @@ impl Connection {
             });
             return Ok(Some(Event::SyncDone(done.unwrap_or_default())));
         }
+        if spec.dirsync.is_some() {
+            return self.on_dirsync_round(ctrl, spec, progress);
+        }
         if spec.page_size.is_none() {
             return Ok(Some(Event::SearchDone));
         }
@@ -346,6 +368,35 @@ impl Connection {
         Ok(Some(Event::PageDone))
     }
 
+    /// The end of a DirSync round: another round with the new cookie while
+    /// the server has more (MS-ADTS: MoreResults non-zero), else done.
+    fn on_dirsync_round(&mut self, ctrl: Vec<LdapControl>, spec: Box<SearchSpec>, progress: Progress) -> Result<Option<Event>, LdapError> {
+        let answer = ctrl.into_iter().find_map(|c| match c {
+            // The response reuses the request's shape: flags = MoreResults.
+            LdapControl::AdDirsync { flags, cookie, .. } => Some((flags != 0, cookie.unwrap_or_default())),
+            _ => None,
+        });
+        let Some((more, cookie)) = answer else {
+            return Err(LdapError::UnexpectedResponse {
+                op: "search",
+                what: "a DirSync search ended without the DirSync response control".to_owned(),
+            });
+        };
+        if !more {
+            return Ok(Some(Event::DirSyncDone { cookie }));
+        }
+        let sent = if progress.pages == 0 { spec.dirsync.as_ref().map(|d| d.cookie.clone()).unwrap_or_default() } else { progress.cookie };
+        if cookie == sent {
+            return Err(LdapError::RepeatedCookie { page: progress.pages + 1 });
+        }
+        let pages = progress.pages + 1;
+        if pages >= MAX_PAGES {
+            return Err(LdapError::TooManyPages { limit: MAX_PAGES });
+        }
+        self.send_search(spec, Progress { results: 0, pages, cookie })?;
+        Ok(Some(Event::PageDone))
+    }
+
     fn send_search(&mut self, spec: Box<SearchSpec>, progress: Progress) -> Result<(), LdapError> {
         let request = LdapSearchRequest {
             base: spec.base.clone(),
@@ -355,9 +406,9 @@ impl Connection {
                 Scope::Sub => LdapSearchScope::Subtree,
             },
             aliases: LdapDerefAliases::Never,
-            sizelimit: match (spec.page_size, &spec.sync) {
-                (_, Some(_)) | (Some(_), None) => 0,
-                (None, None) => i32::try_from(spec.size_limit).unwrap_or(i32::MAX),
+            sizelimit: match (spec.page_size, &spec.sync, &spec.dirsync) {
+                (None, None, None) => i32::try_from(spec.size_limit).unwrap_or(i32::MAX),
+                _ => 0,
             },
             timelimit: 0,
             typesonly: false,
@@ -365,6 +416,19 @@ impl Connection {
             attrs: spec.attributes.clone(),
         };
         let controls = match (&spec.sync, spec.page_size) {
+            _ if spec.dirsync.is_some() => {
+                let dirsync = spec.dirsync.as_ref().map(|d| (d.flags, d.max_bytes, d.cookie.clone())).unwrap_or_default();
+                let cookie = if progress.pages == 0 { dirsync.2 } else { progress.cookie.clone() };
+                vec![LdapControl::AdDirsync {
+                    // AD wants a 32-bit two's complement INTEGER: 0x80000000
+                    // as 80 00 00 00, not 00 80 00 00 00 (go-ldap #570), and
+                    // ldap3_proto writes the i64 minimally, so the sign is
+                    // made explicit here.
+                    flags: i64::from(dirsync.0 as i32),
+                    max_bytes: i64::from(dirsync.1.min(i32::MAX as u32)),
+                    cookie: Some(cookie),
+                }]
+            }
             (Some(sync), _) => vec![LdapControl::SyncRequest {
                 criticality: true,
                 mode: SyncRequestMode::RefreshOnly,
@@ -397,6 +461,11 @@ fn sync_state(ctrl: Vec<LdapControl>) -> Option<(SyncStateValue, [u8; 16])> {
 
 /// The most results one page (or an unpaged search) may hold.
 fn result_limit(spec: &SearchSpec) -> u64 {
+    if spec.dirsync.is_some() {
+        // A round is held whole until handed over: AD sends a round of at
+        // most MaxPageSize (1,000) objects; Samba sends everything at once.
+        return MAX_UNPAGED_RESULTS;
+    }
     if spec.sync.is_some() {
         // Streamed and handed over in chunks by the transport, never held whole.
         return MAX_SYNC_RESULTS;

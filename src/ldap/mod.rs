@@ -22,7 +22,7 @@ pub mod framing;
 pub mod tls;
 pub mod transport;
 
-pub use connection::{SearchSpec, SyncRequest};
+pub use connection::{DirSyncRequest, SearchSpec, SyncRequest};
 pub use entry::{DirectoryEntry, Dn};
 pub use error::LdapError;
 pub use transport::{LdapTiming, PasswordCheck, SearchEnd, Session, SyncChunk, SyncEnd};

@@ -205,10 +205,12 @@ pub struct Session {
 }
 
 /// How a search that succeeded ended.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SearchEnd {
     /// Continuation references received: results on other servers, not read.
     pub references: u64,
+    /// A DirSync search: the cookie to resume from next time.
+    pub dirsync_cookie: Option<Vec<u8>>,
 }
 
 /// What an RFC 4533 refresh reported, a chunk at a time.
@@ -330,6 +332,11 @@ impl Session {
                     on_page(page)?;
                     return Ok(end);
                 }
+                Event::DirSyncDone { cookie } => {
+                    on_page(page)?;
+                    end.dirsync_cookie = Some(cookie);
+                    return Ok(end);
+                }
                 other => return Err(LdapError::UnexpectedResponse { op: "search", what: format!("{other:?}") }.into()),
             }
         }
@@ -388,21 +395,28 @@ impl Session {
     /// The root DSE's `supportedControl` OIDs (RFC 4512 §5.1): what the
     /// server says it can do.
     pub fn supported_controls(&mut self) -> Result<Vec<String>, LdapError> {
+        self.root_dse("supportedControl")
+    }
+
+    /// The values of one attribute of the root DSE (RFC 4512 §5.1), e.g.
+    /// `supportedControl` or `namingContexts`.
+    pub fn root_dse(&mut self, attribute: &str) -> Result<Vec<String>, LdapError> {
         let spec = SearchSpec {
             base: String::new(),
             scope: crate::settings::Scope::Base,
             filter: super::filter::present("objectClass"),
-            attributes: vec!["supportedControl".to_owned()],
+            attributes: vec![attribute.to_owned()],
             page_size: None,
             size_limit: 1,
             sync: None,
+            dirsync: None,
         };
-        let mut controls = Vec::new();
+        let mut values = Vec::new();
         self.search(spec, |page| {
-            controls.extend(page.iter().flat_map(|e| e.texts("supportedControl")));
+            values.extend(page.iter().flat_map(|e| e.texts(attribute)));
             Ok::<(), LdapError>(())
         })?;
-        Ok(controls)
+        Ok(values)
     }
 
     /// Binds as `dn` (a user proving their password at login). A result

@@ -11,6 +11,7 @@
 //! Never names a `spin_sdk` or `ldap3_proto` type: it sees [`Directory`],
 //! `DirectoryEntry` and the store's repositories.
 
+mod dirsync;
 pub mod error;
 pub mod login;
 pub mod map;

@@ -53,6 +53,7 @@ pub enum Mode {
     Full,
     Syncrepl,
     Timestamp,
+    Dirsync,
 }
 
 /// `ldap_sync_mode`, resolved: `auto` asks the root DSE (one search).
@@ -65,13 +66,24 @@ pub fn choose_mode(settings: &Settings, directory: &mut dyn Directory, report: &
         )),
         SyncMode::Syncrepl => Ok(Mode::Syncrepl),
         SyncMode::Timestamp => Ok(Mode::Timestamp),
+        SyncMode::Dirsync if super::dirsync::guid_attribute(settings).is_none() => Err(SyncError::ModeUnavailable(
+            "dirsync needs objectGUID as the unique identifier: put it first in ldap_unique_identifier_field".to_owned(),
+        )),
+        SyncMode::Dirsync => Ok(Mode::Dirsync),
         SyncMode::Auto => {
-            let why_not = if !by_uuid {
-                "RFC 4533 needs entryUUID first in ldap_unique_identifier_field"
-            } else if directory.supported_controls()?.iter().any(|oid| oid == OID_SYNC_REQUEST) {
+            let by_guid = super::dirsync::guid_attribute(settings).is_some();
+            let controls = if by_uuid || by_guid { directory.supported_controls()? } else { Vec::new() };
+            let announces = |oid: &str| controls.iter().any(|c| c == oid);
+            let why_not = if by_uuid && announces(OID_SYNC_REQUEST) {
                 return Ok(Mode::Syncrepl);
-            } else {
+            } else if by_guid && announces(crate::ldap::connection::OID_DIRSYNC) {
+                return Ok(Mode::Dirsync);
+            } else if by_uuid {
                 "the server does not announce RFC 4533 content synchronisation"
+            } else if by_guid {
+                "the server does not announce DirSync"
+            } else {
+                "incremental reads need entryUUID (RFC 4533) or objectGUID (DirSync) first in ldap_unique_identifier_field"
             };
             // Timestamp reads cannot see deletions: only where missing users
             // do not matter is that as good as a full read.
@@ -229,7 +241,7 @@ fn refresh_from(
                     seen.users.extend(users.owners_of(ids)?.into_iter().flatten());
                 }
                 report.fully_in_sync = complete;
-                offboard(&timed, settings, ctx, lease, SearchEnd { references }, seen, report)?;
+                offboard(&timed, settings, ctx, lease, SearchEnd { references, ..SearchEnd::default() }, seen, report)?;
             }
             // Deletions sent explicitly (the server's session log).
             (true, Some(true), false) => {

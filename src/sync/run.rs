@@ -18,6 +18,7 @@ use crate::store::schema::{Date, UserDoc};
 use crate::store::users::{Fingerprint, IndexKey, Loaded, Sessions, SyncMark, UserWrites, Users};
 use crate::store::{Batch, KvStore, LdapId, UserId};
 
+use super::dirsync;
 use super::map::{EntryProblem, RcUser};
 use super::phases::{Stopwatch, Timed};
 use super::plan::{self, Change, PlanContext};
@@ -95,6 +96,10 @@ pub fn run_with(
         Ok(refresh::Mode::Syncrepl) => {
             report.mode = "syncrepl".to_owned();
             refresh::refresh(store, settings, directory, lease, ctx, &budget, &mut report)
+        }
+        Ok(refresh::Mode::Dirsync) => {
+            report.mode = "dirsync".to_owned();
+            dirsync::run(store, settings, directory, lease, ctx, &budget, &mut report)
         }
         Ok(refresh::Mode::Timestamp) => {
             report.mode = "timestamp".to_owned();
@@ -453,6 +458,24 @@ pub(super) fn offboard(
             runs::save_members(store, &members, &random_id(12, ctx.random))?;
         }
     }
+    Ok(())
+}
+
+/// Adds the users an incremental read saw to the members baseline (the
+/// last complete read's), so that a later complete read finds them missing.
+/// Nothing without a baseline, or when nobody is new.
+pub(super) fn join_baseline(store: &dyn KvStore, users: &HashSet<UserId>, ctx: &mut RunContext<'_>) -> Result<(), SyncError> {
+    let Some(mut members) = runs::last_members(store)? else {
+        return Ok(());
+    };
+    let known: HashSet<&UserId> = members.iter().collect();
+    let mut new: Vec<UserId> = users.iter().filter(|id| !known.contains(id)).cloned().collect();
+    if new.is_empty() {
+        return Ok(());
+    }
+    members.append(&mut new);
+    members.sort();
+    runs::save_members(store, &members, &random_id(12, ctx.random))?;
     Ok(())
 }
 

@@ -29,6 +29,11 @@ pub trait Directory {
         Ok(Vec::new())
     }
 
+    /// The root DSE's `namingContexts` (none for a scripted directory).
+    fn naming_contexts(&mut self) -> Result<Vec<String>, SyncError> {
+        Ok(Vec::new())
+    }
+
     /// Runs an RFC 4533 refresh (`spec.sync` set), handing over `chunk`
     /// items at a time. A directory that cannot says so.
     fn sync_search(
@@ -57,6 +62,10 @@ impl Directory for Session {
 
     fn supported_controls(&mut self) -> Result<Vec<String>, SyncError> {
         Ok(Session::supported_controls(self)?)
+    }
+
+    fn naming_contexts(&mut self) -> Result<Vec<String>, SyncError> {
+        Ok(Session::root_dse(self, "namingContexts")?)
     }
 
     fn sync_search(
@@ -90,6 +99,7 @@ pub fn user_search(settings: &Settings, username: Option<&str>) -> Result<Search
         page_size: search.page_size,
         size_limit: search.size_limit,
         sync: None,
+        dirsync: None,
     })
 }
 

@@ -56,7 +56,7 @@ impl Directory for Scripted {
             }
             on_page(page)?;
         }
-        Ok(SearchEnd { references: self.references })
+        Ok(SearchEnd { references: self.references, ..SearchEnd::default() })
     }
 }
 
@@ -553,4 +553,229 @@ fn auto_without_rfc_4533_reads_timestamps_unless_missing_users_are_deactivated()
     let report = run_pages(&MemoryStore::default(), &s, vec![vec![]], 1).0.expect("runs");
     assert_eq!(report.mode, "full");
     assert!(report.mode_note.as_deref().is_some_and(|n| n.contains("cannot see deleted users")));
+}
+
+/// A small Active Directory: DirSync answers from an update counter (the
+/// cookie), with only the changed attributes and tombstones for deletions;
+/// ordinary searches return the live objects under `ou=people,dc=x`
+/// (restricted to the `distinguishedName`s a filter names, if any).
+mod fake_ad {
+    use super::*;
+    use ldap3_proto::proto::{LdapFilter, LdapResultCode};
+
+    pub struct Obj {
+        pub dn: String,
+        pub guid: &'static str,
+        pub uid: &'static str,
+        pub mail: String,
+        pub deleted: bool,
+        pub usn: u64,
+    }
+
+    #[derive(Default)]
+    pub struct FakeAd {
+        pub objects: Vec<Obj>,
+        pub usn: u64,
+        pub refuse_cookies: bool,
+        /// (base, was it DirSync, the cookie sent)
+        pub searches: Vec<(String, bool, Vec<u8>)>,
+    }
+
+    impl FakeAd {
+        pub fn add(&mut self, guid: &'static str, uid: &'static str) {
+            self.usn += 1;
+            let dn = format!("CN={uid},OU=People,DC=x");
+            self.objects.push(Obj { dn, guid, uid, mail: format!("{uid}@x.org"), deleted: false, usn: self.usn });
+        }
+        fn touch(&mut self, guid: &str) -> &mut Obj {
+            self.usn += 1;
+            let usn = self.usn;
+            let obj = self.objects.iter_mut().find(|o| o.guid == guid).expect("known");
+            obj.usn = usn;
+            obj
+        }
+        pub fn set_mail(&mut self, guid: &str, mail: &str) {
+            self.touch(guid).mail = mail.to_owned();
+        }
+        pub fn delete(&mut self, guid: &str) {
+            let obj = self.touch(guid);
+            obj.deleted = true;
+            obj.dn = format!("CN={}\\0ADEL:{},CN=Deleted Objects,DC=x", obj.uid, obj.guid);
+        }
+        pub fn move_to(&mut self, guid: &str, dn: &str) {
+            self.touch(guid).dn = dn.to_owned();
+        }
+    }
+
+    fn dns_named(filter: &LdapFilter, out: &mut Vec<String>) {
+        match filter {
+            LdapFilter::And(parts) | LdapFilter::Or(parts) => parts.iter().for_each(|p| dns_named(p, out)),
+            LdapFilter::Equality(attr, value) if attr == "distinguishedName" => out.push(value.clone()),
+            _ => {}
+        }
+    }
+
+    impl Directory for FakeAd {
+        fn search(
+            &mut self,
+            spec: SearchSpec,
+            on_page: &mut dyn FnMut(Vec<DirectoryEntry>) -> Result<(), SyncError>,
+        ) -> Result<SearchEnd, SyncError> {
+            let attr = |n: &str, v: &[u8]| (n.to_owned(), vec![v.to_vec()]);
+            if let Some(dirsync) = &spec.dirsync {
+                self.searches.push((spec.base.clone(), true, dirsync.cookie.clone()));
+                assert!(spec.attributes.iter().any(|a| a == "isDeleted"), "tombstones are asked for");
+                if self.refuse_cookies && !dirsync.cookie.is_empty() {
+                    return Err(LdapError::Result {
+                        op: "search",
+                        code: LdapResultCode::UnavailableCriticalExtension,
+                        message: "Unable to unmarshall cookie".into(),
+                    }
+                    .into());
+                }
+                let since = dirsync.cookie.first().copied().map_or(0, u64::from);
+                let entries = self
+                    .objects
+                    .iter()
+                    .filter(|o| o.usn > since)
+                    .map(|o| {
+                        let mut attrs = vec![attr("objectGUID", o.guid.as_bytes())];
+                        if o.deleted {
+                            attrs.push(attr("isDeleted", b"TRUE"));
+                        } else if since > 0 {
+                            // Only what changed: never enough to map a user.
+                            attrs.push(attr("mail", o.mail.as_bytes()));
+                        } else {
+                            attrs.extend([attr("uid", o.uid.as_bytes()), attr("mail", o.mail.as_bytes())]);
+                        }
+                        DirectoryEntry::new(o.dn.clone(), attrs)
+                    })
+                    .collect();
+                on_page(entries)?;
+                return Ok(SearchEnd { references: 0, dirsync_cookie: Some(vec![u8::try_from(self.usn).expect("small")]) });
+            }
+            self.searches.push((spec.base.clone(), false, Vec::new()));
+            let mut named = Vec::new();
+            dns_named(&spec.filter, &mut named);
+            let entries = self
+                .objects
+                .iter()
+                .filter(|o| !o.deleted && o.dn.to_ascii_lowercase().ends_with(",ou=people,dc=x"))
+                .filter(|o| named.is_empty() || named.contains(&o.dn))
+                .map(|o| {
+                    let attrs = vec![attr("objectGUID", o.guid.as_bytes()), attr("uid", o.uid.as_bytes()), attr("mail", o.mail.as_bytes())];
+                    DirectoryEntry::new(o.dn.clone(), attrs)
+                })
+                .collect();
+            on_page(entries)?;
+            Ok(SearchEnd::default())
+        }
+
+        fn supported_controls(&mut self) -> Result<Vec<String>, SyncError> {
+            Ok(vec!["1.2.840.113556.1.4.841".to_owned()])
+        }
+
+        fn naming_contexts(&mut self) -> Result<Vec<String>, SyncError> {
+            Ok(vec!["CN=Configuration,DC=x".to_owned(), "DC=x".to_owned()])
+        }
+    }
+}
+
+fn ad_settings(extra: &[(&'static str, &'static str)]) -> Settings {
+    let mut vars = vec![
+        ("ldap_unique_identifier_field", "objectGUID"),
+        ("ldap_basedn", "ou=people,dc=x"),
+        ("ldap_sync_mode", "dirsync"),
+        ("ldap_background_sync_disable_missing_users", "true"),
+        ("ldap_sync_max_deactivations", "100"),
+    ];
+    vars.extend(extra.iter().copied());
+    settings(&vars)
+}
+
+fn run_ad(store: &MemoryStore, s: &Settings, ad: &mut fake_ad::FakeAd) -> SyncReport {
+    let clock = || Date { millis: 1 };
+    let random = |buf: &mut [u8]| buf.fill(3);
+    run_with(store, s, ad, None, &mut RunContext { clock: &clock, random: &random }).expect("runs")
+}
+
+fn ad_active(store: &MemoryStore, guid: &str) -> Option<Value> {
+    let id = UserId::for_directory_user(&LdapId::new("objectGUID", hex(guid)));
+    json_at(store, &format!("user:{id}")).map(|d| d["active"].clone())
+}
+
+#[test]
+fn dirsync_reads_changes_again_whole_and_offboards_tombstones_and_departures() {
+    let store = MemoryStore::default();
+    let s = ad_settings(&[]);
+    let mut ad = fake_ad::FakeAd::default();
+    for (guid, uid) in [("g-ann", "ann"), ("g-bob", "bob"), ("g-cat", "cat"), ("g-dan", "dan")] {
+        ad.add(guid, uid);
+    }
+    // No cookie: a DirSync on the partition for the cookie alone, then a full read.
+    let report = run_ad(&store, &s, &mut ad);
+    assert_eq!((report.mode.as_str(), report.created, report.fully_in_sync), ("dirsync", 4, true), "{report:?}");
+    assert_eq!(report.mode_note.as_deref(), Some("no cookie yet: full read"));
+    assert_eq!(ad.searches, vec![("DC=x".to_owned(), true, vec![]), ("ou=people,dc=x".to_owned(), false, vec![])]);
+    let cookie = json_at(&store, "sync-cookie").expect("stored");
+    assert_eq!((cookie["mode"].clone(), cookie["cookie"].clone()), (json!("dirsync"), json!("BA==")), "usn 4");
+
+    // bob's mail changes, cat is deleted, dan moves out of the base, eve arrives.
+    ad.set_mail("g-bob", "robert@x.org");
+    ad.delete("g-cat");
+    ad.move_to("g-dan", "CN=dan,OU=Gone,DC=x");
+    ad.add("g-eve", "eve");
+    ad.searches.clear();
+    let report = run_ad(&store, &s, &mut ad);
+    assert_eq!(
+        (report.created, report.updated, report.deleted_in_directory, report.fully_in_sync, report.mode_note.clone()),
+        (1, 1, 1, true, None),
+        "{report:?}"
+    );
+    let mut gone = report.deactivations.clone();
+    gone.sort();
+    assert_eq!(gone, vec!["cat".to_owned(), "dan".to_owned()]);
+    // One DirSync from the cookie, one search reading the three live changes again.
+    assert_eq!(ad.searches, vec![("DC=x".to_owned(), true, vec![4]), ("ou=people,dc=x".to_owned(), false, vec![])]);
+    let bob = json_at(&store, &format!("user:{}", UserId::for_directory_user(&LdapId::new("objectGUID", hex("g-bob"))))).expect("bob");
+    assert_eq!((bob["username"].clone(), bob["emails"][0]["address"].clone()), (json!("bob"), json!("robert@x.org")));
+    assert_eq!(
+        (ad_active(&store, "g-cat"), ad_active(&store, "g-dan"), ad_active(&store, "g-ann")),
+        (Some(json!(false)), Some(json!(false)), Some(json!(true)))
+    );
+    assert_eq!(json_at(&store, "sync-cookie").expect("stored")["cookie"], json!("CA=="), "usn 8");
+
+    // Nothing changed: one DirSync, nothing read again, nothing written but the report.
+    ad.searches.clear();
+    let before = store.dump();
+    let report = run_ad(&store, &s, &mut ad);
+    assert_eq!((report.entries, report.deactivated), (0, 0));
+    assert_eq!(ad.searches.len(), 1);
+    let mut after = store.dump();
+    after.insert(REPORT_KEY.into(), before[REPORT_KEY].clone());
+    assert_eq!(after, before);
+}
+
+#[test]
+fn dirsync_starts_over_when_the_server_refuses_the_cookie_and_auto_picks_it_from_the_root_dse() {
+    let store = MemoryStore::default();
+    let mut ad = fake_ad::FakeAd::default();
+    ad.add("g-ann", "ann");
+    let report = run_ad(&store, &ad_settings(&[("ldap_sync_mode", "auto")]), &mut ad);
+    assert_eq!(report.mode, "dirsync");
+    ad.refuse_cookies = true;
+    ad.searches.clear();
+    let report = run_ad(&store, &ad_settings(&[]), &mut ad);
+    assert_eq!(
+        report.mode_note.as_deref(),
+        Some("the server refused the stored cookie (unavailableCriticalExtension: Unable to unmarshall cookie): full read")
+    );
+    assert_eq!((report.unchanged, report.fully_in_sync), (1, true));
+    assert_eq!(ad.searches.iter().map(|(_, d, c)| (*d, c.len())).collect::<Vec<_>>(), vec![(true, 1), (true, 0), (false, 0)]);
+    // dirsync without objectGUID first is a settings error.
+    let s = ad_settings(&[("ldap_unique_identifier_field", "entryUUID")]);
+    let clock = || Date { millis: 1 };
+    let random = |buf: &mut [u8]| buf.fill(3);
+    let err = run_with(&store, &s, &mut ad, None, &mut RunContext { clock: &clock, random: &random }).expect_err("refused");
+    assert!(err.to_string().contains("dirsync needs objectGUID"), "{err}");
 }

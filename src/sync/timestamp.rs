@@ -19,7 +19,6 @@
 use crate::ldap::filter;
 use crate::settings::Settings;
 use crate::store::KvStore;
-use crate::store::ids::random_id;
 use crate::store::runs::{self, Lease, SyncCookie};
 use crate::store::schema::Date;
 use ldap3_proto::proto::LdapFilter;
@@ -29,7 +28,7 @@ use super::phases::Timed;
 use super::plan::PlanContext;
 use super::refresh::cookie_scope;
 use super::report::SyncReport;
-use super::run::{Budget, RunContext, deactivate, read_pages, scan_spec};
+use super::run::{Budget, RunContext, deactivate, join_baseline, read_pages, scan_spec};
 use super::search::user_search;
 
 /// How far before the last run's start an incremental read reaches back:
@@ -189,15 +188,7 @@ fn incremental(
         let population = runs::last_members_total(&timed)?.unwrap_or(0).max(seen.users.len() as u64);
         deactivate(&timed, settings, ctx, lease, seen.disabled.clone(), population, report)?;
         // New users join the baseline: the next full read must find them missing.
-        if let Some(mut members) = runs::last_members(&timed)? {
-            let before = members.len();
-            let known: std::collections::HashSet<_> = members.iter().cloned().collect();
-            members.extend(seen.users.into_iter().filter(|id| !known.contains(id)));
-            if members.len() != before {
-                members.sort();
-                runs::save_members(&timed, &members, &random_id(12, ctx.random))?;
-            }
-        }
+        join_baseline(&timed, &seen.users, ctx)?;
         Ok(())
     });
     report.phases.set_store(&timed);

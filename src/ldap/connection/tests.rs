@@ -30,6 +30,7 @@ fn spec(page_size: u32) -> SearchSpec {
         page_size: std::num::NonZeroU32::new(page_size),
         size_limit: 7,
         sync: None,
+        dirsync: None,
     }
 }
 
@@ -296,4 +297,55 @@ fn cookies_that_never_end_stop_at_the_page_cap() {
     let Some((page, Err(e))) = outcome else { unreachable!("the cap must stop the search: {outcome:?}") };
     assert_eq!(page + 1, MAX_PAGES, "pages accepted before the cap");
     assert!(matches!(e, LdapError::TooManyPages { limit: MAX_PAGES }), "{e:?}");
+}
+
+#[test]
+fn dirsync_rounds_follow_more_results_and_end_with_the_cookie() {
+    let mut conn = Connection::default();
+    let dirsync = DirSyncRequest { flags: 0x8000_0000, max_bytes: 0x10_0000, cookie: b"c0".to_vec() };
+    conn.search(SearchSpec { dirsync: Some(dirsync), ..spec(0) }).expect("queues");
+    let mut wire = conn.take_outgoing();
+    // The flags go out as a 4-byte two's complement INTEGER (02 04 80 00 00 00), as AD wants.
+    let bytes = wire.to_vec();
+    assert!(bytes.windows(6).any(|w| w == [0x02, 0x04, 0x80, 0x00, 0x00, 0x00]), "{bytes:02x?}");
+    let first = Codec::default().decode(&mut wire).expect("decodes").expect("one message");
+    let LdapMsg { msgid, op: LdapOp::SearchRequest(req), ctrl } = first else { unreachable!("a search request") };
+    assert_eq!(req.sizelimit, 0);
+    // ldap3_proto decodes INTEGERs without sign extension: 80 00 00 00 reads back as 0x80000000.
+    assert_eq!(ctrl, vec![LdapControl::AdDirsync { flags: 0x8000_0000, max_bytes: 0x10_0000, cookie: Some(b"c0".to_vec()) }]);
+
+    // MoreResults set: the next round goes out with the new cookie.
+    let more = |msgid, flags, cookie: &[u8]| {
+        frame(
+            msgid,
+            LdapOp::SearchResultDone(result(LdapResultCode::Success)),
+            vec![LdapControl::AdDirsync { flags, max_bytes: 0, cookie: Some(cookie.to_vec()) }],
+        )
+    };
+    conn.receive(&frame(msgid, entry("CN=a,DC=x"), vec![]));
+    conn.receive(&more(msgid, 1, b"c1"));
+    assert!(matches!(conn.poll(), Ok(Some(Event::Entry(_)))));
+    assert_eq!(conn.poll().expect("ok"), Some(Event::PageDone));
+    let next = sent(&mut conn);
+    assert_eq!(next.ctrl, vec![LdapControl::AdDirsync { flags: 0x8000_0000, max_bytes: 0x10_0000, cookie: Some(b"c1".to_vec()) }]);
+    // The same cookie again with MoreResults would never end.
+    let mut stuck = Connection::default();
+    stuck
+        .search(SearchSpec { dirsync: Some(DirSyncRequest { flags: 0, max_bytes: 0, cookie: b"c0".to_vec() }), ..spec(0) })
+        .expect("queues");
+    let m = sent(&mut stuck);
+    stuck.receive(&more(m.msgid, 1, b"c0"));
+    assert!(matches!(stuck.poll(), Err(LdapError::RepeatedCookie { page: 1 })));
+
+    // MoreResults clear: done, with the cookie for next time.
+    conn.receive(&more(next.msgid, 0, b"c2"));
+    assert_eq!(conn.poll().expect("ok"), Some(Event::DirSyncDone { cookie: b"c2".to_vec() }));
+
+    // A server that sends no DirSync response control is an error, not an empty answer.
+    let mut bare = Connection::default();
+    bare.search(SearchSpec { dirsync: Some(DirSyncRequest { flags: 0, max_bytes: 0, cookie: vec![] }), ..spec(0) }).expect("queues");
+    let m = sent(&mut bare);
+    bare.receive(&frame(m.msgid, LdapOp::SearchResultDone(result(LdapResultCode::Success)), vec![]));
+    let e = bare.poll().expect_err("no control");
+    assert!(e.to_string().contains("without the DirSync response control"), "{e}");
 }

@@ -156,6 +156,7 @@ fn the_operation_deadline_is_per_page_not_per_search() {
         page_size: std::num::NonZeroU32::new(10),
         size_limit: 0,
         sync: None,
+        dirsync: None,
     };
     let started = Instant::now();
     let mut pages = 0;
