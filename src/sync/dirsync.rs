@@ -143,15 +143,26 @@ fn partition(settings: &Settings, directory: &mut dyn Directory) -> Result<Strin
     Ok(best.unwrap_or_else(|| base.clone()))
 }
 
-/// The DirSync search: the partition, subtree, the user filter, and the
-/// mapped attributes (a change to any other attribute is not reported).
+/// The DirSync search: the partition, subtree, and the mapped attributes (a
+/// change to any other attribute is not reported), plus `name` (renames and
+/// moves change it) and `isDeleted`. The filter is not the user filter but
+/// `(|(<a search field>=*)(isDeleted=TRUE))`: an object that changed so as
+/// to leave the user filter must still be reported (the re-read applies the
+/// user filter), and tombstones keep neither `objectCategory` nor, on Samba,
+/// `sAMAccountName`.
 fn dirsync_spec(settings: &Settings, base: &str, cookie: Vec<u8>) -> Result<SearchSpec, SyncError> {
     let mut spec = user_search(settings, None)?;
     spec.base = base.to_owned();
     spec.scope = crate::settings::Scope::Sub;
     spec.page_size = None;
     spec.size_limit = 0;
-    spec.attributes.push(IS_DELETED.to_owned());
+    let present = settings.search.search_fields.iter().map(|f| filter::present(f.as_str())).collect();
+    spec.filter = filter::or(vec![filter::or(present), filter::equality(IS_DELETED, "TRUE")]);
+    for extra in ["name", IS_DELETED] {
+        if !spec.attributes.iter().any(|a| a.eq_ignore_ascii_case(extra)) {
+            spec.attributes.push(extra.to_owned());
+        }
+    }
     spec.dirsync = Some(DirSyncRequest { flags: 0, max_bytes: MAX_BYTES, cookie });
     Ok(spec)
 }

@@ -65,6 +65,7 @@ pub mod kv;
 pub mod manifest;
 pub mod net;
 mod request;
+pub mod samba;
 pub mod serve;
 pub mod slapd;
 

@@ -416,7 +416,7 @@ fn run(cmd: &mut Command, what: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn make_temp_dir() -> anyhow::Result<PathBuf> {
+pub(crate) fn make_temp_dir() -> anyhow::Result<PathBuf> {
     static N: AtomicU32 = AtomicU32::new(0);
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
     loop {
@@ -454,7 +454,7 @@ fn require_port_free(port: u16) -> anyhow::Result<()> {
 }
 
 /// An anonymous LDAPv3 simple bind (message 1), answered with success.
-fn ldap_ping(port: u16) -> anyhow::Result<()> {
+pub(crate) fn ldap_ping(port: u16) -> anyhow::Result<()> {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
     s.set_read_timeout(Some(Duration::from_secs(2)))?;

@@ -7,6 +7,7 @@
 
 mod common;
 mod concurrency;
+mod dirsync;
 mod faults;
 mod gate;
 mod incremental;
