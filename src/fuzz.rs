@@ -41,6 +41,14 @@ pub fn fuzz_ber_frames(data: &[u8]) {
         // The encoder must take whatever the decoder gave (requests echo back in tests).
         let _ = codec.encode(msg, &mut BytesMut::new());
     }
+    // The fast path for search result entries agrees with ldap3_proto
+    // whenever it answers (else it steps aside).
+    if let Ok(Some(len)) = frame_len(data)
+        && let Some(fast) = crate::ldap::framing::fast::search_result_entry(&data[..len])
+    {
+        let general = Codec::default().decode_frame(&mut BytesMut::from(&data[..len]));
+        assert!(matches!(&general, Ok(Some(m)) if *m == fast), "fast path {fast:?} but ldap3_proto {general:?}");
+    }
     // A prefix of a valid frame needs more bytes; it is never an error of its own.
     if let Ok(Some(len)) = frame_len(data) {
         for cut in [0, 1, 2, len / 2, len - 1].into_iter().filter(|cut| *cut < len) {

@@ -69,12 +69,21 @@ impl Codec {
     }
 
     /// Takes one whole message off the front of `buf`, if one is complete.
+    /// Plain search result entries take the [`fast`] path.
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<LdapMsg>, LdapError> {
         let Some(len) = frame_len(buf)? else {
             return Ok(None);
         };
         let mut frame = buf.split_to(len);
-        match self.inner.decode(&mut frame) {
+        if let Some(msg) = fast::search_result_entry(&frame) {
+            return Ok(Some(msg));
+        }
+        self.decode_frame(&mut frame)
+    }
+
+    /// One whole frame through ldap3_proto's decoder alone.
+    pub fn decode_frame(&mut self, frame: &mut BytesMut) -> Result<Option<LdapMsg>, LdapError> {
+        match self.inner.decode(frame) {
             Ok(Some(msg)) => Ok(Some(msg)),
             Ok(None) => Err(LdapError::Protocol("a complete frame did not decode".to_owned())),
             Err(e) => Err(LdapError::Protocol(e.to_string())),
@@ -82,5 +91,6 @@ impl Codec {
     }
 }
 
+pub mod fast;
 #[cfg(test)]
 mod tests;
