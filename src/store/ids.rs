@@ -134,6 +134,14 @@ pub fn hex(bytes: &[u8]) -> String {
     out
 }
 
+/// The bytes of lower- or upper-case hex text; `None` if it is not hex.
+pub fn unhex(text: &str) -> Option<Vec<u8>> {
+    if text.len() % 2 != 0 {
+        return None;
+    }
+    (0..text.len()).step_by(2).map(|i| text.get(i..i + 2).and_then(|pair| u8::from_str_radix(pair, 16).ok())).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -26,6 +26,10 @@ pub fn sync_members_chunk(generation: &str, chunk: usize) -> String {
 /// belongs to.
 pub const SYNC_COOKIE: &str = "sync-cookie";
 
+/// `sync-mark-key` → 32 hex digits: the secret key of the entries' sync-mark
+/// fingerprints (SipHash-2-4-128), made by the first sync that needs it.
+pub const SYNC_MARK_KEY: &str = "sync-mark-key";
+
 /// `sync-force-used` → JSON `true` once a forced run passed the breaker,
 /// until `ldap_sync_force_deactivations` is seen `false` again.
 pub const SYNC_FORCE_USED: &str = "sync-force-used";

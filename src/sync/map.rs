@@ -4,7 +4,7 @@ use crate::ldap::{DirectoryEntry, Dn};
 use crate::settings::{Accounts, LdapSearch};
 use crate::store::LdapId;
 use crate::store::ids::hex;
-use crate::store::users::{Fingerprint, FingerprintHasher};
+use crate::store::users::{EntryHasher, Fingerprint, MarkKey};
 
 /// A directory user, mapped to what Rocket.Chat stores.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,8 +150,8 @@ fn unique_id(entry: &DirectoryEntry, attr: &str) -> Option<String> {
 /// shape mapping and planning ([`super::plan::settings_digest`]): equal
 /// fingerprints map and plan to the same document, so a sync mark can
 /// vouch for an entry before it is even mapped.
-pub fn entry_fingerprint(entry: &DirectoryEntry, settings: &Fingerprint) -> Fingerprint {
-    let mut hasher = FingerprintHasher::default();
+pub fn entry_fingerprint(entry: &DirectoryEntry, settings: &Fingerprint, key: &MarkKey) -> Fingerprint {
+    let mut hasher = EntryHasher::new(key);
     hasher.field(settings.as_bytes());
     hasher.field(entry.dn.as_str().as_bytes());
     for (name, values) in entry.attributes() {
@@ -182,3 +182,47 @@ pub fn slugify(text: &str) -> String {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod speed_probe {
+    struct V;
+    impl crate::settings::VariableSource for V {
+        fn get(&self, name: &str) -> Result<Option<String>, String> {
+            Ok(match name {
+                "ldap_unique_identifier_field" => Some("entryUUID,uid".into()),
+                "ldap_basedn" => Some("dc=x".into()),
+                "ldap_server_type" => Some(String::new()),
+                _ => None,
+            })
+        }
+    }
+
+    #[test]
+    #[ignore]
+    fn probe() {
+        use crate::ldap::DirectoryEntry;
+        let entries: Vec<DirectoryEntry> = (0..100_000)
+            .map(|i| {
+                DirectoryEntry::new(
+                    format!("uid=u{i:06},ou=people,dc=example,dc=org"),
+                    vec![
+                        ("entryUUID".into(), vec![format!("3f2a1c44-1b2c-103f-8d3e-6f1b2a{i:06}").into_bytes()]),
+                        ("uid".into(), vec![format!("u{i:06}").into_bytes()]),
+                        ("mail".into(), vec![format!("u{i:06}@example.org").into_bytes()]),
+                        ("cn".into(), vec![format!("User u{i:06}").into_bytes()]),
+                    ],
+                )
+            })
+            .collect();
+        let settings = crate::settings::Settings::load(&V).expect("settings");
+        let digest = crate::store::users::Fingerprint::of([&b"x"[..]]);
+        let t = std::time::Instant::now();
+        let ids: Vec<_> = entries.iter().map(|e| super::ldap_id(e, &settings.search)).collect();
+        println!("ldap_id {:?}", t.elapsed() / 100_000);
+        let t = std::time::Instant::now();
+        let key = crate::store::users::MarkKey::for_tests();
+        let fps: Vec<_> = entries.iter().map(|e| super::entry_fingerprint(e, &digest, &key)).collect();
+        println!("fingerprint {:?}", t.elapsed() / 100_000);
+        assert_eq!(ids.len() + fps.len(), 200_000);
+    }
+}

@@ -32,7 +32,7 @@ use crate::settings::{Settings, SyncMode};
 use crate::store::buffer::{FlushLimits, WriteBuffer};
 use crate::store::ids::hex;
 use crate::store::runs::{self, Lease, SyncCookie};
-use crate::store::users::{Fingerprint, Users};
+use crate::store::users::{Fingerprint, MarkKey, Users};
 use crate::store::{KvStore, LdapId, UserId};
 
 use super::SyncError;
@@ -205,6 +205,7 @@ fn refresh_from(
     spec.sync = Some(SyncRequest { cookie });
     eprintln!("ldap-sync: refreshing (RFC 4533) base={:?} from {}", spec.base, if had_cookie { "the stored cookie" } else { "nothing" });
     let timed = Timed::new(store);
+    let key = MarkKey::load_or_create(&timed, ctx.random)?;
     let buffer = WriteBuffer::new(&timed, FlushLimits::SYNC);
     let mut first = true;
     let mut seen = Seen::default();
@@ -217,7 +218,7 @@ fn refresh_from(
         report.entries += changed.len() as u64;
         deleted.extend(gone.iter().map(|u| ldap_id_of_uuid(&attribute, u)));
         present.extend(there.iter().map(|u| ldap_id_of_uuid(&attribute, u)));
-        apply_page(&buffer, &timed, settings, changed, first, ctx, report, &mut seen)?;
+        apply_page(&buffer, &timed, settings, changed, first, &key, ctx, report, &mut seen)?;
         first = false;
         buffer.flush_if_full()?;
         if let Some(lease) = lease {

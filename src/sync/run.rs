@@ -15,7 +15,7 @@ use crate::store::buffer::{FlushLimits, WriteBuffer};
 use crate::store::ids::random_id;
 use crate::store::runs::{self, Lease, LeaseAnswer};
 use crate::store::schema::{Date, UserDoc};
-use crate::store::users::{Fingerprint, IndexKey, Loaded, Sessions, SyncMark, UserWrites, Users};
+use crate::store::users::{Fingerprint, IndexKey, Loaded, MarkKey, Sessions, SyncMark, UserWrites, Users};
 use crate::store::{Batch, KvStore, LdapId, UserId};
 
 use super::dirsync;
@@ -238,6 +238,7 @@ pub(super) fn read_pages(
         filter::to_string(&spec.filter),
         spec.page_size.map_or(0, |n| n.get())
     );
+    let key = MarkKey::load_or_create(timed, ctx.random)?;
     let buffer = WriteBuffer::new(timed, FlushLimits::SYNC);
     let mut first_page = true;
     let mut seen = Seen::default();
@@ -247,7 +248,7 @@ pub(super) fn read_pages(
         inspect(&mut entries);
         report.pages += 1;
         report.entries += entries.len() as u64;
-        apply_page(&buffer, timed, settings, entries, first_page, ctx, report, &mut seen)?;
+        apply_page(&buffer, timed, settings, entries, first_page, &key, ctx, report, &mut seen)?;
         // The first page lands at once: a store that refuses writes stops
         // the run before the rest of the directory is read.
         if first_page {
@@ -280,6 +281,7 @@ pub(super) fn apply_page(
     settings: &Settings,
     entries: Vec<DirectoryEntry>,
     first_page: bool,
+    key: &MarkKey,
     ctx: &mut RunContext<'_>,
     report: &mut SyncReport,
     seen: &mut Seen,
@@ -298,7 +300,7 @@ pub(super) fn apply_page(
     for entry in entries {
         match map::ldap_id(&entry, &settings.search) {
             Ok(id) => {
-                let fp = map::entry_fingerprint(&entry, &digest);
+                let fp = map::entry_fingerprint(&entry, &digest, key);
                 keyed.push((entry, id, fp));
             }
             Err(_) => rest_entries.push((entry, None)),

@@ -21,7 +21,7 @@ mod two_factor;
 use serde_json::{Map, Value};
 
 pub use listing::Listing;
-pub use marks::{Fingerprint, FingerprintHasher, SyncMark};
+pub use marks::{EntryHasher, Fingerprint, MarkKey, SyncMark};
 pub use sessions::Sessions;
 pub use two_factor::SecondFactorState;
 

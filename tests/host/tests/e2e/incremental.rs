@@ -255,11 +255,14 @@ async fn timestamp_mode_reads_changes_and_finds_deletions_at_the_next_full_read(
 async fn a_tiny_time_budget_finishes_in_several_calls_like_one_full_run() {
     let slapd = start_syncprov_slapd(directory(&uids(18)), None);
     let port = slapd.port();
-    let vars = [("ldap_sync_mode", "full"), ("ldap_unique_identifier_field", "entryUUID"), ("ldap_sync_time_budget_ms", "300")];
+    let vars = [("ldap_sync_mode", "full"), ("ldap_unique_identifier_field", "entryUUID"), ("ldap_sync_time_budget_ms", "400")];
     let host = sync_host(port, &vars);
-    // A slow store (40 ms per operation, as a far-away one): a page of 3
-    // costs three or four operations, so 300 ms covers two or three pages
-    // of new users per call, and more of those already written.
+    // A slow store (40 ms per operation, as a far-away one): a run's setup
+    // (lease, mark key) takes about five operations and a page of 3 new users
+    // three or four, so 400 ms covers one or two pages of new users per
+    // call, and more of those already written (one operation per page). A
+    // call can only finish once a pass over every page fits: the resume
+    // point is the sync marks, not a server position.
     host.kv_store().set_latency(std::time::Duration::from_millis(40));
     let mut outcomes = Vec::new();
     for _ in 0..20 {
