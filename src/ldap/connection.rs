@@ -89,8 +89,10 @@ pub struct SyncRequest {
 /// An entry's RFC 4533 state (the Sync State control), or a Sync Info message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SyncItem {
-    /// Added or modified (state `add` or `modify`): the whole entry.
-    Changed(DirectoryEntry),
+    /// Added or modified (state `add` or `modify`): the whole entry, and
+    /// the sync UUID the server gave it (none from a server that ignored
+    /// the control).
+    Changed(DirectoryEntry, Option<[u8; 16]>),
     /// Deleted: only its entryUUID.
     Deleted([u8; 16]),
     /// Unchanged and still there (present phase): only its entryUUID.
@@ -294,7 +296,7 @@ impl Connection {
                     (Some(_), Some((SyncStateValue::Delete, uuid))) => Some(Event::Sync(SyncItem::Deleted(uuid))),
                     (Some(_), Some((SyncStateValue::Present, uuid))) => Some(Event::Sync(SyncItem::Present(uuid))),
                     // add, modify, or no state at all (a server that ignored the control).
-                    (Some(_), _) => Some(Event::Sync(SyncItem::Changed(found))),
+                    (Some(_), state) => Some(Event::Sync(SyncItem::Changed(found, state.map(|(_, uuid)| uuid)))),
                 }
             }
             LdapOp::IntermediateResponse(info) if spec.sync.is_some() => Some(Event::Sync(match info {

@@ -53,6 +53,11 @@ impl DirectoryEntry {
         self.attributes.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, vals)| vals.iter().map(Vec::as_slice).collect())
     }
 
+    /// Keeps only the attributes whose description `keep` accepts.
+    pub fn retain_attributes(&mut self, keep: impl Fn(&str) -> bool) {
+        self.attributes.retain(|(name, _)| keep(name));
+    }
+
     /// Removes attribute `name` (case-insensitive) and returns its values.
     pub fn take(&mut self, name: &str) -> Option<Vec<Vec<u8>>> {
         let at = self.attributes.iter().position(|(n, _)| n.eq_ignore_ascii_case(name))?;

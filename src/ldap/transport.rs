@@ -218,6 +218,8 @@ pub struct SearchEnd {
 pub struct SyncChunk {
     /// Added or modified entries, whole.
     pub changed: Vec<DirectoryEntry>,
+    /// The sync UUID of each of `changed`, in order (`None`: none was sent).
+    pub changed_uuids: Vec<Option<[u8; 16]>>,
     /// entryUUIDs of deleted entries.
     pub deleted: Vec<[u8; 16]>,
     /// entryUUIDs of unchanged entries still there (present phase).
@@ -372,7 +374,10 @@ impl Session {
                 other => return Err(LdapError::UnexpectedResponse { op: "sync search", what: format!("{other:?}") }.into()),
             };
             match item {
-                SyncItem::Changed(entry) => current.changed.push(entry),
+                SyncItem::Changed(entry, uuid) => {
+                    current.changed.push(entry);
+                    current.changed_uuids.push(uuid);
+                }
                 SyncItem::Deleted(uuid) => current.deleted.push(uuid),
                 SyncItem::Present(uuid) => {
                     end.present_phase = true;

@@ -78,6 +78,10 @@ pub struct SyncCookie {
     /// timestamp: the start of the last complete full read.
     #[serde(rename = "fullAt", default, skip_serializing_if = "Option::is_none")]
     pub full_at: Option<Date>,
+    /// syncrepl: the server's sync UUIDs were seen to be the entries' unique
+    /// ids, so deleted and present ids can be matched to users.
+    #[serde(rename = "idsVerified", default, skip_serializing_if = "std::ops::Not::not")]
+    pub ids_verified: bool,
 }
 
 /// The stored cookie, if any.

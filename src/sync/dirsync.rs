@@ -192,7 +192,8 @@ fn initial(
 }
 
 fn save(store: &dyn KvStore, cookie: &[u8], scope: Fingerprint) -> Result<(), SyncError> {
-    let cookie = SyncCookie { mode: "dirsync".to_owned(), cookie: BASE64.encode(cookie), scope, since: None, full_at: None };
+    let cookie =
+        SyncCookie { mode: "dirsync".to_owned(), cookie: BASE64.encode(cookie), scope, since: None, full_at: None, ids_verified: false };
     Ok(runs::save_sync_cookie(store, &cookie)?)
 }
 

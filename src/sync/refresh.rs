@@ -62,7 +62,8 @@ pub fn choose_mode(settings: &Settings, directory: &mut dyn Directory, report: &
     match settings.sync.mode {
         SyncMode::Full => Ok(Mode::Full),
         SyncMode::Syncrepl if !by_uuid => Err(SyncError::ModeUnavailable(
-            "syncrepl needs entryUUID as the unique identifier: put it first in ldap_unique_identifier_field".to_owned(),
+            "syncrepl needs entryUUID (nsUniqueId on 389-ds) as the unique identifier: put it first in ldap_unique_identifier_field"
+                .to_owned(),
         )),
         SyncMode::Syncrepl => Ok(Mode::Syncrepl),
         SyncMode::Timestamp => Ok(Mode::Timestamp),
@@ -83,7 +84,7 @@ pub fn choose_mode(settings: &Settings, directory: &mut dyn Directory, report: &
             } else if by_guid {
                 "the server does not announce DirSync"
             } else {
-                "incremental reads need entryUUID (RFC 4533) or objectGUID (DirSync) first in ldap_unique_identifier_field"
+                "incremental reads need entryUUID or nsUniqueId (RFC 4533) or objectGUID (DirSync) first in ldap_unique_identifier_field"
             };
             // Timestamp reads cannot see deletions: only where missing users
             // do not matter is that as good as a full read.
@@ -102,15 +103,29 @@ pub fn choose_mode(settings: &Settings, directory: &mut dyn Directory, report: &
     }
 }
 
-/// The configured name of entryUUID when it is the first unique-id candidate.
+/// The first unique-id candidate when RFC 4533's sync UUIDs can be mapped
+/// to it: entryUUID (OpenLDAP), or nsUniqueId (389-ds, whose sync UUID is
+/// the entry's nsUniqueId; its entryUUID is another, unrelated value).
 fn uuid_attribute(settings: &Settings) -> Option<&str> {
-    settings.search.unique_id_fields.first().map(String::as_str).filter(|a| a.eq_ignore_ascii_case("entryUUID"))
+    settings
+        .search
+        .unique_id_fields
+        .first()
+        .map(String::as_str)
+        .filter(|a| a.eq_ignore_ascii_case("entryUUID") || a.eq_ignore_ascii_case("nsUniqueId"))
 }
 
-/// The LDAP id of the entry whose entryUUID is `uuid`: the hex of its text
-/// form, as `services.ldap.id` holds it (`map::ldap_id` of the raw value).
+/// The LDAP id of the entry whose sync UUID is `uuid`: the hex of the
+/// attribute's text form, as `services.ldap.id` holds it (`map::ldap_id` of
+/// the raw value).
 fn ldap_id_of_uuid(attribute: &str, uuid: &[u8; 16]) -> LdapId {
-    LdapId::new(attribute, hex(uuid_text(uuid).as_bytes()))
+    let text = if attribute.eq_ignore_ascii_case("nsUniqueId") { ns_unique_id_text(uuid) } else { uuid_text(uuid) };
+    LdapId::new(attribute, hex(text.as_bytes()))
+}
+
+/// 389-ds's nsUniqueId text: lower-case hex in four groups of 8 digits.
+fn ns_unique_id_text(uuid: &[u8; 16]) -> String {
+    uuid.chunks(4).map(hex).collect::<Vec<_>>().join("-")
 }
 
 /// RFC 4122 text: lower-case hex, hyphens after 4, 6, 8 and 10 bytes.
@@ -147,9 +162,13 @@ pub fn refresh(
         now: (ctx.clock)(),
     };
     let scope = cookie_scope(settings, &plan_ctx)?;
+    let mut verified = false;
     let cookie = match runs::sync_cookie(store)? {
         Some(stored) if stored.mode == "syncrepl" && stored.scope == scope => match BASE64.decode(&stored.cookie) {
-            Ok(bytes) => Some(bytes),
+            Ok(bytes) => {
+                verified = stored.ids_verified;
+                Some(bytes)
+            }
             Err(_) => {
                 report.mode_note = Some("the stored cookie is not base64: full refresh".to_owned());
                 None
@@ -165,7 +184,7 @@ pub fn refresh(
         }
     };
     let had_cookie = cookie.is_some();
-    match refresh_from(store, settings, directory, lease, ctx, budget, report, cookie, &scope) {
+    match refresh_from(store, settings, directory, lease, ctx, budget, report, cookie, verified, &scope) {
         Err(SyncError::Ldap(LdapError::Result { code, message, .. })) if had_cookie && report.entries == 0 => {
             let why = if code == LdapResultCode::EsyncRefreshRequired {
                 "the server asked for a full reload (e-syncRefreshRequired)".to_owned()
@@ -175,7 +194,7 @@ pub fn refresh(
             eprintln!("ldap-sync: {why}: starting over with a full refresh");
             report.mode_note = Some(format!("{why}: full refresh"));
             runs::clear_sync_cookie(store)?;
-            refresh_from(store, settings, directory, lease, ctx, budget, report, None, &scope)
+            refresh_from(store, settings, directory, lease, ctx, budget, report, None, false, &scope)
         }
         other => other,
     }
@@ -185,7 +204,10 @@ fn note(message: &str) -> String {
     if message.is_empty() { String::new() } else { format!(": {message}") }
 }
 
-/// One refresh, from `cookie` (`None`: the whole content).
+/// One refresh, from `cookie` (`None`: the whole content). `verified`: an
+/// earlier refresh from this cookie's line showed that the server's sync
+/// UUIDs are the entries' unique ids; deleted and present ids are used
+/// only when that is known (from then, or from this run's entries).
 #[allow(clippy::too_many_arguments)]
 fn refresh_from(
     store: &dyn KvStore,
@@ -196,6 +218,7 @@ fn refresh_from(
     budget: &Budget,
     report: &mut SyncReport,
     cookie: Option<Vec<u8>>,
+    verified: bool,
     scope: &Fingerprint,
 ) -> Result<(), SyncError> {
     let attribute = uuid_attribute(settings).unwrap_or("entryUUID").to_owned();
@@ -211,9 +234,17 @@ fn refresh_from(
     let mut seen = Seen::default();
     let mut deleted: Vec<LdapId> = Vec::new();
     let mut present: Vec<LdapId> = Vec::new();
+    let requested: Vec<String> = spec.attributes.clone();
+    let mut ids = IdCheck::default();
     let end = directory.sync_search(spec, CHUNK, &mut |chunk: SyncChunk| {
         budget.check()?;
-        let SyncChunk { changed, deleted: gone, present: there } = chunk;
+        let SyncChunk { mut changed, changed_uuids, deleted: gone, present: there } = chunk;
+        for (entry, uuid) in changed.iter_mut().zip(&changed_uuids) {
+            // 389-ds sends every user attribute in an incremental refresh:
+            // what was not asked for goes, so marks match a full read's.
+            entry.retain_attributes(|name| requested.iter().any(|r| r.eq_ignore_ascii_case(name)));
+            ids.check(entry, uuid.as_ref(), &attribute, settings);
+        }
         report.pages += 1;
         report.entries += changed.len() as u64;
         deleted.extend(gone.iter().map(|u| ldap_id_of_uuid(&attribute, u)));
@@ -233,13 +264,29 @@ fn refresh_from(
         report.deleted_in_directory = deleted.len() as u64;
         let references = end.references;
         let complete = references == 0;
-        match (had_cookie, end.done.refresh_deletes, end.present_phase) {
+        let ids_verified = (verified || ids.matched > 0) && ids.mismatched == 0;
+        if ids.mismatched > 0 {
+            report.mode_note = Some(format!(
+                "{} of {} changed entries came with a sync UUID that is not their {attribute}: the server's sync ids are another \
+                 attribute (on 389-ds, put nsUniqueId first in ldap_unique_identifier_field), so deleted entries cannot be told \
+                 apart and nobody was deactivated for missing",
+                ids.mismatched,
+                ids.matched + ids.mismatched
+            ));
+        }
+        let refresh_deletes = if ids_verified || !had_cookie { end.done.refresh_deletes } else { None };
+        match (had_cookie, refresh_deletes, end.present_phase && ids_verified) {
             // The whole content, or a present phase: everything still there
             // was reported, so it is a complete read like a full one.
             (false, _, _) | (true, Some(false), _) | (true, _, true) => {
                 let users = Users::new(&timed);
-                for ids in present.chunks(CHUNK) {
-                    seen.users.extend(users.owners_of(ids)?.into_iter().flatten());
+                if ids_verified {
+                    for ids in present.chunks(CHUNK) {
+                        seen.users.extend(users.owners_of(ids)?.into_iter().flatten());
+                    }
+                } else {
+                    // Ids that cannot be matched stand for unknown users: no one is missing for sure.
+                    seen.unidentified += present.len() as u64;
                 }
                 report.fully_in_sync = complete;
                 offboard(&timed, settings, ctx, lease, SearchEnd { references, ..SearchEnd::default() }, seen, report)?;
@@ -261,13 +308,18 @@ fn refresh_from(
                 let population = runs::last_members_total(&timed)?.unwrap_or(seen.users.len() as u64).max(seen.users.len() as u64);
                 deactivate(&timed, settings, ctx, lease, due, population, report)?;
             }
-            // ldap3_proto cannot tell (a Sync Done without a cookie): deleted
-            // entries were maybe not all reported, so nobody is deactivated for it.
+            // ldap3_proto cannot tell (a Sync Done without a cookie), or the
+            // sync ids are not known to be ours: deleted entries were maybe
+            // not all reported, or cannot be matched, so nobody is deactivated for it.
             (true, None, false) => {
-                report.offboarding().missing_users_not_checked = Some(
+                report.offboarding().missing_users_not_checked = Some(if ids_verified {
                     "the server's Sync Done carried no cookie, so whether deletions were all reported is unknown: nobody was deactivated"
-                        .to_owned(),
-                );
+                        .to_owned()
+                } else {
+                    format!(
+                        "the server's sync ids are not known to be {attribute} values: deletions cannot be matched, nobody was deactivated"
+                    )
+                });
                 deactivate(&timed, settings, ctx, lease, seen.disabled.clone(), seen.users.len() as u64, report)?;
             }
         }
@@ -280,6 +332,7 @@ fn refresh_from(
                     scope: scope.clone(),
                     since: None,
                     full_at: None,
+                    ids_verified,
                 },
             )?;
         }
@@ -287,6 +340,26 @@ fn refresh_from(
     });
     report.phases.set_store(&timed);
     result
+}
+
+/// Whether the sync UUIDs of changed entries are their unique ids.
+#[derive(Debug, Default)]
+struct IdCheck {
+    matched: u64,
+    mismatched: u64,
+}
+
+impl IdCheck {
+    fn check(&mut self, entry: &crate::ldap::DirectoryEntry, uuid: Option<&[u8; 16]>, attribute: &str, settings: &Settings) {
+        let Some(uuid) = uuid else { return };
+        match super::map::ldap_id(entry, &settings.search) {
+            Ok(id) if id == ldap_id_of_uuid(attribute, uuid) => self.matched += 1,
+            // An entry without the attribute is matched by another candidate: no evidence either way.
+            Ok(id) if !id.attribute.eq_ignore_ascii_case(attribute) => {}
+            Ok(_) => self.mismatched += 1,
+            Err(_) => {}
+        }
+    }
 }
 
 #[cfg(test)]
@@ -301,5 +374,14 @@ mod tests {
         // The entry's own entryUUID value is that text; map::ldap_id hexes its bytes.
         let expected: String = "12345678-9abc-def0-0123-456789abcdef".bytes().map(|b| format!("{b:02x}")).collect();
         assert_eq!(id, LdapId::new("entryUUID", expected));
+    }
+
+    #[test]
+    fn nsuniqueid_is_389_ds_sync_uuid_in_four_groups() {
+        // Seen on 389-ds 2.3: nsUniqueId fac48243-eb9611f1-8b68cb6d-65f3d339, sync UUID fac48243-eb96-11f1-8b68-cb6d65f3d339.
+        let uuid = [0xfa, 0xc4, 0x82, 0x43, 0xeb, 0x96, 0x11, 0xf1, 0x8b, 0x68, 0xcb, 0x6d, 0x65, 0xf3, 0xd3, 0x39];
+        assert_eq!(ns_unique_id_text(&uuid), "fac48243-eb9611f1-8b68cb6d-65f3d339");
+        let expected: String = "fac48243-eb9611f1-8b68cb6d-65f3d339".bytes().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(ldap_id_of_uuid("nsUniqueId", &uuid), LdapId::new("nsUniqueId", expected));
     }
 }

@@ -155,7 +155,14 @@ fn set_note(report: &mut SyncReport, text: String) {
 }
 
 fn save(store: &dyn KvStore, scope: crate::store::users::Fingerprint, since: Date, full_at: Date) -> Result<(), SyncError> {
-    let cookie = SyncCookie { mode: "timestamp".to_owned(), cookie: String::new(), scope, since: Some(since), full_at: Some(full_at) };
+    let cookie = SyncCookie {
+        mode: "timestamp".to_owned(),
+        cookie: String::new(),
+        scope,
+        since: Some(since),
+        full_at: Some(full_at),
+        ids_verified: false,
+    };
     Ok(runs::save_sync_cookie(store, &cookie)?)
 }
 

@@ -72,6 +72,7 @@ async fn an_incremental_run_leaves_the_store_a_fresh_full_sync_would() {
     );
     let cookie = get(&host, "sync-cookie").expect("a cookie is stored");
     assert_eq!(cookie["mode"], json!("syncrepl"));
+    assert_eq!(cookie["idsVerified"], json!(true), "slapd's sync UUIDs are the entryUUIDs");
 
     // From the cookie, nothing changed: nothing arrives, nothing is written but the report.
     let before = dump(&host);
