@@ -58,6 +58,11 @@ impl DirectoryEntry {
         self.attributes.retain(|(name, _)| keep(name));
     }
 
+    /// Adds an attribute at the end.
+    pub fn push_attribute(&mut self, name: &str, values: Vec<Vec<u8>>) {
+        self.attributes.push((name.to_owned(), values));
+    }
+
     /// Removes attribute `name` (case-insensitive) and returns its values.
     pub fn take(&mut self, name: &str) -> Option<Vec<Vec<u8>>> {
         let at = self.attributes.iter().position(|(n, _)| n.eq_ignore_ascii_case(name))?;

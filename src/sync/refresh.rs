@@ -119,8 +119,12 @@ fn uuid_attribute(settings: &Settings) -> Option<&str> {
 /// attribute's text form, as `services.ldap.id` holds it (`map::ldap_id` of
 /// the raw value).
 fn ldap_id_of_uuid(attribute: &str, uuid: &[u8; 16]) -> LdapId {
-    let text = if attribute.eq_ignore_ascii_case("nsUniqueId") { ns_unique_id_text(uuid) } else { uuid_text(uuid) };
-    LdapId::new(attribute, hex(text.as_bytes()))
+    LdapId::new(attribute, hex(uuid_text_of(attribute, uuid).as_bytes()))
+}
+
+/// The text of `attribute` whose value is the sync UUID `uuid`.
+fn uuid_text_of(attribute: &str, uuid: &[u8; 16]) -> String {
+    if attribute.eq_ignore_ascii_case("nsUniqueId") { ns_unique_id_text(uuid) } else { uuid_text(uuid) }
 }
 
 /// 389-ds's nsUniqueId text: lower-case hex in four groups of 8 digits.
@@ -244,6 +248,16 @@ fn refresh_from(
             // what was not asked for goes, so marks match a full read's.
             entry.retain_attributes(|name| requested.iter().any(|r| r.eq_ignore_ascii_case(name)));
             ids.check(entry, uuid.as_ref(), &attribute, settings);
+            // ... and leaves out operational ones such as nsUniqueId, asked
+            // for or not. Once the sync UUIDs are known to be the ids, the
+            // entry's id is its sync UUID.
+            if let Some(uuid) = uuid
+                && entry.values(&attribute).is_none()
+                && (verified || ids.matched > 0)
+                && ids.mismatched == 0
+            {
+                entry.push_attribute(&attribute, vec![uuid_text_of(&attribute, uuid).into_bytes()]);
+            }
         }
         report.pages += 1;
         report.entries += changed.len() as u64;
@@ -275,10 +289,14 @@ fn refresh_from(
             ));
         }
         let refresh_deletes = if ids_verified || !had_cookie { end.done.refresh_deletes } else { None };
-        match (had_cookie, refresh_deletes, end.present_phase && ids_verified) {
+        // A present phase counts only when present ids came: 389-ds ends a
+        // delete phase (its deletions sent as a syncIdSet) with
+        // refreshDeletes FALSE, and taking that for a present phase would
+        // make every unchanged entry missing.
+        match (had_cookie, end.present_phase && ids_verified, refresh_deletes) {
             // The whole content, or a present phase: everything still there
             // was reported, so it is a complete read like a full one.
-            (false, _, _) | (true, Some(false), _) | (true, _, true) => {
+            (false, _, _) | (true, true, _) => {
                 let users = Users::new(&timed);
                 if ids_verified {
                     for ids in present.chunks(CHUNK) {
@@ -291,8 +309,8 @@ fn refresh_from(
                 report.fully_in_sync = complete;
                 offboard(&timed, settings, ctx, lease, SearchEnd { references, ..SearchEnd::default() }, seen, report)?;
             }
-            // Deletions sent explicitly (the server's session log).
-            (true, Some(true), false) => {
+            // Deletions sent explicitly (the server's session log), or none.
+            (true, false, Some(_)) => {
                 report.fully_in_sync = complete;
                 let mut due: BTreeSet<UserId> = if complete { seen.disabled.clone() } else { BTreeSet::new() };
                 if settings.sync.disable_missing && complete {
@@ -311,7 +329,7 @@ fn refresh_from(
             // ldap3_proto cannot tell (a Sync Done without a cookie), or the
             // sync ids are not known to be ours: deleted entries were maybe
             // not all reported, or cannot be matched, so nobody is deactivated for it.
-            (true, None, false) => {
+            (true, false, None) => {
                 report.offboarding().missing_users_not_checked = Some(if ids_verified {
                     "the server's Sync Done carried no cookie, so whether deletions were all reported is unknown: nobody was deactivated"
                         .to_owned()

@@ -58,6 +58,7 @@ mod bindings;
 pub mod clock;
 pub mod consistency;
 pub mod demo;
+pub mod ds389;
 pub mod fake_ldap;
 pub mod fixture;
 mod host;

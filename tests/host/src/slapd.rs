@@ -432,7 +432,7 @@ pub(crate) fn make_temp_dir() -> anyhow::Result<PathBuf> {
 
 /// A port the kernel just handed out on 127.0.0.1, never one this process
 /// already gave to another instance.
-fn free_port() -> anyhow::Result<u16> {
+pub(crate) fn free_port() -> anyhow::Result<u16> {
     static USED: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
     let mut used = USED.lock().unwrap_or_else(|e| e.into_inner());
     let used = used.get_or_insert_with(HashSet::new);

@@ -8,6 +8,7 @@
 mod common;
 mod concurrency;
 mod dirsync;
+mod ds389;
 mod faults;
 mod gate;
 mod incremental;
