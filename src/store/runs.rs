@@ -43,6 +43,29 @@ pub fn last_members(store: &dyn KvStore) -> Result<Option<Vec<UserId>>, StoreErr
     Ok(Some(ids))
 }
 
+/// Chunks of the baseline read per `get-many` when streaming it.
+const MEMBERS_CHUNKS_PER_READ: usize = 8;
+
+/// Hands the `_id`s the last complete read saw to `each`, a chunk (up to
+/// 1,000) at a time, so they are never all in memory. `Ok(false)`: there is
+/// no baseline, or a chunk of it is gone (what `each` saw must then be
+/// thrown away: no baseline rather than a wrong one).
+pub fn scan_members(store: &dyn KvStore, each: &mut dyn FnMut(Vec<UserId>)) -> Result<bool, StoreError> {
+    let Some(head) = get_json::<MembersHead>(store, keys::SYNC_MEMBERS)? else {
+        return Ok(false);
+    };
+    let chunk_keys: Vec<String> = (0..head.chunks).map(|i| keys::sync_members_chunk(&head.generation, i)).collect();
+    for keys in chunk_keys.chunks(MEMBERS_CHUNKS_PER_READ) {
+        for (key, value) in keys.iter().zip(store.get_many(keys)?) {
+            match decode::<Vec<UserId>>(key, value)? {
+                Some(chunk) => each(chunk),
+                None => return Ok(false),
+            }
+        }
+    }
+    Ok(true)
+}
+
 /// Stores the members of a complete read: the chunks, then the head, then
 /// the previous generation's chunks are deleted.
 pub fn save_members(store: &dyn KvStore, ids: &[UserId], generation: &str) -> Result<(), StoreError> {

@@ -428,14 +428,28 @@ pub(super) fn offboard(
             end.references
         ));
     }
-    // The last complete read's members: what missing users are found against.
-    let previous = if complete && identified { runs::last_members(store)? } else { None };
+    // The last complete read's members, what missing users are found
+    // against: streamed a chunk at a time, only those not seen kept.
+    let mut baseline: Option<Baseline> = None;
+    if complete && identified {
+        let mut b = Baseline::default();
+        let whole = runs::scan_members(store, &mut |chunk| {
+            for id in chunk {
+                if seen.users.contains(&id) {
+                    b.seen += 1;
+                } else {
+                    b.not_seen.push(id);
+                }
+            }
+        })?;
+        baseline = whole.then_some(b);
+    }
     if switches.disable_missing && complete {
-        let not_checked = match (&previous, identified) {
+        let not_checked = match (&baseline, identified) {
             (_, false) => Some(format!("{} entries without a unique id: any of them could be a user this read missed", seen.unidentified)),
             (None, true) => Some("no complete read to compare with yet: the next run compares with this one".to_owned()),
-            (Some(members), true) => {
-                due.extend(members.iter().filter(|id| !seen.users.contains(*id)).cloned());
+            (Some(b), true) => {
+                due.extend(b.not_seen.iter().cloned());
                 None
             }
         };
@@ -449,24 +463,40 @@ pub(super) fn offboard(
         // whose case is still open (the switch was off, the breaker tripped,
         // the lease was lost): a user removed from the directory is
         // deactivated once that is allowed, however many runs later.
-        let mut members: Vec<UserId> = seen.users.iter().cloned().collect();
-        if let Some(previous) = &previous {
-            members.extend(previous.iter().filter(|id| !seen.users.contains(*id) && !resolved.contains(*id)).cloned());
-        }
-        members.sort();
-        members.dedup();
-        // An unchanged directory writes nothing here either.
-        if previous.as_ref() != Some(&members) {
+        let open: Vec<UserId> =
+            baseline.as_ref().map(|b| b.not_seen.iter().filter(|id| !resolved.contains(*id)).cloned().collect()).unwrap_or_default();
+        // Unchanged (and not written): everyone seen was a member, and no open case closed.
+        let unchanged = baseline.as_ref().is_some_and(|b| b.seen == seen.users.len() && open.len() == b.not_seen.len());
+        if !unchanged {
+            let mut members: Vec<UserId> = seen.users.into_iter().collect();
+            members.extend(open);
+            members.sort();
+            members.dedup();
             runs::save_members(store, &members, &random_id(12, ctx.random))?;
         }
     }
     Ok(())
 }
 
+/// What the stored baseline holds against this read's users.
+#[derive(Debug, Default)]
+struct Baseline {
+    /// Members this read saw.
+    seen: usize,
+    /// Members this read did not see.
+    not_seen: Vec<UserId>,
+}
+
 /// Adds the users an incremental read saw to the members baseline (the
 /// last complete read's), so that a later complete read finds them missing.
 /// Nothing without a baseline, or when nobody is new.
 pub(super) fn join_baseline(store: &dyn KvStore, users: &HashSet<UserId>, ctx: &mut RunContext<'_>) -> Result<(), SyncError> {
+    // First, streamed: does anyone join at all? (Usually not.)
+    let mut known = 0usize;
+    let whole = runs::scan_members(store, &mut |chunk| known += chunk.iter().filter(|id| users.contains(*id)).count())?;
+    if !whole || known == users.len() {
+        return Ok(());
+    }
     let Some(mut members) = runs::last_members(store)? else {
         return Ok(());
     };
