@@ -28,6 +28,8 @@ use super::search::{Directory, user_search};
 use super::timestamp;
 use super::{SyncError, map};
 
+/// Entries planned together (see [`apply_page`]).
+const PLAN_SLICE: usize = 250;
 /// Users a deactivation writes per batch.
 const DEACTIVATION_BATCH: usize = 500;
 /// Usernames a tripped breaker names in the report.
@@ -319,6 +321,35 @@ pub(super) fn apply_page(
             _ => rest_entries.push((entry, Some(fp))),
         }
     }
+    // The rest is planned a slice at a time: what planning holds per entry
+    // (documents, index changes, the batch) is what bounds guest memory.
+    let mut stage_schema = first_page;
+    let mut rest_entries = rest_entries.into_iter().peekable();
+    loop {
+        let slice: Vec<_> = rest_entries.by_ref().take(PLAN_SLICE).collect();
+        plan_entries(store, timed, settings, slice, stage_schema, &plan_ctx, report, seen)?;
+        stage_schema = false;
+        if rest_entries.peek().is_none() {
+            return Ok(());
+        }
+    }
+}
+
+/// Entries whose marks did not vouch for them: mapped, their users loaded
+/// (three `get-many`), planned, and their writes and new marks staged in
+/// one batch.
+#[allow(clippy::too_many_arguments)]
+fn plan_entries(
+    store: &dyn KvStore,
+    timed: &Timed<'_>,
+    settings: &Settings,
+    rest_entries: Vec<(DirectoryEntry, Option<Fingerprint>)>,
+    stage_schema: bool,
+    plan_ctx: &PlanContext<'_>,
+    report: &mut SyncReport,
+    seen: &mut Seen,
+) -> Result<(), SyncError> {
+    let repo = Users::new(store);
     let sw = Stopwatch::start();
     let mut rest = Vec::with_capacity(rest_entries.len());
     // Entries that do not map to a user but still stand for one (by LDAP id).
@@ -338,7 +369,7 @@ pub(super) fn apply_page(
     drop(rest_entries);
     sw.add_to(&mut report.phases.map_us);
     let mut batch = Batch::new();
-    if first_page {
+    if stage_schema {
         runs::stage_schema_version(store, &mut batch)?;
     }
     if rest.is_empty() && unmapped.is_empty() {
@@ -356,7 +387,7 @@ pub(super) fn apply_page(
     let mut writes = UserWrites::default();
     let mut markable: Vec<(RcUser, UserId, Option<Fingerprint>)> = Vec::new();
     for (user, fp) in rest {
-        match plan::plan_one(&user, &mut loaded, &plan_ctx, &mut writes) {
+        match plan::plan_one(&user, &mut loaded, plan_ctx, &mut writes) {
             Ok(planned) => {
                 if let Some(id) = planned.id.clone() {
                     if planned.deactivate {
@@ -383,7 +414,7 @@ pub(super) fn apply_page(
     // final document reflects the entry gets it back.
     for (user, id, fp) in markable {
         let Some(fp) = fp else { continue };
-        if loaded.docs.get(&id).is_some_and(|doc| plan::reflects(doc, &user, &plan_ctx)) {
+        if loaded.docs.get(&id).is_some_and(|doc| plan::reflects(doc, &user, plan_ctx)) {
             batch.put_sync_mark(&user.ldap_id, &SyncMark { id, fp })?;
         }
     }
