@@ -55,7 +55,8 @@ pub const VARIABLES: &[Variable] = &[
     var("ldap_user_search_scope", "sub"),
     var("ldap_user_search_field", "uid"),
     var("ldap_ad_user_search_field", "sAMAccountName"),
-    var("ldap_search_page_size", "250"),
+    // Upstream says 250; measured, pages of 1,000 (AD's MaxPageSize) scan faster (README, Benchmark).
+    var("ldap_search_page_size", "1000"),
     var("ldap_search_size_limit", "1000"),
     var("ldap_unique_identifier_field", "objectGUID,ibm-entryUUID,GUID,dominoUNID,nsuniqueId,uidNumber,uid"),
     var("ldap_merge_existing_users", "false"),
