@@ -126,7 +126,8 @@ fn missing(field: &str) -> ApiError {
 }
 
 /// The directory first (when LDAP is on and the password is plain), then
-/// the local password. Directory users cannot log in with a local password.
+/// the local password. Directory users cannot log in with a local password;
+/// a local user whose name the directory also holds can (its own password).
 fn find_user(env: &Env<'_>, settings: &Settings, claim: &LoginRequest) -> Result<UserDoc, AuthError> {
     if let (true, Secret::Plain(password)) = (settings.ldap_enabled, &claim.secret) {
         let mut ctx = RunContext { clock: env.clock, random: env.random };
@@ -134,7 +135,14 @@ fn find_user(env: &Env<'_>, settings: &Settings, claim: &LoginRequest) -> Result
             Ok(DirectoryLogin::Accepted(user)) => return Ok(*user),
             Ok(DirectoryLogin::Refused(reason)) => {
                 eprintln!("ldap-sync: login of {:?} refused by the directory: {reason}", claim.user);
-                return Err(AuthError::WrongPassword);
+                // A local (non-directory) user of that name, the bootstrap
+                // admin say, is another account: its own password still
+                // works, or a directory entry could lock it out. Not
+                // upstream's LDAP_Login_Fallback (README).
+                let local = Users::new(env.store).by_login_name(&claim.user)?;
+                if local.as_ref().is_none_or(is_directory_user) {
+                    return Err(AuthError::WrongPassword);
+                }
             }
             Ok(DirectoryLogin::NotFound) => {}
             // Upstream falls back to the local password when the directory fails.

@@ -53,7 +53,7 @@ impl Method {
 /// The second-factor headers of a request.
 #[derive(Clone, Copy, Default)]
 pub struct Presented<'a> {
-    /// `x-2fa-code`; `Some("")` counts as a code (a wrong one).
+    /// `x-2fa-code`; `Some("")` counts as no code, as upstream's `if (!code)`.
     pub code: Option<&'a str>,
     /// `x-2fa-method`.
     pub method: Option<&'a str>,
@@ -133,7 +133,9 @@ pub fn check(
     };
     let refuse = |kind| Refusal { kind, method, available: available.clone() };
 
-    let Some(code) = presented.code else {
+    // Upstream tests `!code`: an empty code is no code (`totp-required`),
+    // not a wrong one, and it does not count towards the lock.
+    let Some(code) = presented.code.filter(|c| !c.is_empty()) else {
         return Ok(Checked { verdict: Err(refuse(SecondFactorRefusal::Required)), ..pass });
     };
     let (verdict, guard) = guarded(&state.guard, now, claims, |claims| match method {

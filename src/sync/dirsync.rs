@@ -68,12 +68,7 @@ pub fn run(
     budget: &Budget,
     report: &mut SyncReport,
 ) -> Result<(), SyncError> {
-    let plan_ctx = PlanContext {
-        switches: settings.sync,
-        accounts: &settings.accounts,
-        merge_existing_users: settings.search.merge_existing_users,
-        now: (ctx.clock)(),
-    };
+    let plan_ctx = PlanContext::new(settings, (ctx.clock)());
     let scope = cookie_scope(settings, &plan_ctx)?;
     let cookie = match runs::sync_cookie(store)? {
         Some(stored) if stored.mode == "dirsync" && stored.scope == scope => match BASE64.decode(&stored.cookie) {

@@ -70,6 +70,7 @@ pub fn attributes_to_request(search: &LdapSearch, with_account_state: bool) -> V
     };
     id_candidates(search).iter().for_each(|a| add(a));
     search.email_fields.iter().for_each(|a| add(a));
+    add(FALLBACK_EMAIL_ATTRIBUTE);
     for template in [&search.username_field, &search.name_field] {
         template.attributes().into_iter().for_each(&mut add);
     }
@@ -79,6 +80,10 @@ pub fn attributes_to_request(search: &LdapSearch, with_account_state: bool) -> V
     }
     wanted
 }
+
+/// Where upstream looks for an address when the e-mail fields and the
+/// default domain give none.
+const FALLBACK_EMAIL_ATTRIBUTE: &str = "mail";
 
 /// The entry's LDAP id: the first candidate attribute with a value.
 pub fn ldap_id(entry: &DirectoryEntry, search: &LdapSearch) -> Result<LdapId, EntryProblem> {
@@ -113,6 +118,17 @@ pub fn map_entry(entry: &DirectoryEntry, search: &LdapSearch, accounts: &Account
     emails.dedup_by(|a, b| a.eq_ignore_ascii_case(b));
     if emails.is_empty() && !search.default_domain.is_empty() {
         emails.push(format!("{username}@{}", search.default_domain));
+    }
+    // Upstream's last resort: a single-valued `mail` that holds an `@`
+    // (ldapjs gives a lone value as a string, which `includes('@')` tests;
+    // several values are an array, which never includes "@").
+    if emails.is_empty()
+        && let Some([only]) = entry.values(FALLBACK_EMAIL_ATTRIBUTE).as_deref()
+    {
+        let only = String::from_utf8_lossy(only);
+        if only.contains('@') {
+            emails.push(only.into_owned());
+        }
     }
     if emails.is_empty() {
         return Err(EntryProblem::NoEmail(search.email_fields.join(",")));

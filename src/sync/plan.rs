@@ -23,6 +23,13 @@ pub struct PlanContext<'a> {
     pub now: Date,
 }
 
+impl<'a> PlanContext<'a> {
+    /// The context of planning under `settings` at `now`.
+    pub fn new(settings: &'a crate::settings::Settings, now: Date) -> Self {
+        Self { switches: settings.sync, accounts: &settings.accounts, merge_existing_users: settings.search.merge_existing_users, now }
+    }
+}
+
 /// Bumped when mapping or planning changes what they make of the same
 /// entry and settings: every sync mark then stops matching.
 const FINGERPRINT_VERSION: &[u8] = b"ldap-sync marks v1";
@@ -216,7 +223,9 @@ fn updated_doc(before: &UserDoc, user: &RcUser, loaded: &Loaded, ctx: &PlanConte
     }
     doc.extra.entry("type").or_insert_with(|| json!("user"));
     doc.extra.insert("ldap".into(), json!(true));
-    doc.services.extra.insert("ldap".into(), ldap_service(user));
+    // `$set` of `services.ldap.id` and `services.ldap.idAttribute` (non-empty
+    // values only): other sub-keys of `services.ldap` stay.
+    merge_ldap_service(&mut doc, user);
     doc.emails = user
         .emails
         .iter()
@@ -231,12 +240,16 @@ fn updated_doc(before: &UserDoc, user: &RcUser, loaded: &Loaded, ctx: &PlanConte
     {
         ids.push(json!(user.dn.as_str()));
     }
+    // saveUserIdentity: a rename to a taken username silently keeps the old
+    // one, and returns before the name is looked at: neither changes.
+    let renamed = before.username.as_deref() != Some(user.username.as_str());
+    if renamed && check_free(loaded, &IndexKey::username(&user.username), Some(&before.id)).is_err() {
+        doc.extra.insert("_updatedAt".into(), json!(ctx.now));
+        return doc;
+    }
+    doc.username = Some(user.username.clone());
     if let Some(name) = &user.name {
         doc.name = Some(name.clone());
-    }
-    // saveUserIdentity: a rename to a taken username silently keeps the old one.
-    if check_free(loaded, &IndexKey::username(&user.username), Some(&before.id)).is_ok() {
-        doc.username = Some(user.username.clone());
     }
     doc.extra.insert("_updatedAt".into(), json!(ctx.now));
     doc
@@ -252,6 +265,22 @@ fn same_content(a: &UserDoc, b: &UserDoc) -> bool {
         v
     };
     strip(a) == strip(b)
+}
+
+/// Sets `services.ldap.id` and `services.ldap.idAttribute` (when non-empty),
+/// keeping the object's other keys.
+fn merge_ldap_service(doc: &mut UserDoc, user: &RcUser) {
+    let service = doc.services.extra.entry("ldap").or_insert_with(|| json!({}));
+    if !service.is_object() {
+        *service = json!({});
+    }
+    if let Value::Object(map) = service {
+        for (key, value) in [("id", &user.ldap_id.value), ("idAttribute", &user.ldap_id.attribute)] {
+            if !value.is_empty() {
+                map.insert(key.to_owned(), json!(value));
+            }
+        }
+    }
 }
 
 /// `services.ldap` of a directory user.
@@ -282,15 +311,58 @@ fn set_index(loaded: &mut Loaded, plan: &mut UserWrites, key: IndexKey, owner: O
     plan.index_changes.insert(key, owner);
 }
 
-/// Upstream derives a missing name from the username: `john.smith` → `John Smith`.
+/// Upstream's `guessNameFromUsername` for a new user without a name
+/// (`john.smith` → `John Smith`), step by step: `replace(/\W/g, ' ')` (per
+/// UTF-16 unit: `_` and ASCII letters and digits stay), then
+/// `replace(/\s(.)/g, toUpperCase)` (a space and the character after it;
+/// matches do not overlap, so after two spaces nothing is capitalised), then
+/// the first character lower-cased and, if a word character, upper-cased.
+/// Spaces are neither trimmed nor collapsed, as upstream.
 fn name_from_username(username: &str) -> String {
-    username
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(|w| {
-            let mut chars = w.chars();
-            chars.next().map(|f| f.to_uppercase().chain(chars).collect::<String>()).unwrap_or_default()
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+    let mut chars: Vec<char> = Vec::with_capacity(username.len());
+    for c in username.chars() {
+        if c.is_ascii_alphanumeric() || c == '_' {
+            chars.push(c);
+        } else {
+            chars.extend(std::iter::repeat_n(' ', c.len_utf16()));
+        }
+    }
+    let mut i = 0;
+    while i + 1 < chars.len() {
+        if chars[i] == ' ' {
+            chars[i + 1] = chars[i + 1].to_ascii_uppercase();
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    if let Some(first) = chars.first_mut() {
+        *first = first.to_ascii_uppercase();
+    }
+    chars.into_iter().collect()
+}
+
+#[cfg(test)]
+mod name_tests {
+    use super::name_from_username;
+
+    #[test]
+    fn a_name_from_the_username_is_upstreams_guess_name_from_username() {
+        // Worked through upstream's regular expressions by hand.
+        for (username, name) in [
+            ("john.smith", "John Smith"),
+            ("jean-luc.picard", "Jean Luc Picard"),
+            ("first_last", "First_last"),
+            ("a..b", "A  b"),
+            (".hidden", " Hidden"),
+            ("x.", "X "),
+            ("42.answer", "42 Answer"),
+            ("_svc.bot", "_svc Bot"),
+            ("björn", "Bj Rn"),
+            ("a😀b", "A  b"),
+            ("", ""),
+        ] {
+            assert_eq!(name_from_username(username), name, "{username:?}");
+        }
+    }
 }

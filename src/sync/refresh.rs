@@ -159,12 +159,7 @@ pub fn refresh(
     budget: &Budget,
     report: &mut SyncReport,
 ) -> Result<(), SyncError> {
-    let plan_ctx = PlanContext {
-        switches: settings.sync,
-        accounts: &settings.accounts,
-        merge_existing_users: settings.search.merge_existing_users,
-        now: (ctx.clock)(),
-    };
+    let plan_ctx = PlanContext::new(settings, (ctx.clock)());
     let scope = cookie_scope(settings, &plan_ctx)?;
     let mut verified = false;
     let cookie = match runs::sync_cookie(store)? {

@@ -288,12 +288,7 @@ pub(super) fn apply_page(
     report: &mut SyncReport,
     seen: &mut Seen,
 ) -> Result<(), SyncError> {
-    let plan_ctx = PlanContext {
-        switches: settings.sync,
-        accounts: &settings.accounts,
-        merge_existing_users: settings.search.merge_existing_users,
-        now: (ctx.clock)(),
-    };
+    let plan_ctx = PlanContext::new(settings, (ctx.clock)());
     let sw = Stopwatch::start();
     // Entries whose sync mark matches are unchanged: not even mapped.
     let digest = plan::settings_digest(&settings.search, &plan_ctx);

@@ -470,6 +470,34 @@ fn a_document_write_drops_the_mark_and_a_refused_rename_is_never_marked() {
     assert_eq!(json_at(&store, "sync-mark:entryUUID:7532"), None);
 }
 
+#[test]
+fn a_refused_rename_changes_neither_username_nor_name_and_services_ldap_keeps_its_other_keys() {
+    let store = MemoryStore::default();
+    let s = settings(&[]);
+    run_pages(&store, &s, vec![vec![person("u1", "alice", "alice@x.org"), person("u2", "bob", "bob@x.org")]], 1).0.expect("runs");
+    // Another component keeps something of its own under services.ldap.
+    let bob_key = format!("user:{}", id_of("7532"));
+    let mut bob = json_at(&store, &bob_key).expect("bob");
+    bob["services"]["ldap"]["lastLoginDn"] = json!("uid=bob,dc=x");
+    store.set_many(vec![(bob_key.clone(), bob.to_string().into_bytes())]).expect("memory");
+    // bob asks for alice's username and a new cn: saveUserIdentity refuses both; the e-mail still changes.
+    let mut wants = person("u2", "alice", "bob2@x.org");
+    wants = DirectoryEntry::new(
+        wants.dn.as_str().to_owned(),
+        wants.attributes().map(|(n, v)| (n.to_owned(), if n == "cn" { vec![b"Robert".to_vec()] } else { v.to_vec() })).collect(),
+    );
+    run_pages(&store, &s, vec![vec![wants]], 2).0.expect("runs");
+    let bob = json_at(&store, &bob_key).expect("bob");
+    assert_eq!((bob["username"].clone(), bob["name"].clone()), (json!("bob"), json!("bob person")));
+    assert_eq!(bob["emails"], json!([{"address": "bob2@x.org", "verified": true}]));
+    assert_eq!(bob["services"]["ldap"], json!({"id": "7532", "idAttribute": "entryUUID", "lastLoginDn": "uid=bob,dc=x"}));
+    // Once the username is free, both change.
+    let free = person("u2", "robert", "bob2@x.org");
+    run_pages(&store, &s, vec![vec![free]], 3).0.expect("runs");
+    let bob = json_at(&store, &bob_key).expect("bob");
+    assert_eq!((bob["username"].clone(), bob["name"].clone()), (json!("robert"), json!("robert person")));
+}
+
 const HOUR: i64 = 3_600_000;
 
 #[test]

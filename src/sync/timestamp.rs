@@ -49,12 +49,7 @@ pub fn run(
     report: &mut SyncReport,
 ) -> Result<(), SyncError> {
     let started = (ctx.clock)();
-    let plan_ctx = PlanContext {
-        switches: settings.sync,
-        accounts: &settings.accounts,
-        merge_existing_users: settings.search.merge_existing_users,
-        now: started,
-    };
+    let plan_ctx = PlanContext::new(settings, started);
     let scope = cookie_scope(settings, &plan_ctx)?;
     let interval_ms = i64::from(settings.sync.full_interval_hours) * 3_600_000;
     let stored = runs::sync_cookie(store)?;

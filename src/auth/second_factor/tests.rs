@@ -69,6 +69,19 @@ fn password_user_matrix() {
 }
 
 #[test]
+fn an_empty_code_is_no_code_and_is_not_counted() {
+    let store = MemoryStore::default();
+    for user in [totp_user(), password_user()] {
+        let o = run_in(&store, &user, &TwoFactorGuard::default(), Some(""), None, T59);
+        assert_eq!(refusal(&o).map(|r| r.0), Some(SecondFactorRefusal::Required), "upstream: totp-required");
+    }
+    assert!(store.dump().is_empty(), "no attempt counted");
+    // A blank that is not empty is a code, as in upstream (a wrong one).
+    let o = run(&password_user(), &TwoFactorGuard::default(), Some(" "), None, T59);
+    assert_eq!(refusal(&o).map(|r| r.0), Some(SecondFactorRefusal::Invalid));
+}
+
+#[test]
 fn user_without_password_can_never_pass() {
     let user = UserDoc { id: "u3".into(), username: Some("carol".into()), ..Default::default() };
     let o = run(&user, &TwoFactorGuard::default(), Some("anything"), None, T59);

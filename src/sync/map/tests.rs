@@ -70,6 +70,16 @@ fn email_fallbacks() {
     let mut s = search();
     s.default_domain = "corp.example".into();
     assert_eq!(map_entry(&e, &s, &accounts()).expect("domain").emails, vec!["bob@corp.example"]);
+    // With other e-mail fields: a single-valued `mail` holding an `@` is the last resort (after the domain).
+    let mut s = search();
+    s.email_fields = vec!["userPrincipalName".into()];
+    let upn = entry(&[("uid", &["bob"]), ("userPrincipalName", &["bob"]), ("mail", &["bob@mail.example"])]);
+    assert_eq!(map_entry(&upn, &s, &accounts()).expect("mail").emails, vec!["bob@mail.example"]);
+    let two = entry(&[("uid", &["bob"]), ("mail", &["bob@a.example", "bob@b.example"])]);
+    assert_eq!(map_entry(&two, &s, &accounts()), Err(EntryProblem::NoEmail("userPrincipalName".into())), "several values: none");
+    s.default_domain = "corp.example".into();
+    assert_eq!(map_entry(&upn, &s, &accounts()).expect("domain first").emails, vec!["bob@corp.example"]);
+    assert!(attributes_to_request(&s, false).iter().any(|a| a == "mail"), "mail is asked for");
 }
 
 #[test]

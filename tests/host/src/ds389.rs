@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail, ensure};
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/389ds-instance.sh");
-const LDAPMODIFY: &str = "/usr/bin/ldapmodify";
 const LDAPSEARCH: &str = "/usr/bin/ldapsearch";
 pub const INSTALL: &str = "apt-get install --no-install-recommends 389-ds-base ldap-utils";
 const START_TIMEOUT: Duration = Duration::from_secs(90);
@@ -30,7 +29,7 @@ const SYNC_REQUEST_OID: &str = "1.3.6.1.4.1.4203.1.9.1.1";
 
 /// Fails, naming the install command, when 389-ds or the tools are missing.
 pub fn require_389ds() -> anyhow::Result<()> {
-    for bin in ["/usr/sbin/dscreate", "/usr/sbin/ns-slapd", "/usr/bin/python3", LDAPMODIFY, LDAPSEARCH] {
+    for bin in ["/usr/sbin/dscreate", "/usr/sbin/ns-slapd", "/usr/bin/python3", "/usr/bin/ldapmodify", LDAPSEARCH] {
         ensure!(Path::new(bin).is_file(), "{bin} not found: install 389 Directory Server with `{INSTALL}`");
     }
     Ok(())
@@ -82,17 +81,7 @@ impl Ds389 {
 
     /// Applies `changetype:` LDIF records with `ldapmodify` as the root DN.
     pub fn modify(&self, ldif: &str) -> anyhow::Result<()> {
-        let file = self.dir.join("modify.ldif");
-        fs::write(&file, ldif).context("writing the LDIF")?;
-        let out = Command::new(LDAPMODIFY)
-            .env("LDAPNOINIT", "1")
-            .args(["-x", "-o", "nettimeout=10", "-H", &self.url(), "-D", ROOT_DN, "-w", ROOT_PASSWORD, "-f"])
-            .arg(&file)
-            .stdin(Stdio::null())
-            .output()
-            .with_context(|| format!("running {LDAPMODIFY} (install: `{INSTALL}`)"))?;
-        ensure!(out.status.success(), "ldapmodify failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr));
-        Ok(())
+        crate::slapd::ldapmodify(&self.url(), ROOT_DN, ROOT_PASSWORD, &self.dir.join("modify.ldif"), ldif, INSTALL)
     }
 
     fn log_tail(&self, lines: usize) -> String {

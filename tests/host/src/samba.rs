@@ -19,7 +19,6 @@ use anyhow::{Context as _, bail, ensure};
 
 const SAMBA: &str = "/usr/sbin/samba";
 const SAMBA_TOOL: &str = "/usr/bin/samba-tool";
-const LDAPMODIFY: &str = "/usr/bin/ldapmodify";
 /// What a fresh Debian 12 machine needs (`samba-vfs-modules`: provisioning
 /// sets sysvol ACLs through `acl_xattr`).
 pub const INSTALL: &str =
@@ -37,7 +36,7 @@ static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 /// Fails, naming the install command, when Samba's AD DC parts are missing.
 pub fn require_samba() -> anyhow::Result<()> {
-    for bin in [SAMBA, SAMBA_TOOL, LDAPMODIFY] {
+    for bin in [SAMBA, SAMBA_TOOL, "/usr/bin/ldapmodify"] {
         ensure!(Path::new(bin).is_file(), "{bin} not found: install Samba's AD DC with `{INSTALL}`");
     }
     ensure!(Path::new("/usr/share/samba/setup").is_dir(), "Samba's provisioning files are missing: install them with `{INSTALL}`");
@@ -110,17 +109,7 @@ impl Samba {
 
     /// Applies `changetype:` LDIF records with `ldapmodify`, bound as the administrator.
     pub fn modify(&self, ldif: &str) -> anyhow::Result<()> {
-        let file = self.dir.join("modify.ldif");
-        fs::write(&file, ldif).context("writing the LDIF")?;
-        let out = Command::new(LDAPMODIFY)
-            .env("LDAPNOINIT", "1")
-            .args(["-x", "-o", "nettimeout=10", "-H", "ldap://127.0.0.1:389", "-D", ADMIN_DN, "-w", ADMIN_PASSWORD, "-f"])
-            .arg(&file)
-            .stdin(Stdio::null())
-            .output()
-            .with_context(|| format!("running {LDAPMODIFY} (install: `{INSTALL}`)"))?;
-        ensure!(out.status.success(), "ldapmodify failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr));
-        Ok(())
+        crate::slapd::ldapmodify("ldap://127.0.0.1:389", ADMIN_DN, ADMIN_PASSWORD, &self.dir.join("modify.ldif"), ldif, INSTALL)
     }
 
     fn log_tail(&self, lines: usize) -> String {

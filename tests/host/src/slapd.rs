@@ -416,6 +416,21 @@ fn run(cmd: &mut Command, what: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `ldapmodify` of the `changetype:` records in `ldif` (written to `file`),
+/// bound as `dn` over `url`; the tools' install command in the error.
+pub(crate) fn ldapmodify(url: &str, dn: &str, password: &str, file: &Path, ldif: &str, install: &str) -> anyhow::Result<()> {
+    fs::write(file, ldif).context("writing the LDIF")?;
+    let out = Command::new(LDAPMODIFY)
+        .env("LDAPNOINIT", "1") // ignore ldap.conf, ~/.ldaprc and LDAP* variables
+        .args(["-x", "-o", "nettimeout=10", "-H", url, "-D", dn, "-w", password, "-f"])
+        .arg(file)
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("running {LDAPMODIFY} (install: `{install}`)"))?;
+    ensure!(out.status.success(), "ldapmodify failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr));
+    Ok(())
+}
+
 pub(crate) fn make_temp_dir() -> anyhow::Result<PathBuf> {
     static N: AtomicU32 = AtomicU32::new(0);
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);

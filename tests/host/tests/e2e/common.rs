@@ -6,7 +6,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use ldap_sync_host::fixture::{self, user_doc, variables};
 use ldap_sync_host::{Host, HostOptions, Response};
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::sync::Barrier;
 
 // The digests every test module uses; defined in the host library so that
@@ -113,4 +113,24 @@ pub async fn burst_now(host: &Arc<Host>, reqs: Vec<http::Request<Vec<u8>>>) -> V
         out.push(task.await.expect("request task").expect("host answers"));
     }
     out
+}
+
+/// Every user document by `_id`, with what differs between two stores that
+/// hold the same directory by construction taken out: the times (`createdAt`,
+/// `_updatedAt`) and the DNs a user had before (`importIds` keeps the last).
+pub fn documents(host: &Host) -> BTreeMap<String, Value> {
+    host.kv_keys()
+        .expect("keys")
+        .into_iter()
+        .filter(|k| k.starts_with("user:") && k != "user:admin")
+        .map(|k| {
+            let mut doc = get(host, &k).expect("document");
+            let map = doc.as_object_mut().expect("an object");
+            map.remove("createdAt");
+            map.remove("_updatedAt");
+            let last = map.get("importIds").and_then(|ids| ids.as_array()).and_then(|ids| ids.last()).cloned();
+            map.insert("importIds".into(), json!([last]));
+            (k, doc)
+        })
+        .collect()
 }

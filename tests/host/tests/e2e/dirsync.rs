@@ -49,24 +49,6 @@ fn ad_host(mode: &str) -> Host {
     host
 }
 
-/// Every user document by `_id`, without the times and earlier DNs.
-fn documents(host: &Host) -> std::collections::BTreeMap<String, Value> {
-    host.kv_keys()
-        .expect("keys")
-        .into_iter()
-        .filter(|k| k.starts_with("user:") && k != "user:admin")
-        .map(|k| {
-            let mut doc = get(host, &k).expect("document");
-            let map = doc.as_object_mut().expect("an object");
-            map.remove("createdAt");
-            map.remove("_updatedAt");
-            let last = map.get("importIds").and_then(|ids| ids.as_array()).and_then(|ids| ids.last()).cloned();
-            map.insert("importIds".into(), json!([last]));
-            (k, doc)
-        })
-        .collect()
-}
-
 #[tokio::test]
 async fn dirsync_against_samba_reads_changes_and_offboards_deleted_and_departed_users() {
     let samba = Samba::start().unwrap_or_else(|e| panic!("{e:#}"));

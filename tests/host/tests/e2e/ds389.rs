@@ -8,7 +8,7 @@
 use ldap_sync_host::Host;
 use ldap_sync_host::consistency::check_store;
 use ldap_sync_host::ds389::{self, Ds389};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::common::*;
 use crate::offboarding::{assert_synced, call, inactive, seed_admin, user};
@@ -46,23 +46,6 @@ fn ds_host(port: u16, extra: &[(&str, &str)]) -> Host {
     let host = host(&vars);
     seed_admin(&host);
     host
-}
-
-fn documents(host: &Host) -> std::collections::BTreeMap<String, Value> {
-    host.kv_keys()
-        .expect("keys")
-        .into_iter()
-        .filter(|k| k.starts_with("user:") && k != "user:admin")
-        .map(|k| {
-            let mut doc = get(host, &k).expect("document");
-            let map = doc.as_object_mut().expect("an object");
-            map.remove("createdAt");
-            map.remove("_updatedAt");
-            let last = map.get("importIds").and_then(|ids| ids.as_array()).and_then(|ids| ids.last()).cloned();
-            map.insert("importIds".into(), json!([last]));
-            (k, doc)
-        })
-        .collect()
 }
 
 #[tokio::test]

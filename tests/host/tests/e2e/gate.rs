@@ -112,6 +112,10 @@ async fn password_user_matrix() {
     let me = login("pw");
     let none: &[&str] = &[];
     assert_reply(&sync_now(&host, &with(&me, &[])).await, 400, two_factor("totp-required", "password", none));
+    // An empty code is no code (upstream's `if (!code)`), and is not counted towards the lock.
+    for _ in 0..6 {
+        assert_reply(&sync_now(&host, &with(&me, &[("x-2fa-code", "")])).await, 400, two_factor("totp-required", "password", none));
+    }
     assert_reply(&sync_now(&host, &with(&me, &[("x-2fa-code", &password_code())])).await, 400, ldap_disabled());
     // Upstream lower-cases the digest.
     assert_reply(&sync_now(&host, &with(&me, &[("x-2fa-code", &password_code().to_uppercase())])).await, 400, ldap_disabled());

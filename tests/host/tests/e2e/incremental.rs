@@ -6,8 +6,6 @@
 //! falls back to a full refresh; `auto` picks the mode from the root DSE;
 //! timestamp mode reads changes and finds deletions at its full reads.
 
-use std::collections::BTreeMap;
-
 use ldap_sync_host::Host;
 use ldap_sync_host::consistency::check_store;
 use ldap_sync_host::demo::{DEMO_PEOPLE_BASE, DEMO_SVC_DN};
@@ -29,26 +27,6 @@ fn start_syncprov_slapd(ldif: String, syncprov: Option<u32>) -> Slapd {
         ..SlapdOptions::default()
     })
     .unwrap_or_else(|e| panic!("{e:#}"))
-}
-
-/// Every user document by `_id`, with what differs between two stores that
-/// hold the same directory by construction taken out: the times (`createdAt`,
-/// `_updatedAt`) and the DNs a user had before (`importIds` keeps the last).
-fn documents(host: &Host) -> BTreeMap<String, Value> {
-    host.kv_keys()
-        .expect("keys")
-        .into_iter()
-        .filter(|k| k.starts_with("user:") && k != "user:admin")
-        .map(|k| {
-            let mut doc = get(host, &k).expect("document");
-            let map = doc.as_object_mut().expect("an object");
-            map.remove("createdAt");
-            map.remove("_updatedAt");
-            let last = map.get("importIds").and_then(|ids| ids.as_array()).and_then(|ids| ids.last()).cloned();
-            map.insert("importIds".into(), json!([last]));
-            (k, doc)
-        })
-        .collect()
 }
 
 #[tokio::test]

@@ -324,6 +324,25 @@ async fn ldap_users_log_in_with_their_directory_password() {
 }
 
 #[tokio::test]
+async fn a_directory_entry_with_the_local_admins_name_does_not_lock_the_admin_out() {
+    let (slapd, host) = demo_host(&[]);
+    slapd
+        .modify(
+            "dn: uid=root,ou=people,dc=example,dc=org\nchangetype: add\nobjectClass: inetOrgPerson\nuid: root\ncn: Root\nsn: Root\n\
+             mail: root@directory.example\nuserPassword: dir-pw\n\n",
+        )
+        .expect("ldapmodify");
+    // The directory refuses the local password; the local admin's own password still opens the local account.
+    let (id, _) = login_ok(&host, json!({"user": "root", "password": "rootpw"})).await;
+    let doc = get(&host, &format!("user:{id}")).expect("the admin");
+    assert_eq!((doc["username"].clone(), doc.get("ldap").cloned()), (json!("root"), None), "the local admin, not the directory's root");
+    // The directory's password is the directory user's, whose username is taken here: refused.
+    assert_reply(&post_json(&host, "/api/v1/login", &[], json!({"user": "root", "password": "dir-pw"})).await, 401, unauthorized());
+    // A directory user without a local namesake still gets nothing from a wrong password.
+    assert_reply(&post_json(&host, "/api/v1/login", &[], json!({"user": "alice", "password": "rootpw"})).await, 401, unauthorized());
+}
+
+#[tokio::test]
 async fn ldap_test_routes() {
     let (slapd, host) = demo_host(&[]);
     let (id, token) = login_ok(&host, json!({"user": "root", "password": "rootpw"})).await;
