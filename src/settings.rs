@@ -293,7 +293,6 @@ impl Template {
 /// Background-sync switches (spec §2.5).
 #[derive(Debug, Clone, Copy)]
 pub struct SyncSwitches {
-    pub background_sync: bool,
     pub import_new_users: bool,
     pub keep_existing_updated: bool,
     /// `ldap_sync_user_active_state` (spec §3.8).
@@ -528,7 +527,6 @@ impl Settings {
             connection,
             search,
             sync: SyncSwitches {
-                background_sync: r.flag(lookup("ldap_background_sync"))?,
                 import_new_users: r.flag(lookup("ldap_background_sync_import_new_users"))?,
                 keep_existing_updated: r.flag(lookup("ldap_background_sync_keep_existant_users_updated"))?,
                 active_state: match r.text(lookup("ldap_sync_user_active_state"))?.trim() {
@@ -568,25 +566,44 @@ impl Settings {
                 default_roles: r.csv(lookup("accounts_registration_authenticationservices_default_roles"))?,
                 bootstrap_admin: Some(r.text(lookup("admin_username"))?.trim().to_owned()).filter(|u| !u.is_empty()),
             },
-            two_factor: TwoFactor {
-                enabled: r.flag(lookup("accounts_twofactorauthentication_enabled"))?,
-                totp_enabled: r.flag(lookup("accounts_twofactorauthentication_by_totp_enabled"))?,
-                max_delta: r.number(lookup("accounts_twofactorauthentication_maxdelta"), 0, 10)? as u8,
-            },
-            rate_limit: RateLimit {
-                enabled: r.flag(lookup("api_enable_rate_limiter"))?,
-                calls: r.number(lookup("api_enable_rate_limiter_limit_calls_default"), 1, 1_000_000)?,
-                window_ms: r.number(lookup("api_enable_rate_limiter_limit_time_default"), 1, 86_400_000)?,
-                trusted_proxies: r
-                    .csv(lookup("api_trusted_proxies"))?
-                    .iter()
-                    .map(|ip| {
-                        ip.parse().map_err(|_| r.invalid(lookup("api_trusted_proxies"), ip, "a comma-separated list of IP addresses"))
-                    })
-                    .collect::<Result<_, _>>()?,
-            },
+            two_factor: r.two_factor()?,
+            rate_limit: r.rate_limit()?,
         })
     }
+}
+
+/// What the gate (rate limiter, second factor) needs, read on its own: a
+/// route parses these before it admits the caller, and the rest of the
+/// settings only after, so configuration errors reach only callers the gate
+/// let through (upstream's order).
+#[derive(Debug, Clone)]
+pub struct GateSettings {
+    pub two_factor: TwoFactor,
+    pub rate_limit: RateLimit,
+}
+
+impl GateSettings {
+    pub fn load(source: &dyn VariableSource) -> Result<Self, SettingsError> {
+        let r = Reader { source };
+        Ok(Self { two_factor: r.two_factor()?, rate_limit: r.rate_limit()? })
+    }
+}
+
+impl Settings {
+    /// The gate's part of these settings.
+    pub fn gate(&self) -> GateSettings {
+        GateSettings { two_factor: self.two_factor, rate_limit: self.rate_limit.clone() }
+    }
+}
+
+/// `ldap_enable` alone (`LDAP_disabled` is answered before anything else of the sync is parsed).
+pub fn ldap_enabled(source: &dyn VariableSource) -> Result<bool, SettingsError> {
+    Reader { source }.flag(lookup("ldap_enable"))
+}
+
+/// `ldap_background_sync` alone.
+pub fn background_sync(source: &dyn VariableSource) -> Result<bool, SettingsError> {
+    Reader { source }.flag(lookup("ldap_background_sync"))
 }
 
 /// The declaration of `name`. Every name passed here is a literal from this
@@ -620,6 +637,27 @@ impl Reader<'_> {
             "false" => Ok(false),
             _ => Err(self.invalid(v, &value, "true or false")),
         }
+    }
+
+    fn two_factor(&self) -> Result<TwoFactor, SettingsError> {
+        Ok(TwoFactor {
+            enabled: self.flag(lookup("accounts_twofactorauthentication_enabled"))?,
+            totp_enabled: self.flag(lookup("accounts_twofactorauthentication_by_totp_enabled"))?,
+            max_delta: self.number(lookup("accounts_twofactorauthentication_maxdelta"), 0, 10)? as u8,
+        })
+    }
+
+    fn rate_limit(&self) -> Result<RateLimit, SettingsError> {
+        Ok(RateLimit {
+            enabled: self.flag(lookup("api_enable_rate_limiter"))?,
+            calls: self.number(lookup("api_enable_rate_limiter_limit_calls_default"), 1, 1_000_000)?,
+            window_ms: self.number(lookup("api_enable_rate_limiter_limit_time_default"), 1, 86_400_000)?,
+            trusted_proxies: self
+                .csv(lookup("api_trusted_proxies"))?
+                .iter()
+                .map(|ip| ip.parse().map_err(|_| self.invalid(lookup("api_trusted_proxies"), ip, "a comma-separated list of IP addresses")))
+                .collect::<Result<_, _>>()?,
+        })
     }
 
     fn number(&self, v: Variable, min: u32, max: u32) -> Result<u32, SettingsError> {

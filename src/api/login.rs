@@ -56,7 +56,7 @@ fn run_login(req: &Request, env: &Env<'_>) -> Result<Response, ApiError> {
     creds.second_factor = Presented { code: claim.code.as_deref(), method: req.header("x-2fa-method") };
     let mut verify = || find_user(env, &settings, &claim);
     let identity = Identity::Password { account: &claim.user, verify: &mut verify };
-    let admitted = auth::admit(env.store, identity, &creds, &POLICY, &settings, now).map_err(ApiError::Login)?;
+    let admitted = auth::admit(env.store, identity, &creds, &POLICY, &settings.gate(), now).map_err(ApiError::Login)?;
 
     // The session has a key of its own: login never rewrites the user document.
     let user = admitted.user;

@@ -49,7 +49,7 @@ fn run(req: &Request, env: &Env<'_>) -> Result<Map<String, Value>, ApiError> {
     // the password when there is none): a stolen token alone never enrols
     // a factor that then satisfies ldap.syncNow's.
     let policy = if method == "2fa:enable" { ENROL } else { RoutePolicy::TOKEN_ONLY };
-    let admitted = match auth::admit(env.store, Identity::Token(Box::new(caller)), &creds, &policy, &settings, now) {
+    let admitted = match auth::admit(env.store, Identity::Token(Box::new(caller)), &creds, &policy, &settings.gate(), now) {
         Ok(admitted) => admitted,
         Err(Refused { error: AuthError::SecondFactor { kind, method: factor, available }, .. }) => {
             return Ok(envelope(id, MethodResult::Error(second_factor_error(kind, factor, &available))));

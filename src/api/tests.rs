@@ -62,11 +62,6 @@ fn settings_errors_come_after_authentication() {
     let bad = [("ldap_port", "x")];
     let r = call(&store, &bad, "POST", "/api/v1/ldap.syncNow", &[]);
     assert_eq!(r.status, 401);
-    let r = call(&store, &bad, "POST", "/api/v1/ldap.syncNow", &[("x-user-id", "admin1"), ("x-auth-token", "tok")]);
-    assert_eq!(
-        (r.status, r.body),
-        (400, json!({"success": false, "error": "invalid value \"x\" for variable ldap_port: expected an integer from 1 to 65535"}))
-    );
 }
 
 #[test]
@@ -98,4 +93,24 @@ fn a_spoofed_client_address_does_not_escape_the_rate_limiter() {
         [("spin-client-addr".to_owned(), b"6.6.6.6:1".to_vec()), ("spin-client-addr".to_owned(), b"10.0.0.7:5000".to_vec())],
     );
     assert_eq!(credentials(&req).client_ip, "10.0.0.7");
+}
+
+#[test]
+fn the_gate_runs_on_its_own_settings_and_ldap_disabled_wins_over_bad_sync_settings() {
+    let store = store_with_admin();
+    // A bad sync setting reaches nobody the gate refuses: no second factor, no permission...
+    let bad = [("ldap_enable", "true"), ("ldap_port", "x")];
+    let r = call(&store, &bad, "POST", "/api/v1/ldap.syncNow", &[("x-user-id", "admin1"), ("x-auth-token", "tok")]);
+    assert_eq!(r.body["error"], json!("TOTP Required [totp-required]"), "{:?}", r.body);
+    // ...and LDAP_disabled comes first, as upstream checks LDAP_Enable before anything else of the sync.
+    let off = [("accounts_twofactorauthentication_enabled", "false"), ("ldap_port", "x"), ("ldap_user_search_filter", "(((")];
+    let r = call(&store, &off, "POST", "/api/v1/ldap.syncNow", &[("x-user-id", "admin1"), ("x-auth-token", "tok")]);
+    assert_eq!(r.body["error"], json!("LDAP_disabled"), "{:?}", r.body);
+    // Admitted, LDAP on: now the bad setting is named.
+    let on = [("accounts_twofactorauthentication_enabled", "false"), ("ldap_enable", "true"), ("ldap_port", "x")];
+    let r = call(&store, &on, "POST", "/api/v1/ldap.syncNow", &[("x-user-id", "admin1"), ("x-auth-token", "tok")]);
+    assert_eq!(
+        (r.status, r.body),
+        (400, json!({"success": false, "error": "invalid value \"x\" for variable ldap_port: expected an integer from 1 to 65535"}))
+    );
 }

@@ -160,7 +160,7 @@ fn caller(req: &Request, env: &Env<'_>, rate_route: &'static str) -> Result<Admi
     let creds = credentials(req);
     let caller = identify(env, &creds, &policy)?;
     let settings = Settings::load(env.variables)?;
-    Ok(auth::admit(env.store, Identity::Token(Box::new(caller)), &creds, &policy, &settings, (env.clock)())?)
+    Ok(auth::admit(env.store, Identity::Token(Box::new(caller)), &creds, &policy, &settings.gate(), (env.clock)())?)
 }
 
 /// Every `name=value` pair of a query string, decoded, in order.

@@ -26,7 +26,7 @@ pub mod totp;
 pub use error::{AuthError, Refused, SecondFactorRefusal};
 pub use rate_limit::RateDecision;
 
-use crate::settings::Settings;
+use crate::settings::GateSettings;
 use crate::store::access::{self, RateSlot};
 use crate::store::schema::{Date, Permission, UserDoc};
 use crate::store::users::{SecondFactorState, Users};
@@ -156,7 +156,7 @@ pub fn admit(
     identity: Identity<'_>,
     creds: &Credentials<'_>,
     policy: &RoutePolicy,
-    settings: &Settings,
+    settings: &GateSettings,
     now: Date,
 ) -> Result<Admitted, Refused> {
     let mut gate = Gate { store, creds, policy, settings, now, rate_limit: None };
@@ -211,7 +211,7 @@ struct Gate<'a> {
     store: &'a dyn KvStore,
     creds: &'a Credentials<'a>,
     policy: &'a RoutePolicy,
-    settings: &'a Settings,
+    settings: &'a GateSettings,
     now: Date,
     rate_limit: Option<RateDecision>,
 }

@@ -18,7 +18,7 @@ fn with(pairs: &[(&'static str, &'static str)]) -> Result<Settings, SettingsErro
 fn defaults_parse() {
     let s = with(&[]).expect("defaults are valid");
     assert!(!s.ldap_enabled);
-    assert!(s.sync.background_sync);
+    assert!(super::background_sync(&Map(Default::default())).expect("valid"));
     assert_eq!(s.connection.port, 389);
     assert_eq!(s.connection.ip, Some("127.0.0.1".parse().expect("literal")));
     // Server type defaults to "ad", as upstream.

@@ -287,6 +287,11 @@ async fn ldap_switches_and_settings_errors() {
     let extra = [("x-2fa-code", code.as_str())];
     let me = with(&creds, &extra);
     assert_reply(&sync_now(&host, &[]).await, 401, not_logged_in());
+    // Upstream's order: LDAP_Enable is checked before the sync's settings are read.
+    assert_reply(&sync_now(&host, &me).await, 400, json!({"success": false, "error": "LDAP_disabled"}));
+    let host = seeded(&[("ldap_search_page_size", "-1"), ("ldap_enable", "true")]);
+    // Without the second factor, nothing is said of the configuration.
+    assert_eq!(sync_now(&host, &with(&creds, &[])).await.json()["error"], json!("TOTP Required [totp-required]"));
     assert_reply(
         &sync_now(&host, &me).await,
         400,
@@ -295,7 +300,12 @@ async fn ldap_switches_and_settings_errors() {
     );
     let host = seeded(&[("ldap_enable", "true"), ("ldap_background_sync", "false")]);
     assert_reply(&sync_now(&host, &me).await, 400, json!({"success": false, "error": "LDAP_Background_Sync_disabled"}));
-    let host = seeded(&[("ldap_authentication", "true"), ("ldap_authentication_password", "hunter2"), ("ldap_timeout", "soon")]);
+    let host = seeded(&[
+        ("ldap_enable", "true"),
+        ("ldap_authentication", "true"),
+        ("ldap_authentication_password", "hunter2"),
+        ("ldap_timeout", "soon"),
+    ]);
     let res = sync_now(&host, &me).await;
     assert_reply(
         &res,
