@@ -357,9 +357,15 @@ impl Connection {
             // that ignores the (non-critical) control sends none: one page.
             _ => return Ok(Some(Event::SearchDone)),
         };
-        // A cookie names the position after this page; the same one again
-        // means the server is not moving, and the search would never end.
-        if cookie == progress.cookie {
+        let sent = progress.cookie.clone();
+        self.next_page(spec, progress, &sent, cookie)
+    }
+
+    /// Asks for the next page (or DirSync round) with `cookie`. A cookie
+    /// names the position after this page; the one just `sent` again means
+    /// the server is not moving, and the search would never end.
+    fn next_page(&mut self, spec: Box<SearchSpec>, progress: Progress, sent: &[u8], cookie: Vec<u8>) -> Result<Option<Event>, LdapError> {
+        if cookie == sent {
             return Err(LdapError::RepeatedCookie { page: progress.pages + 1 });
         }
         let pages = progress.pages + 1;
@@ -387,16 +393,9 @@ impl Connection {
         if !more {
             return Ok(Some(Event::DirSyncDone { cookie }));
         }
-        let sent = if progress.pages == 0 { spec.dirsync.as_ref().map(|d| d.cookie.clone()).unwrap_or_default() } else { progress.cookie };
-        if cookie == sent {
-            return Err(LdapError::RepeatedCookie { page: progress.pages + 1 });
-        }
-        let pages = progress.pages + 1;
-        if pages >= MAX_PAGES {
-            return Err(LdapError::TooManyPages { limit: MAX_PAGES });
-        }
-        self.send_search(spec, Progress { results: 0, pages, cookie })?;
-        Ok(Some(Event::PageDone))
+        let sent =
+            if progress.pages == 0 { spec.dirsync.as_ref().map(|d| d.cookie.clone()).unwrap_or_default() } else { progress.cookie.clone() };
+        self.next_page(spec, progress, &sent, cookie)
     }
 
     fn send_search(&mut self, spec: Box<SearchSpec>, progress: Progress) -> Result<(), LdapError> {
