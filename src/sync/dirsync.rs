@@ -40,7 +40,7 @@ use super::SyncError;
 use super::map;
 use super::phases::Timed;
 use super::plan::PlanContext;
-use super::refresh::cookie_scope;
+use super::refresh::{cookie_scope, drop_refused_cookie};
 use super::report::SyncReport;
 use super::run::{Budget, RunContext, Seen, deactivate, join_baseline, read_pages, scan};
 use super::search::{Directory, user_search};
@@ -95,14 +95,7 @@ pub fn run(
     match read_changes(settings, directory, budget, &base, cookie) {
         // A cookie the server does not take: start over, once.
         Err(SyncError::Ldap(LdapError::Result { code, message, .. })) => {
-            let why = format!(
-                "the server refused the stored cookie ({}{})",
-                crate::ldap::error::code_name(&code),
-                if message.is_empty() { String::new() } else { format!(": {message}") }
-            );
-            eprintln!("ldap-sync: {why}: starting over with a full read");
-            report.mode_note = Some(format!("{why}: full read"));
-            runs::clear_sync_cookie(store)?;
+            drop_refused_cookie(store, report, &code, &message, "full read")?;
             initial(store, settings, directory, lease, ctx, budget, report, &base, scope)
         }
         Err(other) => Err(other),

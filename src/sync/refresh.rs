@@ -185,22 +185,31 @@ pub fn refresh(
     let had_cookie = cookie.is_some();
     match refresh_from(store, settings, directory, lease, ctx, budget, report, cookie, verified, &scope) {
         Err(SyncError::Ldap(LdapError::Result { code, message, .. })) if had_cookie && report.entries == 0 => {
-            let why = if code == LdapResultCode::EsyncRefreshRequired {
-                "the server asked for a full reload (e-syncRefreshRequired)".to_owned()
-            } else {
-                format!("the server refused the stored cookie ({}{})", crate::ldap::error::code_name(&code), note(&message))
-            };
-            eprintln!("ldap-sync: {why}: starting over with a full refresh");
-            report.mode_note = Some(format!("{why}: full refresh"));
-            runs::clear_sync_cookie(store)?;
+            drop_refused_cookie(store, report, &code, &message, "full refresh")?;
             refresh_from(store, settings, directory, lease, ctx, budget, report, None, false, &scope)
         }
         other => other,
     }
 }
 
-fn note(message: &str) -> String {
-    if message.is_empty() { String::new() } else { format!(": {message}") }
+/// A stored cookie the server refused with `code`: said in the log and the
+/// report (the run goes on with a `fallback`), and forgotten.
+pub(super) fn drop_refused_cookie(
+    store: &dyn KvStore,
+    report: &mut SyncReport,
+    code: &LdapResultCode,
+    message: &str,
+    fallback: &str,
+) -> Result<(), SyncError> {
+    let why = if *code == LdapResultCode::EsyncRefreshRequired {
+        "the server asked for a full reload (e-syncRefreshRequired)".to_owned()
+    } else {
+        let detail = if message.is_empty() { String::new() } else { format!(": {message}") };
+        format!("the server refused the stored cookie ({}{detail})", crate::ldap::error::code_name(code))
+    };
+    eprintln!("ldap-sync: {why}: starting over with a {fallback}");
+    report.mode_note = Some(format!("{why}: {fallback}"));
+    Ok(runs::clear_sync_cookie(store)?)
 }
 
 /// One refresh, from `cookie` (`None`: the whole content). `verified`: an
