@@ -86,7 +86,21 @@ pub const VARIABLES: &[Variable] = &[
     // Timestamp mode cannot see deletions: a full, reconciling read at least this often.
     var("ldap_full_sync_interval_hours", "24"),
     var("ldap_group_filter_enable", "false"),
+    var("ldap_group_filter_objectclass", "groupOfUniqueNames"),
+    var("ldap_group_filter_group_id_attribute", "cn"),
+    var("ldap_group_filter_group_member_attribute", "uniqueMember"),
+    var("ldap_group_filter_group_member_format", ""),
+    var("ldap_group_filter_group_name", "ROCKET_CHAT"),
     var("ldap_sync_user_data_roles", "false"),
+    var("ldap_sync_user_data_roles_autoremove", "false"),
+    var("ldap_sync_user_data_roles_basedn", ""),
+    var("ldap_sync_user_data_roles_groupmembershipvalidationstrategy", "each_group"),
+    var("ldap_sync_user_data_roles_filter", "(&(cn=#{groupName})(memberUid=#{username}))"),
+    var("ldap_sync_user_data_rolesmap", r#"{"rocket-admin":"admin","tech-support":"support"}"#),
+    // Our extension: members of groups within mapped groups count.
+    var("ldap_nested_groups", "false"),
+    // Our extension: roles that exist in Rocket.Chat beyond the built-in ones.
+    var("rocketchat_custom_roles", ""),
     var("ldap_sync_user_data_channels", "false"),
     var("ldap_enable_ldap_groups_to_rc_teams", "false"),
     var("ldap_background_sync_avatars", "false"),
@@ -114,8 +128,6 @@ pub const VARIABLES: &[Variable] = &[
 /// Upstream features this port does not implement yet. Their switches are
 /// declared so that turning one on is a clear 400, not a silent no-op.
 const UNSUPPORTED_SWITCHES: &[&str] = &[
-    "ldap_group_filter_enable",
-    "ldap_sync_user_data_roles",
     "ldap_sync_user_data_channels",
     "ldap_enable_ldap_groups_to_rc_teams",
     "ldap_background_sync_avatars",
@@ -362,6 +374,67 @@ impl DeactivationCap {
     }
 }
 
+/// Rocket.Chat's built-in roles; `rocketchat_custom_roles` adds the rest.
+pub const BUILT_IN_ROLES: &[&str] = &[
+    "admin",
+    "moderator",
+    "leader",
+    "owner",
+    "user",
+    "bot",
+    "app",
+    "guest",
+    "anonymous",
+    "livechat-agent",
+    "livechat-manager",
+    "livechat-monitor",
+];
+
+/// Group-based settings (spec §2.3, §2.6), and our `ldap_nested_groups`.
+#[derive(Debug, Clone, Default)]
+pub struct GroupSync {
+    /// `ldap_sync_user_data_roles` with a non-empty map.
+    pub roles: Option<RoleSync>,
+    /// `ldap_group_filter_enable` with a member format.
+    pub filter: Option<GroupFilter>,
+    /// `ldap_nested_groups`: members of groups within a group count.
+    pub nested: bool,
+}
+
+/// `ldap_sync_user_data_roles_groupmembershipvalidationstrategy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MembershipStrategy {
+    /// One search per mapped group (`#{groupName}` in the filter).
+    EachGroup,
+    /// One search for all groups; names from `ou`, else `cn`.
+    Once,
+}
+
+/// Group → role mapping (spec §3.9).
+#[derive(Debug, Clone)]
+pub struct RoleSync {
+    /// The map in its order: LDAP group → roles as written (`admin.x` is `admin`).
+    pub map: Vec<(String, Vec<String>)>,
+    pub autoremove: bool,
+    pub base_dn: String,
+    pub strategy: MembershipStrategy,
+    /// The filter template, checked to read the other way round.
+    pub filter: String,
+    /// Roles that exist: [`BUILT_IN_ROLES`] and `rocketchat_custom_roles`.
+    pub known_roles: Vec<String>,
+}
+
+/// Group filter (spec §3.5): only members of one group are users.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupFilter {
+    pub object_class: String,
+    pub id_attribute: String,
+    pub member_attribute: String,
+    /// `#{username}` (the LDAP username, before slugify) and `#{userdn}`.
+    pub member_format: String,
+    pub group_name: String,
+}
+
 /// Account settings (spec §2.7).
 #[derive(Debug, Clone)]
 pub struct Accounts {
@@ -443,6 +516,7 @@ pub struct Settings {
     pub accounts: Accounts,
     pub two_factor: TwoFactor,
     pub rate_limit: RateLimit,
+    pub groups: GroupSync,
 }
 
 impl Settings {
@@ -568,6 +642,7 @@ impl Settings {
             },
             two_factor: r.two_factor()?,
             rate_limit: r.rate_limit()?,
+            groups: r.groups()?,
         })
     }
 }
@@ -604,6 +679,24 @@ pub fn ldap_enabled(source: &dyn VariableSource) -> Result<bool, SettingsError> 
 /// `ldap_background_sync` alone.
 pub fn background_sync(source: &dyn VariableSource) -> Result<bool, SettingsError> {
     Reader { source }.flag(lookup("ldap_background_sync"))
+}
+
+/// `{"group": "role" | ["role", ...], ...}` in the text's order; `None`
+/// when it is not such an object.
+fn parse_roles_map(text: &str) -> Option<Vec<(String, Vec<String>)>> {
+    let value: serde_json::Value = serde_json::from_str(text).ok()?;
+    value
+        .as_object()?
+        .iter()
+        .map(|(group, roles)| {
+            let roles = match roles {
+                serde_json::Value::String(one) => vec![one.clone()],
+                serde_json::Value::Array(many) => many.iter().map(|r| r.as_str().map(str::to_owned)).collect::<Option<Vec<_>>>()?,
+                _ => return None,
+            };
+            Some((group.clone(), roles))
+        })
+        .collect()
 }
 
 /// The declaration of `name`. Every name passed here is a literal from this
@@ -658,6 +751,73 @@ impl Reader<'_> {
                 .map(|ip| ip.parse().map_err(|_| self.invalid(lookup("api_trusted_proxies"), ip, "a comma-separated list of IP addresses")))
                 .collect::<Result<_, _>>()?,
         })
+    }
+
+    fn groups(&self) -> Result<GroupSync, SettingsError> {
+        Ok(GroupSync { roles: self.roles()?, filter: self.group_filter()?, nested: self.flag(lookup("ldap_nested_groups"))? })
+    }
+
+    fn roles(&self) -> Result<Option<RoleSync>, SettingsError> {
+        if !self.flag(lookup("ldap_sync_user_data_roles"))? {
+            return Ok(None);
+        }
+        let map_var = lookup("ldap_sync_user_data_rolesmap");
+        let text = self.text(map_var)?;
+        if text.trim().is_empty() {
+            return Ok(None);
+        }
+        let map = parse_roles_map(&text).ok_or_else(|| {
+            self.invalid(map_var, &text, "a JSON object of LDAP group → role or list of roles, e.g. {\"rocket-admin\":\"admin\"}")
+        })?;
+        let strategy_var = lookup("ldap_sync_user_data_roles_groupmembershipvalidationstrategy");
+        let strategy = match self.text(strategy_var)?.trim() {
+            "each_group" => MembershipStrategy::EachGroup,
+            "once" => MembershipStrategy::Once,
+            other => return Err(self.invalid(strategy_var, other, "each_group or once")),
+        };
+        let filter_var = lookup("ldap_sync_user_data_roles_filter");
+        let filter = self.text(filter_var)?.trim().to_owned();
+        let group = if strategy == MembershipStrategy::EachGroup { Some("group") } else { None };
+        crate::ldap::filter::membership_query(&filter, group)
+            .map_err(|e| self.invalid(filter_var, &filter, &format!("a group-membership filter ({e})")))?;
+        let base_var = lookup("ldap_sync_user_data_roles_basedn");
+        let base_dn = self.text(base_var)?.trim().to_owned();
+        if base_dn.is_empty() && strategy == MembershipStrategy::EachGroup {
+            return Err(self.invalid(base_var, &base_dn, "the DN under which the groups are (each_group needs one)"));
+        }
+        let mut known_roles: Vec<String> = BUILT_IN_ROLES.iter().map(|r| (*r).to_owned()).collect();
+        known_roles.extend(self.csv(lookup("rocketchat_custom_roles"))?);
+        Ok(Some(RoleSync {
+            map,
+            autoremove: self.flag(lookup("ldap_sync_user_data_roles_autoremove"))?,
+            base_dn,
+            strategy,
+            filter,
+            known_roles,
+        }))
+    }
+
+    fn group_filter(&self) -> Result<Option<GroupFilter>, SettingsError> {
+        if !self.flag(lookup("ldap_group_filter_enable"))? {
+            return Ok(None);
+        }
+        let member_format = self.text(lookup("ldap_group_filter_group_member_format"))?.trim().to_owned();
+        // Upstream filters only with a member format.
+        if member_format.is_empty() {
+            return Ok(None);
+        }
+        let member_var = lookup("ldap_group_filter_group_member_attribute");
+        let member_attribute = self.text(member_var)?.trim().to_owned();
+        if member_attribute.is_empty() {
+            return Err(self.invalid(member_var, &member_attribute, "the attribute that lists the group's members"));
+        }
+        Ok(Some(GroupFilter {
+            object_class: self.text(lookup("ldap_group_filter_objectclass"))?.trim().to_owned(),
+            id_attribute: self.text(lookup("ldap_group_filter_group_id_attribute"))?.trim().to_owned(),
+            member_attribute,
+            member_format,
+            group_name: self.text(lookup("ldap_group_filter_group_name"))?.trim().to_owned(),
+        }))
     }
 
     fn number(&self, v: Variable, min: u32, max: u32) -> Result<u32, SettingsError> {

@@ -96,7 +96,7 @@ impl ApiError {
             ApiError::Sync(e @ (SyncError::Filter(_) | SyncError::NoSearchField | SyncError::ModeUnavailable(_))) => {
                 (400, plain(&e.to_string()), Vec::new())
             }
-            ApiError::Sync(e @ (SyncError::Ldap(_) | SyncError::Store(_) | SyncError::BudgetReached { .. })) => {
+            ApiError::Sync(e @ (SyncError::Ldap(_) | SyncError::Store(_) | SyncError::BudgetReached { .. } | SyncError::Groups(_))) => {
                 (400, json!({"error": "LDAP_Sync_failed", "details": {"error": e.to_string()}, "success": false}), Vec::new())
             }
             ApiError::ConnectionFailed(reason) => (

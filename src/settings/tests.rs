@@ -47,7 +47,7 @@ fn spin_toml_declares_every_variable_with_the_same_default() {
     for v in VARIABLES {
         let line = manifest.lines().find(|l| l.starts_with(&format!("{} = {{", v.name))).unwrap_or_else(|| String::new().leak());
         assert!(!line.is_empty(), "spin.toml [variables] lacks {}", v.name);
-        let escaped = v.default.replace('\\', "\\\\");
+        let escaped = v.default.replace('\\', "\\\\").replace('"', "\\\"");
         assert!(line.contains(&format!("default = \"{escaped}\"")), "default of {} differs: {line}", v.name);
         assert_eq!(line.contains("secret = true"), v.secret, "secret flag of {}", v.name);
         assert!(manifest.contains(&format!("{0} = \"{{{{ {0} }}}}\"", v.name)), "component does not map {}", v.name);
@@ -78,11 +78,46 @@ fn invalid_values_name_the_variable_and_what_it_accepts() {
 
 #[test]
 fn unsupported_features_are_refused_not_ignored() {
-    let e = with(&[("ldap_sync_user_data_roles", "true")]).expect_err("not supported");
+    let e = with(&[("ldap_sync_user_data_channels", "true")]).expect_err("not supported");
     assert_eq!(
         e.to_string(),
-        "invalid value \"true\" for variable ldap_sync_user_data_roles: expected false (this feature is not supported by ldap-sync yet)"
+        "invalid value \"true\" for variable ldap_sync_user_data_channels: expected false (this feature is not supported by ldap-sync yet)"
     );
+}
+
+#[test]
+fn roles_parse_with_upstreams_defaults_and_bad_maps_name_the_variable() {
+    assert!(with(&[]).expect("valid").groups.roles.is_none());
+    let s = with(&[("ldap_sync_user_data_roles", "true"), ("ldap_sync_user_data_roles_basedn", "ou=groups,dc=x")]).expect("valid");
+    let roles = s.groups.roles.expect("on");
+    assert_eq!(roles.map, vec![("rocket-admin".to_owned(), vec!["admin".to_owned()]), ("tech-support".to_owned(), vec!["support".to_owned()])]);
+    assert_eq!(roles.strategy, MembershipStrategy::EachGroup);
+    assert!(!roles.autoremove);
+    assert!(roles.known_roles.iter().any(|r| r == "livechat-agent"));
+    let on = |extra: (&'static str, &'static str)| {
+        with(&[("ldap_sync_user_data_roles", "true"), ("ldap_sync_user_data_roles_basedn", "ou=groups,dc=x"), extra])
+    };
+    let e = on(("ldap_sync_user_data_rolesmap", "{\"a\": 1}")).expect_err("not roles");
+    assert!(e.to_string().starts_with("invalid value \"{\\\"a\\\": 1}\" for variable ldap_sync_user_data_rolesmap: expected a JSON object"), "{e}");
+    let e = on(("ldap_sync_user_data_rolesmap", "{not json")).expect_err("not JSON");
+    assert!(e.to_string().contains("ldap_sync_user_data_rolesmap"), "{e}");
+    assert!(on(("ldap_sync_user_data_rolesmap", " ")).expect("an empty map is no role sync").groups.roles.is_none());
+    let e = on(("ldap_sync_user_data_roles_filter", "(|(cn=#{groupName})(memberUid=#{username}))")).expect_err("not turnable");
+    assert!(e.to_string().contains("ldap_sync_user_data_roles_filter"), "{e}");
+    let e = with(&[("ldap_sync_user_data_roles", "true")]).expect_err("each_group needs a base");
+    assert!(e.to_string().contains("ldap_sync_user_data_roles_basedn"), "{e}");
+    let s = on(("ldap_sync_user_data_roles_groupmembershipvalidationstrategy", "once")).expect("valid");
+    assert_eq!(s.groups.roles.expect("on").strategy, MembershipStrategy::Once);
+}
+
+#[test]
+fn the_group_filter_needs_a_member_format_as_upstream() {
+    assert!(with(&[("ldap_group_filter_enable", "true")]).expect("valid").groups.filter.is_none());
+    let s = with(&[("ldap_group_filter_enable", "true"), ("ldap_group_filter_group_member_format", "uid=#{username},ou=people,dc=x")])
+        .expect("valid");
+    let f = s.groups.filter.expect("on");
+    assert_eq!((f.object_class.as_str(), f.id_attribute.as_str(), f.member_attribute.as_str()), ("groupOfUniqueNames", "cn", "uniqueMember"));
+    assert_eq!(f.group_name, "ROCKET_CHAT");
 }
 
 #[test]

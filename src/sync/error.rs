@@ -23,6 +23,11 @@ pub enum SyncError {
     /// two pages (not a failure: the next call goes on).
     #[error("stopped at the time budget (ldap_sync_time_budget_ms = {budget_ms}); the next call goes on")]
     BudgetReached { budget_ms: u32 },
+    /// A group read that roles or the group filter need failed or was
+    /// incomplete: the run stops before any write, so nobody loses a role
+    /// or is skipped on a partial read.
+    #[error("groups: {0}")]
+    Groups(String),
     /// `ldap_sync_mode` asks for a mode this directory or configuration cannot do.
     #[error("ldap_sync_mode: {0}")]
     ModeUnavailable(String),

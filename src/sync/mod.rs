@@ -13,6 +13,7 @@
 
 mod dirsync;
 pub mod error;
+pub mod groups;
 pub mod login;
 pub mod map;
 pub mod phases;

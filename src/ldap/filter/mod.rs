@@ -29,6 +29,7 @@
 //! [`parse`] (RFC 4515 text → filter) lives in `parse.rs`, [`to_string`] and the
 //! escaping in `render.rs`; this file holds the limits, the error and the builders.
 
+mod membership;
 mod parse;
 mod render;
 
@@ -37,6 +38,7 @@ use ldap3_proto::proto::LdapFilter;
 #[cfg(test)]
 pub use parse::parse;
 pub use parse::parse_user_filter;
+pub use membership::{IN_CHAIN_RULE, MemberValue, MembershipQuery, membership_query};
 pub use render::{escape_value, to_string};
 
 /// Deepest parenthesis nesting [`parse`] accepts; `(cn=x)` is depth 1.
@@ -166,6 +168,16 @@ pub fn present(attr: impl Into<String>) -> LdapFilter {
 /// `(attr>=value)`; `value` is the plain value, not escaped filter text.
 pub fn greater_or_equal(attr: impl Into<String>, value: impl Into<String>) -> LdapFilter {
     LdapFilter::GreaterOrEqual(attr.into(), value.into())
+}
+
+/// `(attr:rule:=value)`; `value` is the plain value, not escaped filter text.
+pub fn extensible(attr: impl Into<String>, rule: impl Into<String>, value: impl Into<String>) -> LdapFilter {
+    LdapFilter::Extensible(ldap3_proto::proto::LdapMatchingRuleAssertion {
+        matching_rule: Some(rule.into()),
+        type_: Some(attr.into()),
+        match_value: value.into(),
+        dn_attributes: false,
+    })
 }
 
 /// `(attr=value)`; `value` is the plain value, not escaped filter text.
