@@ -130,7 +130,7 @@ fn missing(field: &str) -> ApiError {
 /// a local user whose name the directory also holds can (its own password).
 fn find_user(env: &Env<'_>, settings: &Settings, claim: &LoginRequest) -> Result<UserDoc, AuthError> {
     if let (true, Secret::Plain(password)) = (settings.ldap_enabled, &claim.secret) {
-        let mut ctx = RunContext { clock: env.clock, random: env.random };
+        let mut ctx = RunContext::new(env.clock, env.random);
         match verify_password(env.store, settings, &claim.user, password, &mut ctx) {
             Ok(DirectoryLogin::Accepted(user)) => return Ok(*user),
             Ok(DirectoryLogin::Refused(reason)) => {

@@ -43,6 +43,6 @@ fn sync_now(env: &Env<'_>) -> Result<Reply, ApiError> {
     let settings = Settings::load(env.variables)?;
     // Either this call ran the sync, or another run holds the lease: then
     // "Sync_in_progress" is literally true (the other run's id is logged).
-    sync::run(env.store, &settings, &mut RunContext { clock: env.clock, random: env.random })?;
+    sync::run(env.store, &settings, &mut RunContext::new(env.clock, env.random))?;
     Ok(Reply::SyncInProgress)
 }

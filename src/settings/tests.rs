@@ -90,7 +90,10 @@ fn roles_parse_with_upstreams_defaults_and_bad_maps_name_the_variable() {
     assert!(with(&[]).expect("valid").groups.roles.is_none());
     let s = with(&[("ldap_sync_user_data_roles", "true"), ("ldap_sync_user_data_roles_basedn", "ou=groups,dc=x")]).expect("valid");
     let roles = s.groups.roles.expect("on");
-    assert_eq!(roles.map, vec![("rocket-admin".to_owned(), vec!["admin".to_owned()]), ("tech-support".to_owned(), vec!["support".to_owned()])]);
+    assert_eq!(
+        roles.map,
+        vec![("rocket-admin".to_owned(), vec!["admin".to_owned()]), ("tech-support".to_owned(), vec!["support".to_owned()])]
+    );
     assert_eq!(roles.strategy, MembershipStrategy::EachGroup);
     assert!(!roles.autoremove);
     assert!(roles.known_roles.iter().any(|r| r == "livechat-agent"));
@@ -98,7 +101,10 @@ fn roles_parse_with_upstreams_defaults_and_bad_maps_name_the_variable() {
         with(&[("ldap_sync_user_data_roles", "true"), ("ldap_sync_user_data_roles_basedn", "ou=groups,dc=x"), extra])
     };
     let e = on(("ldap_sync_user_data_rolesmap", "{\"a\": 1}")).expect_err("not roles");
-    assert!(e.to_string().starts_with("invalid value \"{\\\"a\\\": 1}\" for variable ldap_sync_user_data_rolesmap: expected a JSON object"), "{e}");
+    assert!(
+        e.to_string().starts_with("invalid value \"{\\\"a\\\": 1}\" for variable ldap_sync_user_data_rolesmap: expected a JSON object"),
+        "{e}"
+    );
     let e = on(("ldap_sync_user_data_rolesmap", "{not json")).expect_err("not JSON");
     assert!(e.to_string().contains("ldap_sync_user_data_rolesmap"), "{e}");
     assert!(on(("ldap_sync_user_data_rolesmap", " ")).expect("an empty map is no role sync").groups.roles.is_none());
@@ -116,7 +122,10 @@ fn the_group_filter_needs_a_member_format_as_upstream() {
     let s = with(&[("ldap_group_filter_enable", "true"), ("ldap_group_filter_group_member_format", "uid=#{username},ou=people,dc=x")])
         .expect("valid");
     let f = s.groups.filter.expect("on");
-    assert_eq!((f.object_class.as_str(), f.id_attribute.as_str(), f.member_attribute.as_str()), ("groupOfUniqueNames", "cn", "uniqueMember"));
+    assert_eq!(
+        (f.object_class.as_str(), f.id_attribute.as_str(), f.member_attribute.as_str()),
+        ("groupOfUniqueNames", "cn", "uniqueMember")
+    );
     assert_eq!(f.group_name, "ROCKET_CHAT");
 }
 

@@ -69,7 +69,7 @@ pub fn run(
     report: &mut SyncReport,
 ) -> Result<(), SyncError> {
     let plan_ctx = PlanContext::new(settings, (ctx.clock)());
-    let scope = cookie_scope(settings, &plan_ctx)?;
+    let scope = cookie_scope(settings, &plan_ctx, &ctx.groups)?;
     let cookie = match runs::sync_cookie(store)? {
         Some(stored) if stored.mode == "dirsync" && stored.scope == scope => match BASE64.decode(&stored.cookie) {
             Ok(bytes) if !bytes.is_empty() => Some(bytes),
@@ -79,7 +79,7 @@ pub fn run(
             }
         },
         Some(stored) if stored.mode == "dirsync" => {
-            report.mode_note = Some("the search settings changed since the cookie was stored: full read".to_owned());
+            report.mode_note = Some("the search settings or group memberships changed since the cookie was stored: full read".to_owned());
             None
         }
         _ => {

@@ -107,6 +107,12 @@ impl GroupFacts {
         f.members.contains(&value)
     }
 
+    /// Whether roles are synced by username (`#{username}`), so the
+    /// username is needed to look a user up.
+    pub fn roles_by_username(&self) -> bool {
+        self.roles.as_ref().is_some_and(|r| r.value == MemberValue::Username)
+    }
+
     /// Whether a group filter is on.
     pub fn filters(&self) -> bool {
         self.filter.is_some()
@@ -249,7 +255,8 @@ impl Reader<'_> {
         match r.strategy {
             MembershipStrategy::EachGroup => {
                 for (group, _) in &r.map {
-                    let q = membership_query(&r.filter, Some(group)).map_err(|e| SyncError::Groups(format!("ldap_sync_user_data_roles_filter: {e}")))?;
+                    let q = membership_query(&r.filter, Some(group))
+                        .map_err(|e| SyncError::Groups(format!("ldap_sync_user_data_roles_filter: {e}")))?;
                     facts.value = q.value;
                     let index = facts.names.len() as u32;
                     facts.names.push(group.clone());
@@ -262,9 +269,15 @@ impl Reader<'_> {
                 }
             }
             MembershipStrategy::Once => {
-                let q = membership_query(&r.filter, None).map_err(|e| SyncError::Groups(format!("ldap_sync_user_data_roles_filter: {e}")))?;
+                let q =
+                    membership_query(&r.filter, None).map_err(|e| SyncError::Groups(format!("ldap_sync_user_data_roles_filter: {e}")))?;
                 facts.value = q.value;
-                let spec = self.spec(&r.base_dn, self.settings.search.scope, q.groups.clone(), vec![q.member_attribute.clone(), "ou".into(), "cn".into()]);
+                let spec = self.spec(
+                    &r.base_dn,
+                    self.settings.search.scope,
+                    q.groups.clone(),
+                    vec![q.member_attribute.clone(), "ou".into(), "cn".into()],
+                );
                 for entry in self.collect(spec, "the groups of ldap_sync_user_data_roles_filter")? {
                     let names = match entry.texts("ou") {
                         ou if !ou.is_empty() => ou,
@@ -306,11 +319,22 @@ impl Reader<'_> {
         let rule = filter::extensible(back_link, IN_CHAIN_RULE, group.dn.as_str());
         let base = self.settings.search.base_dn.clone();
         let spec = self.spec(&base, Scope::Sub, rule, vec!["1.1".to_owned()]);
-        Ok(self.collect(spec, &format!("the nested members of {:?}", group.dn.as_str()))?.into_iter().map(|e| e.dn.as_str().to_owned()).collect())
+        Ok(self
+            .collect(spec, &format!("the nested members of {:?}", group.dn.as_str()))?
+            .into_iter()
+            .map(|e| e.dn.as_str().to_owned())
+            .collect())
     }
 
     /// Elsewhere: members of member groups too, each group once (cycles end there).
-    fn nested(&mut self, group: &DirectoryEntry, direct: Vec<String>, attribute: &str, base: &str, value: MemberValue) -> Result<Vec<String>, SyncError> {
+    fn nested(
+        &mut self,
+        group: &DirectoryEntry,
+        direct: Vec<String>,
+        attribute: &str,
+        base: &str,
+        value: MemberValue,
+    ) -> Result<Vec<String>, SyncError> {
         let key = (base.to_owned(), attribute.to_ascii_lowercase());
         if !self.all_groups.contains_key(&key) {
             let spec = self.spec(base, Scope::Sub, filter::present(attribute), vec![attribute.to_owned()]);
@@ -356,7 +380,8 @@ impl Reader<'_> {
             if rounds > MAX_RANGE_ROUNDS {
                 return Err(SyncError::Groups(format!("{:?}: {attribute} is ranged past {MAX_RANGE_ROUNDS} rounds", group.dn.as_str())));
             }
-            let spec = self.spec(group.dn.as_str(), Scope::Base, filter::present("objectClass"), vec![format!("{attribute};range={from}-*")]);
+            let spec =
+                self.spec(group.dn.as_str(), Scope::Base, filter::present("objectClass"), vec![format!("{attribute};range={from}-*")]);
             let Some(part) = self.collect(spec, &format!("the members of {:?}", group.dn.as_str()))?.into_iter().next() else {
                 break;
             };

@@ -11,6 +11,7 @@ use crate::store::schema::UserDoc;
 use crate::store::users::{UserWrites, Users};
 use crate::store::{Batch, KvStore};
 
+use super::groups::GroupFacts;
 use super::plan::{self, PlanContext};
 use super::{Directory, RunContext, SyncError, find_entry, map};
 
@@ -56,15 +57,38 @@ fn verify_on(
         return Ok(DirectoryLogin::NotFound);
     };
     match session.check_password(entry.dn.as_str(), password)? {
-        PasswordCheck::Accepted => upsert(store, settings, &entry, ctx),
+        PasswordCheck::Accepted => {
+            read_groups(settings, ctx)?;
+            if ctx.groups.filters() && !ctx.groups.admits(entry.dn.as_str(), map::ldap_username(&entry, &settings.search).as_deref()) {
+                return Ok(DirectoryLogin::Refused("not a member of the group filter's group".to_owned()));
+            }
+            upsert(store, settings, &entry, ctx)
+        }
         PasswordCheck::Refused(reason) => Ok(DirectoryLogin::Refused(reason)),
     }
+}
+
+/// Reads the groups the settings need, as the service account (the login
+/// session is bound as the user by now): upstream applies the group filter
+/// and the roles at login too.
+fn read_groups(settings: &Settings, ctx: &mut RunContext<'_>) -> Result<(), SyncError> {
+    if settings.groups.roles.is_none() && settings.groups.filter.is_none() {
+        return Ok(());
+    }
+    let mut session = Session::open(&settings.connection)?;
+    let facts = GroupFacts::read(&mut session, settings);
+    session.close();
+    ctx.groups = facts?;
+    Ok(())
 }
 
 /// Creates or updates the user of one entry (one load, one plan, one write).
 fn upsert(store: &dyn KvStore, settings: &Settings, entry: &DirectoryEntry, ctx: &mut RunContext<'_>) -> Result<DirectoryLogin, SyncError> {
     let user = match map::map_entry(entry, &settings.search, &settings.accounts) {
-        Ok(user) => user,
+        Ok(mut user) => {
+            user.roles = ctx.groups.roles_for(user.dn.as_str(), &user.username);
+            user
+        }
         Err(problem) => return Ok(DirectoryLogin::Refused(problem.to_string())),
     };
     // A disabled account does not log in; the next sync deactivates it here.
@@ -78,6 +102,7 @@ fn upsert(store: &dyn KvStore, settings: &Settings, entry: &DirectoryEntry, ctx:
         accounts: &settings.accounts,
         merge_existing_users: settings.search.merge_existing_users,
         now: (ctx.clock)(),
+        roles: plan::role_policy(settings),
     };
     let mut writes = UserWrites::default();
     let planned = match plan::plan_one(&user, &mut loaded, &plan_ctx, &mut writes) {

@@ -6,6 +6,8 @@ use crate::store::LdapId;
 use crate::store::ids::hex;
 use crate::store::users::{EntryHasher, Fingerprint, MarkKey};
 
+use super::groups::{GroupFacts, RoleGrant};
+
 /// A directory user, mapped to what Rocket.Chat stores.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RcUser {
@@ -20,6 +22,9 @@ pub struct RcUser {
     /// The account is disabled in the directory (see [`ACCOUNT_STATE_ATTRIBUTES`]);
     /// `false` when those attributes were not requested.
     pub disabled: bool,
+    /// The roles its groups give (`ldap_sync_user_data_roles`); `None`
+    /// when roles are not synced. Set by the caller from the run's groups.
+    pub roles: Option<RoleGrant>,
 }
 
 /// What says an account is disabled, by newest upstream's rules: AD's
@@ -98,9 +103,7 @@ pub fn ldap_id(entry: &DirectoryEntry, search: &LdapSearch) -> Result<LdapId, En
 pub fn map_entry(entry: &DirectoryEntry, search: &LdapSearch, accounts: &Accounts) -> Result<RcUser, EntryProblem> {
     let LdapId { attribute: id_attribute, value: id } = ldap_id(entry, search)?;
 
-    let raw_username = search.username_field.render(|attr| entry.texts(attr));
-    let username = raw_username.unwrap_or_else(|| id.clone());
-    let username = if accounts.slugify_names { slugify(&username) } else { username };
+    let username = username(entry, search, accounts, &id);
     if username.is_empty() {
         return Err(EntryProblem::NoUsername(search.username_field.source.clone()));
     }
@@ -137,7 +140,31 @@ pub fn map_entry(entry: &DirectoryEntry, search: &LdapSearch, accounts: &Account
     let name = search.name_field.render(|attr| entry.texts(attr)).filter(|n| !n.trim().is_empty());
     let extension = Some(search.extension_field.as_str()).filter(|f| !f.is_empty()).and_then(|f| entry.texts(f).into_iter().next());
     let disabled = account_disabled(entry);
-    Ok(RcUser { dn: entry.dn.clone(), ldap_id: LdapId::new(id_attribute, id), username, emails, name, extension, disabled })
+    Ok(RcUser { dn: entry.dn.clone(), ldap_id: LdapId::new(id_attribute, id), username, emails, name, extension, disabled, roles: None })
+}
+
+/// The LDAP username as the username setting renders it, before slugify
+/// (upstream's `getLdapUsername`, which the group filter's `#{username}` is).
+pub fn ldap_username(entry: &DirectoryEntry, search: &LdapSearch) -> Option<String> {
+    search.username_field.render(|attr| entry.texts(attr))
+}
+
+/// The Rocket.Chat username: the LDAP username, else the hex id, slugified
+/// when `utf8_names_slugify` is on.
+pub fn username(entry: &DirectoryEntry, search: &LdapSearch, accounts: &Accounts, id: &str) -> String {
+    let username = ldap_username(entry, search).unwrap_or_else(|| id.to_owned());
+    if accounts.slugify_names { slugify(&username) } else { username }
+}
+
+/// What the run's groups say of this entry, for its fingerprint: the
+/// roles its groups give, when roles are synced (a membership change does
+/// not change the entry, but must change its fingerprint).
+pub fn group_facts(entry: &DirectoryEntry, id: &LdapId, search: &LdapSearch, accounts: &Accounts, groups: &GroupFacts) -> Vec<u8> {
+    let name = if groups.roles_by_username() { username(entry, search, accounts, &id.value) } else { String::new() };
+    match groups.roles_for(entry.dn.as_str(), &name) {
+        Some(grant) => grant.target.join(",").into_bytes(),
+        None => Vec::new(),
+    }
 }
 
 /// Upstream's candidate list: `ldap_unique_identifier_field`, then the
@@ -162,13 +189,15 @@ fn unique_id(entry: &DirectoryEntry, attr: &str) -> Option<String> {
 }
 
 /// The fingerprint of an entry as received (DN, every attribute and value,
-/// in the server's order) under `settings`, a digest of the settings that
+/// in the server's order) and what the run's groups say of it
+/// ([`group_facts`]) under `settings`, a digest of the settings that
 /// shape mapping and planning ([`super::plan::settings_digest`]): equal
 /// fingerprints map and plan to the same document, so a sync mark can
 /// vouch for an entry before it is even mapped.
-pub fn entry_fingerprint(entry: &DirectoryEntry, settings: &Fingerprint, key: &MarkKey) -> Fingerprint {
+pub fn entry_fingerprint(entry: &DirectoryEntry, settings: &Fingerprint, group_facts: &[u8], key: &MarkKey) -> Fingerprint {
     let mut hasher = EntryHasher::new(key);
     hasher.field(settings.as_bytes());
+    hasher.field(group_facts);
     hasher.field(entry.dn.as_str().as_bytes());
     for (name, values) in entry.attributes() {
         hasher.field(name.as_bytes());

@@ -13,6 +13,7 @@ use crate::store::UserId;
 use crate::store::schema::{Date, Email, UserDoc};
 use crate::store::users::{Fingerprint, IndexKey, Loaded, UserWrites, index_keys, is_directory_user, ldap_id_of};
 
+use super::groups::{self, RoleGrant};
 use super::map::{EntryProblem, RcUser};
 
 /// What the plan needs beyond the entries.
@@ -21,13 +22,57 @@ pub struct PlanContext<'a> {
     pub accounts: &'a Accounts,
     pub merge_existing_users: bool,
     pub now: Date,
+    /// What group membership may do to roles; `None` when roles are not synced.
+    pub roles: Option<RolePolicy>,
+}
+
+/// The roles group membership may give and take (upstream's
+/// `allowedRoles`: every existing role the map names), and whether it
+/// takes them (`ldap_sync_user_data_roles_autoremove`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RolePolicy {
+    pub allowed: Vec<String>,
+    pub autoremove: bool,
 }
 
 impl<'a> PlanContext<'a> {
     /// The context of planning under `settings` at `now`.
     pub fn new(settings: &'a crate::settings::Settings, now: Date) -> Self {
-        Self { switches: settings.sync, accounts: &settings.accounts, merge_existing_users: settings.search.merge_existing_users, now }
+        Self {
+            switches: settings.sync,
+            accounts: &settings.accounts,
+            merge_existing_users: settings.search.merge_existing_users,
+            now,
+            roles: role_policy(settings),
+        }
     }
+}
+
+/// The role policy of `settings`.
+pub fn role_policy(settings: &crate::settings::Settings) -> Option<RolePolicy> {
+    settings.groups.roles.as_ref().map(|r| RolePolicy { allowed: groups::allowed_roles(r), autoremove: r.autoremove })
+}
+
+/// Upstream's `syncUserRoles`: add the granted roles the user lacks; with
+/// autoremove, remove the allowed roles the grant no longer gives. Roles
+/// outside the map are never touched.
+fn apply_roles(roles: &mut Vec<String>, grant: &RoleGrant, policy: &RolePolicy) {
+    for role in &grant.target {
+        if policy.allowed.contains(role) && !roles.contains(role) {
+            roles.push(role.clone());
+        }
+    }
+    if policy.autoremove {
+        roles.retain(|r| !policy.allowed.contains(r) || grant.target.contains(r));
+    }
+}
+
+/// Whether `roles` already are what [`apply_roles`] makes of them.
+fn roles_applied(roles: &[String], user: &RcUser, ctx: &PlanContext<'_>) -> bool {
+    let (Some(grant), Some(policy)) = (&user.roles, &ctx.roles) else { return true };
+    let mut applied = roles.to_vec();
+    apply_roles(&mut applied, grant, policy);
+    applied == roles
 }
 
 /// Bumped when mapping or planning changes what they make of the same
@@ -41,8 +86,8 @@ const FINGERPRINT_VERSION: &[u8] = b"ldap-sync marks v1";
 pub fn settings_digest(search: &LdapSearch, ctx: &PlanContext<'_>) -> Fingerprint {
     let switches = &ctx.switches;
     let shaping = format!(
-        "{search:?}|{:?}|keep_existing_updated={}|active_state={:?}|merge={}",
-        ctx.accounts, switches.keep_existing_updated, switches.active_state, ctx.merge_existing_users
+        "{search:?}|{:?}|keep_existing_updated={}|active_state={:?}|merge={}|roles={:?}",
+        ctx.accounts, switches.keep_existing_updated, switches.active_state, ctx.merge_existing_users, ctx.roles
     );
     Fingerprint::of([FINGERPRINT_VERSION, shaping.as_bytes()])
 }
@@ -58,6 +103,7 @@ pub fn reflects(doc: &UserDoc, user: &RcUser, ctx: &PlanContext<'_>) -> bool {
         && doc.emails.iter().map(|e| e.address.as_str()).eq(user.emails.iter().map(String::as_str))
         && (user.name.is_none() || doc.name == user.name)
         && ldap_id_of(doc).as_ref() == Some(&user.ldap_id)
+        && roles_applied(&doc.roles, user, ctx)
 }
 
 /// Index keys to read before planning these users.
@@ -100,6 +146,9 @@ pub struct Planned {
     pub id: Option<UserId>,
     /// Disabled in the directory while active here.
     pub deactivate: bool,
+    /// Roles group membership added and removed (`ldap_sync_user_data_roles`).
+    pub roles_added: u64,
+    pub roles_removed: u64,
 }
 
 /// Plans one user against what is loaded, staging its writes in `writes`
@@ -109,7 +158,8 @@ pub fn plan_one(user: &RcUser, loaded: &mut Loaded, ctx: &PlanContext<'_>, plan:
     let disabled = ctx.switches.active_state != ActiveState::Ignore && user.disabled;
     let existing = find_existing(user, loaded, ctx);
     let deactivate = disabled && existing.as_ref().is_some_and(|d| d.active != Some(false));
-    let skipped = |reason, id: Option<UserId>| Ok(Planned { change: Change::Skipped(reason), id, deactivate });
+    let skipped =
+        |reason, id: Option<UserId>| Ok(Planned { change: Change::Skipped(reason), id, deactivate, roles_added: 0, roles_removed: 0 });
     let Some(before) = existing else {
         if !ctx.switches.import_new_users {
             return skipped("importing new users is disabled (ldap_background_sync_import_new_users)", None);
@@ -123,9 +173,10 @@ pub fn plan_one(user: &RcUser, loaded: &mut Loaded, ctx: &PlanContext<'_>, plan:
             doc.active = Some(false);
         }
         let id = doc.id.clone();
+        let roles_added = doc.roles.iter().filter(|r| !ctx.accounts.default_roles.contains(r)).count() as u64;
         claim(loaded, plan, &doc, None);
         plan.docs.push(doc);
-        return Ok(Planned { change: Change::Created, id: Some(id), deactivate: false });
+        return Ok(Planned { change: Change::Created, id: Some(id), deactivate: false, roles_added, roles_removed: 0 });
     };
     if !ctx.switches.keep_existing_updated {
         return skipped("updating existing users is disabled (ldap_background_sync_keep_existant_users_updated)", Some(before.id.clone()));
@@ -139,6 +190,8 @@ pub fn plan_one(user: &RcUser, loaded: &mut Loaded, ctx: &PlanContext<'_>, plan:
         after.active = Some(true);
     }
     let id = Some(before.id.clone());
+    let roles_added = after.roles.iter().filter(|r| !before.roles.contains(r)).count() as u64;
+    let roles_removed = before.roles.iter().filter(|r| !after.roles.contains(r)).count() as u64;
     if same_content(&before, &after) {
         // Nothing to write, unless an index key of the user went missing.
         for key in index_keys(&before) {
@@ -146,12 +199,12 @@ pub fn plan_one(user: &RcUser, loaded: &mut Loaded, ctx: &PlanContext<'_>, plan:
                 set_index(loaded, plan, key, Some(before.id.clone()));
             }
         }
-        return Ok(Planned { change: Change::Unchanged, id, deactivate });
+        return Ok(Planned { change: Change::Unchanged, id, deactivate, roles_added: 0, roles_removed: 0 });
     }
     claim(loaded, plan, &after, Some(&before));
     plan.docs.push(after);
     let change = if reactivate { Change::Reactivated } else { Change::Updated };
-    Ok(Planned { change, id, deactivate })
+    Ok(Planned { change, id, deactivate, roles_added, roles_removed })
 }
 
 /// Upstream's `findExistingUser`, by LDAP id through the index, else at the
@@ -197,6 +250,9 @@ fn new_doc(user: &RcUser, ctx: &PlanContext<'_>) -> UserDoc {
         active: Some(!ctx.accounts.manually_approve_new_users),
         ..UserDoc::default()
     };
+    if let (Some(grant), Some(policy)) = (&user.roles, &ctx.roles) {
+        apply_roles(&mut doc.roles, grant, policy);
+    }
     doc.services.extra.insert("ldap".into(), ldap_service(user));
     let when = json!(ctx.now);
     for (k, v) in [
@@ -220,6 +276,9 @@ fn updated_doc(before: &UserDoc, user: &RcUser, loaded: &Loaded, ctx: &PlanConte
     let mut doc = before.clone();
     if doc.roles.is_empty() {
         doc.roles = vec!["user".into()];
+    }
+    if let (Some(grant), Some(policy)) = (&user.roles, &ctx.roles) {
+        apply_roles(&mut doc.roles, grant, policy);
     }
     doc.extra.entry("type").or_insert_with(|| json!("user"));
     doc.extra.insert("ldap".into(), json!(true));

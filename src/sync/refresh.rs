@@ -36,6 +36,7 @@ use crate::store::users::{Fingerprint, MarkKey, Users};
 use crate::store::{KvStore, LdapId, UserId};
 
 use super::SyncError;
+use super::groups::GroupFacts;
 use super::phases::Timed;
 use super::plan::{self, PlanContext};
 use super::report::SyncReport;
@@ -141,12 +142,15 @@ fn uuid_text(uuid: &[u8; 16]) -> String {
     [a, b, c, d, e].map(hex).join("-")
 }
 
-/// The search a cookie belongs to: base, scope, filter, attributes and the
-/// mapping settings. A cookie taken for another search is not used.
-pub(super) fn cookie_scope(settings: &Settings, ctx: &PlanContext<'_>) -> Result<Fingerprint, SyncError> {
+/// The search a cookie belongs to: base, scope, filter, attributes, the
+/// mapping settings and the run's group memberships. A cookie taken for
+/// another search is not used; a membership change (which changes no user
+/// entry) therefore means one full read, which gives and takes the roles.
+pub(super) fn cookie_scope(settings: &Settings, ctx: &PlanContext<'_>, groups: &GroupFacts) -> Result<Fingerprint, SyncError> {
     let spec = user_search(settings, None)?;
     let search = format!("{:?}|{:?}|{:?}|{:?}", spec.base, spec.scope, spec.filter, spec.attributes);
-    Ok(Fingerprint::of([search.as_bytes(), plan::settings_digest(&settings.search, ctx).as_bytes()]))
+    let memberships = groups.digest().map(Fingerprint::as_bytes).unwrap_or_default();
+    Ok(Fingerprint::of([search.as_bytes(), plan::settings_digest(&settings.search, ctx).as_bytes(), memberships]))
 }
 
 /// An incremental run: refresh from the stored cookie, or from nothing.
@@ -160,7 +164,7 @@ pub fn refresh(
     report: &mut SyncReport,
 ) -> Result<(), SyncError> {
     let plan_ctx = PlanContext::new(settings, (ctx.clock)());
-    let scope = cookie_scope(settings, &plan_ctx)?;
+    let scope = cookie_scope(settings, &plan_ctx, &ctx.groups)?;
     let mut verified = false;
     let cookie = match runs::sync_cookie(store)? {
         Some(stored) if stored.mode == "syncrepl" && stored.scope == scope => match BASE64.decode(&stored.cookie) {
@@ -174,7 +178,8 @@ pub fn refresh(
             }
         },
         Some(_) => {
-            report.mode_note = Some("the search settings changed since the cookie was stored: full refresh".to_owned());
+            report.mode_note =
+                Some("the search settings or group memberships changed since the cookie was stored: full refresh".to_owned());
             None
         }
         None => {

@@ -64,9 +64,26 @@ pub struct SyncReport {
     /// Entries the directory reported deleted (an incremental run).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub deleted_in_directory: u64,
+    /// Roles given and taken by group membership (`ldap_sync_user_data_roles`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roles: Option<RolesReport>,
     /// Where the run's time went (`README.md`, Benchmark).
     #[serde(default)]
     pub phases: Phases,
+}
+
+/// What group membership did to roles in one run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RolesReport {
+    /// Roles added to users (one per user and role).
+    pub added: u64,
+    /// Roles removed from users (`ldap_sync_user_data_roles_autoremove`).
+    pub removed: u64,
+    /// Roles of the map that do not exist here (ignored, as upstream does;
+    /// declare custom roles in `rocketchat_custom_roles`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unknown: Vec<String>,
 }
 
 /// What kept a run from deactivating users it would otherwise have deactivated.

@@ -19,17 +19,20 @@ use crate::store::users::{Fingerprint, IndexKey, Loaded, MarkKey, Sessions, Sync
 use crate::store::{Batch, KvStore, LdapId, UserId};
 
 use super::dirsync;
+use super::groups::GroupFacts;
 use super::map::{EntryProblem, RcUser};
 use super::phases::{Stopwatch, Timed};
 use super::plan::{self, Change, PlanContext};
 use super::refresh;
-use super::report::{Breaker, RunOutcome, SyncReport};
+use super::report::{Breaker, RolesReport, RunOutcome, SyncReport};
 use super::search::{Directory, user_search};
 use super::timestamp;
 use super::{SyncError, map};
 
 /// Entries planned together (see [`apply_page`]).
 const PLAN_SLICE: usize = 250;
+/// Why an entry outside the group filter's group is skipped.
+const NOT_IN_FILTER_GROUP: &str = "not a member of the group filter's group (ldap_group_filter_*)";
 /// Users a deactivation writes per batch.
 const DEACTIVATION_BATCH: usize = 500;
 /// Usernames a tripped breaker names in the report.
@@ -38,10 +41,19 @@ const BREAKER_SAMPLE: usize = 20;
 /// minute: a live run renews it at least once per page.
 const LEASE_MARGIN_MS: i64 = 60_000;
 
-/// The clock and randomness of a run.
+/// The clock and randomness of a run, and what it read of groups.
 pub struct RunContext<'a> {
     pub clock: &'a dyn Fn() -> Date,
     pub random: &'a dyn Fn(&mut [u8]),
+    /// Read at the start of a run (and of a directory login).
+    pub groups: GroupFacts,
+}
+
+impl<'a> RunContext<'a> {
+    /// A context that knows no groups yet.
+    pub fn new(clock: &'a dyn Fn() -> Date, random: &'a dyn Fn(&mut [u8])) -> Self {
+        Self { clock, random, groups: GroupFacts::default() }
+    }
 }
 
 /// Takes the lease, connects to the configured server and runs the sync.
@@ -90,7 +102,18 @@ pub fn run_with(
     let started = (ctx.clock)();
     let budget = Budget::starting_now(settings.sync.time_budget_ms);
     let mut report = SyncReport { started_at: Some(started), ..SyncReport::default() };
-    let result = match refresh::choose_mode(settings, directory, &mut report) {
+    let mode = refresh::choose_mode(settings, directory, &mut report).and_then(|mode| {
+        ctx.groups = GroupFacts::read(directory, settings)?;
+        if let Some(roles) = &settings.groups.roles {
+            let unknown = super::groups::unknown_roles(roles);
+            if !unknown.is_empty() {
+                eprintln!("ldap-sync: ldap_sync_user_data_rolesmap names roles that do not exist (ignored): {}", unknown.join(", "));
+            }
+            report.roles = Some(RolesReport { unknown, ..RolesReport::default() });
+        }
+        Ok(mode)
+    });
+    let result = match mode {
         Ok(refresh::Mode::Full) => {
             report.mode = "full".to_owned();
             scan(store, settings, directory, lease, ctx, &budget, &mut report)
@@ -295,9 +318,16 @@ pub(super) fn apply_page(
     let mut keyed: Vec<(DirectoryEntry, LdapId, Fingerprint)> = Vec::with_capacity(entries.len());
     let mut rest_entries: Vec<(DirectoryEntry, Option<Fingerprint>)> = Vec::new();
     for entry in entries {
+        // The group filter first: an entry outside its group is no user,
+        // and not seen (so missing, after a complete read).
+        if ctx.groups.filters() && !ctx.groups.admits(entry.dn.as_str(), map::ldap_username(&entry, &settings.search).as_deref()) {
+            report.skip(entry.dn.as_str(), NOT_IN_FILTER_GROUP);
+            continue;
+        }
         match map::ldap_id(&entry, &settings.search) {
             Ok(id) => {
-                let fp = map::entry_fingerprint(&entry, &digest, key);
+                let facts = map::group_facts(&entry, &id, &settings.search, &settings.accounts, &ctx.groups);
+                let fp = map::entry_fingerprint(&entry, &digest, &facts, key);
                 keyed.push((entry, id, fp));
             }
             Err(_) => rest_entries.push((entry, None)),
@@ -322,7 +352,7 @@ pub(super) fn apply_page(
     let mut rest_entries = rest_entries.into_iter().peekable();
     loop {
         let slice: Vec<_> = rest_entries.by_ref().take(PLAN_SLICE).collect();
-        plan_entries(store, timed, settings, slice, stage_schema, &plan_ctx, report, seen)?;
+        plan_entries(store, timed, settings, slice, stage_schema, &plan_ctx, &ctx.groups, report, seen)?;
         stage_schema = false;
         if rest_entries.peek().is_none() {
             return Ok(());
@@ -341,6 +371,7 @@ fn plan_entries(
     rest_entries: Vec<(DirectoryEntry, Option<Fingerprint>)>,
     stage_schema: bool,
     plan_ctx: &PlanContext<'_>,
+    groups: &GroupFacts,
     report: &mut SyncReport,
     seen: &mut Seen,
 ) -> Result<(), SyncError> {
@@ -351,7 +382,10 @@ fn plan_entries(
     let mut unmapped: Vec<LdapId> = Vec::new();
     for (entry, fp) in &rest_entries {
         match map::map_entry(entry, &settings.search, &settings.accounts) {
-            Ok(user) => rest.push((user, fp.clone())),
+            Ok(mut user) => {
+                user.roles = groups.roles_for(user.dn.as_str(), &user.username);
+                rest.push((user, fp.clone()))
+            }
             Err(problem) => {
                 match (&problem, map::ldap_id(entry, &settings.search)) {
                     (EntryProblem::NoUniqueId(_), _) | (_, Err(_)) => seen.unidentified += 1,
@@ -392,6 +426,10 @@ fn plan_entries(
                     if !matches!(planned.change, Change::Skipped(_)) && !planned.deactivate {
                         markable.push((user.clone(), id, fp));
                     }
+                }
+                if let Some(roles) = report.roles.as_mut() {
+                    roles.added += planned.roles_added;
+                    roles.removed += planned.roles_removed;
                 }
                 report.count(planned.change, user.dn.as_str(), &user.username);
             }

@@ -76,7 +76,7 @@ fn run_pages(store: &MemoryStore, s: &Settings, pages: Vec<Vec<DirectoryEntry>>,
     let mut dir = Scripted { pages, fail_after: None, seen: None, references: 0 };
     let clock = move || Date { millis: t };
     let random = |buf: &mut [u8]| buf.fill(3);
-    let result = run_with(store, s, &mut dir, None, &mut RunContext { clock: &clock, random: &random });
+    let result = run_with(store, s, &mut dir, None, &mut RunContext::new(&clock, &random));
     (result, dir)
 }
 
@@ -166,7 +166,7 @@ fn a_failed_read_aborts_but_keeps_written_pages_valid() {
     };
     let clock = || Date { millis: 5 };
     let random = |buf: &mut [u8]| buf.fill(3);
-    let err = run_with(&store, &s, &mut dir, None, &mut RunContext { clock: &clock, random: &random }).expect_err("aborts");
+    let err = run_with(&store, &s, &mut dir, None, &mut RunContext::new(&clock, &random)).expect_err("aborts");
     assert_eq!(err.to_string(), "search: the LDAP server closed the connection");
     assert!(json_at(&store, &format!("user:{}", id_of("7531"))).is_some());
     let report = json_at(&store, REPORT_KEY).expect("report stored");
@@ -346,11 +346,11 @@ fn missing_users_are_deactivated_only_after_a_complete_read_with_the_switch_on()
     let mut dir = Scripted { pages: vec![nine[..3].to_vec(), nine[3..].to_vec()], fail_after: Some(1), seen: None, references: 0 };
     let clock = || Date { millis: 4 };
     let random = |buf: &mut [u8]| buf.fill(3);
-    run_with(&store, &on, &mut dir, None, &mut RunContext { clock: &clock, random: &random }).expect_err("fails");
+    run_with(&store, &on, &mut dir, None, &mut RunContext::new(&clock, &random)).expect_err("fails");
     assert!((0..10).all(|i| active(&store, &format!("m{i}")) == Some(json!(true))));
     // A read with a continuation reference is not complete either.
     let mut dir = Scripted { pages: vec![nine.clone()], fail_after: None, seen: None, references: 1 };
-    let report = run_with(&store, &on, &mut dir, None, &mut RunContext { clock: &clock, random: &random }).expect("runs");
+    let report = run_with(&store, &on, &mut dir, None, &mut RunContext::new(&clock, &random)).expect("runs");
     assert_eq!(report.deactivated, 0);
     assert!(report.offboarding.and_then(|o| o.missing_users_not_checked).is_some_and(|r| r.contains("1 continuation references")));
     // A complete read without user9: deactivated (1 of 10 is within the 10% breaker).
@@ -564,7 +564,7 @@ fn timestamp_mode_deactivates_disabled_accounts_and_keeps_the_start_of_a_failed_
     let mut dir = Scripted { pages: vec![vec![person("u9", "zed", "z@x.org")]], fail_after: Some(0), seen: None, references: 0 };
     let clock = || Date { millis: 12 * HOUR };
     let random = |buf: &mut [u8]| buf.fill(3);
-    assert!(run_with(&store, &s, &mut dir, None, &mut RunContext { clock: &clock, random: &random }).is_err());
+    assert!(run_with(&store, &s, &mut dir, None, &mut RunContext::new(&clock, &random)).is_err());
     assert_eq!(json_at(&store, "sync-cookie"), Some(before));
 }
 
@@ -724,7 +724,7 @@ fn ad_settings(extra: &[(&'static str, &'static str)]) -> Settings {
 fn run_ad(store: &MemoryStore, s: &Settings, ad: &mut fake_ad::FakeAd) -> SyncReport {
     let clock = || Date { millis: 1 };
     let random = |buf: &mut [u8]| buf.fill(3);
-    run_with(store, s, ad, None, &mut RunContext { clock: &clock, random: &random }).expect("runs")
+    run_with(store, s, ad, None, &mut RunContext::new(&clock, &random)).expect("runs")
 }
 
 fn ad_active(store: &MemoryStore, guid: &str) -> Option<Value> {
@@ -804,6 +804,6 @@ fn dirsync_starts_over_when_the_server_refuses_the_cookie_and_auto_picks_it_from
     let s = ad_settings(&[("ldap_unique_identifier_field", "entryUUID")]);
     let clock = || Date { millis: 1 };
     let random = |buf: &mut [u8]| buf.fill(3);
-    let err = run_with(&store, &s, &mut ad, None, &mut RunContext { clock: &clock, random: &random }).expect_err("refused");
+    let err = run_with(&store, &s, &mut ad, None, &mut RunContext::new(&clock, &random)).expect_err("refused");
     assert!(err.to_string().contains("dirsync needs objectGUID"), "{err}");
 }

@@ -50,13 +50,13 @@ pub fn run(
 ) -> Result<(), SyncError> {
     let started = (ctx.clock)();
     let plan_ctx = PlanContext::new(settings, started);
-    let scope = cookie_scope(settings, &plan_ctx)?;
+    let scope = cookie_scope(settings, &plan_ctx, &ctx.groups)?;
     let interval_ms = i64::from(settings.sync.full_interval_hours) * 3_600_000;
     let stored = runs::sync_cookie(store)?;
     let state = match &stored {
         Some(c) if c.mode == "timestamp" && c.scope == scope => c.since.zip(c.full_at),
         Some(c) if c.mode == "timestamp" => {
-            set_note(report, "full read: the search settings changed since the last run".to_owned());
+            set_note(report, "full read: the search settings or group memberships changed since the last run".to_owned());
             None
         }
         _ => {

@@ -7,7 +7,7 @@
 
 use ldap3_proto::proto::LdapFilter;
 
-use super::parse::parse as parse_filter;
+use super::parse::parse_user_filter;
 use super::{FilterError, escape_value};
 
 /// `#{username}`: the user's (slugified) username.
@@ -60,7 +60,9 @@ pub fn membership_query(template: &str, group_name: Option<&str>) -> Result<Memb
         Some(name) => template.replace(GROUP_NAME, &escape_value(name)),
         None => template.to_owned(),
     };
-    let filter = parse_filter(text.trim())?;
+    let Some(filter) = parse_user_filter(&text)? else {
+        return Err(MembershipError::NoUserAssertion);
+    };
     let mut found = None;
     let groups = reduce(filter, true, &mut found)?;
     let (member_attribute, value, in_chain) = found.ok_or(MembershipError::NoUserAssertion)?;
@@ -135,7 +137,10 @@ mod tests {
         );
         let (groups, attr, value, in_chain) =
             query("(&(objectCategory=group)(member:1.2.840.113556.1.4.1941:=#{userdn}))", None).expect("reads");
-        assert_eq!((groups.as_str(), attr.as_str(), value, in_chain), ("(&(objectCategory=group)(member=*))", "member", MemberValue::UserDn, true));
+        assert_eq!(
+            (groups.as_str(), attr.as_str(), value, in_chain),
+            ("(&(objectCategory=group)(member=*))", "member", MemberValue::UserDn, true)
+        );
     }
 
     #[test]

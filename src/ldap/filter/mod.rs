@@ -35,10 +35,10 @@ mod render;
 
 use ldap3_proto::proto::LdapFilter;
 
+pub use membership::{IN_CHAIN_RULE, MemberValue, MembershipQuery, membership_query};
 #[cfg(test)]
 pub use parse::parse;
 pub use parse::parse_user_filter;
-pub use membership::{IN_CHAIN_RULE, MemberValue, MembershipQuery, membership_query};
 pub use render::{escape_value, to_string};
 
 /// Deepest parenthesis nesting [`parse`] accepts; `(cn=x)` is depth 1.

@@ -117,9 +117,7 @@ fn nested_groups_are_expanded_once_each_and_a_cycle_ends() {
     let top = group("cn=top,ou=groups,dc=x", "member", &["uid=ann,dc=x", "cn=inner,ou=groups,dc=x"]);
     let inner = group("cn=inner,ou=groups,dc=x", "member", &["uid=bob,dc=x", "cn=top,ou=groups,dc=x", "CN=Deeper,OU=Groups,DC=X"]);
     let deeper = group("cn=deeper,ou=groups,dc=x", "member", &["uid=carl,dc=x", "cn=inner,ou=groups,dc=x"]);
-    let mut dir = ByFilter::default()
-        .answer("(&(cn=top)(member=*))", vec![top.clone()])
-        .answer("(member=*)", vec![top, inner, deeper]);
+    let mut dir = ByFilter::default().answer("(&(cn=top)(member=*))", vec![top.clone()]).answer("(member=*)", vec![top, inner, deeper]);
     let facts = GroupFacts::read(&mut dir, &s).expect("reads");
     for user in ["ann", "bob", "carl"] {
         assert_eq!(facts.roles_for(&format!("uid={user},dc=x"), user).expect("on").target, ["admin"], "{user}");

@@ -11,6 +11,7 @@ mod dirsync;
 mod ds389;
 mod faults;
 mod gate;
+mod groups;
 mod incremental;
 mod ldap_wire;
 mod offboarding;
