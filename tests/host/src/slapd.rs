@@ -84,9 +84,14 @@ pub struct SlapdOptions {
     pub root_password: String,
     /// Global `sizelimit` for everyone but the rootdn; paged searches are unlimited.
     pub size_limit: Option<u32>,
-    /// Generate a test CA and a server cert (IP 127.0.0.1, DNS localhost),
-    /// serve ldaps on a second port and allow StartTLS on the first.
+    /// Generate a test CA and a server cert (IP 127.0.0.1, DNS localhost,
+    /// or see [`SlapdOptions::cn_only_cert`]), serve ldaps on a second port
+    /// and allow StartTLS on the first.
     pub tls: bool,
+    /// With `tls`: a server cert that names the server only in its subject
+    /// CN, this DNS name, with no subjectAltName at all (the shape of Samba
+    /// AD's default certificate), instead of IP 127.0.0.1 and DNS localhost.
+    pub cn_only_cert: Option<String>,
     /// Initial entries (no `changetype`), loaded with `slapadd` before start;
     /// parents first, starting with the suffix entry itself.
     pub ldif: String,
@@ -119,6 +124,7 @@ impl Default for SlapdOptions {
             root_password: "secret".into(),
             size_limit: None,
             tls: false,
+            cn_only_cert: None,
             ldif: String::new(),
             port: None,
             account_state_schema: false,
@@ -154,6 +160,13 @@ impl Slapd {
                 "slapd option {what} must be non-empty, without quotes, backslashes or newlines"
             );
         }
+        if let Some(cn) = &opts.cn_only_cert {
+            ensure!(opts.tls, "slapd option cn_only_cert needs tls");
+            ensure!(
+                !cn.is_empty() && cn.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-'),
+                "slapd option cn_only_cert must be a DNS name (letters, digits, dots and hyphens)"
+            );
+        }
         let mut s = Slapd {
             child: None,
             dir: make_temp_dir()?,
@@ -168,7 +181,7 @@ impl Slapd {
         // From here on, an early return drops `s`, which removes the dir.
         let dir = s.dir.clone();
         if opts.tls {
-            make_tls(&dir)?;
+            make_tls(&dir, opts.cn_only_cert.as_deref())?;
             s.ca_pem = Some(fs::read_to_string(dir.join("ca.pem")).context("reading ca.pem")?);
             s.other_ca_pem = Some(fs::read_to_string(dir.join("other-ca.pem")).context("reading other-ca.pem")?);
         }
@@ -373,7 +386,9 @@ fn config(dir: &Path, o: &SlapdOptions) -> String {
 }
 
 /// EC P-256 keys (PKCS#8: GnuTLS reads them); v3 certs valid for ten years.
-fn make_tls(dir: &Path) -> anyhow::Result<()> {
+/// The server cert names IP 127.0.0.1 and DNS localhost in its
+/// subjectAltName, or, with `cn_only`, that name in its CN alone.
+fn make_tls(dir: &Path, cn_only: Option<&str>) -> anyhow::Result<()> {
     let openssl = |args: &str| {
         let args: Vec<&str> = args.split_whitespace().collect();
         run(Command::new("openssl").args(&args).current_dir(dir), &format!("openssl {}", args[0]))
@@ -384,13 +399,20 @@ fn make_tls(dir: &Path) -> anyhow::Result<()> {
         openssl(&format!("{key} {name}.key"))?;
         openssl(&format!("req -x509 -new -key {name}.key -subj /CN={cn} -days 3650 -out {name}.pem {ca_ext}"))?;
     }
+    // `x509 -req` copies no extension from the request: server.ext is all
+    // the cert carries, so without a subjectAltName line it has none.
+    let (cn, san) = match cn_only {
+        Some(cn) => (cn, ""),
+        None => ("localhost", "subjectAltName=IP:127.0.0.1,DNS:localhost\n"),
+    };
     openssl(&format!("{key} server.key"))?;
-    openssl("req -new -key server.key -subj /CN=localhost -out server.csr")?;
+    openssl(&format!("req -new -key server.key -subj /CN={cn} -out server.csr"))?;
     fs::write(
         dir.join("server.ext"),
-        "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n\
-         extendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n\
-         subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n",
+        format!(
+            "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n\
+             extendedKeyUsage=serverAuth\n{san}subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n"
+        ),
     )
     .context("writing server.ext")?;
     openssl(
@@ -603,6 +625,24 @@ mod tests {
         }
         let plain = Slapd::start(SlapdOptions::default())?;
         assert_eq!((plain.ldaps_port(), plain.ca_pem(), plain.other_ca_pem()), (None, None, None));
+        Ok(())
+    }
+
+    #[test]
+    fn cn_only_certificate_has_no_subject_alt_name() -> anyhow::Result<()> {
+        let s = Slapd::start(SlapdOptions { tls: true, cn_only_cert: Some("ldap.example.test".into()), ..Default::default() })?;
+        let out = Command::new("openssl")
+            .args(["x509", "-noout", "-subject", "-ext", "subjectAltName,extendedKeyUsage", "-in"])
+            .arg(s.dir().join("server.pem"))
+            .output()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("CN = ldap.example.test") && text.contains("TLS Web Server Authentication"), "{text}");
+        assert!(!text.contains("Subject Alternative Name"), "{text}");
+        let err = Slapd::start(SlapdOptions { cn_only_cert: Some("ldap.example.test".into()), ..Default::default() })
+            .err()
+            .map(|e| format!("{e:#}"))
+            .unwrap_or_default();
+        assert!(err.contains("cn_only_cert needs tls"), "{err}");
         Ok(())
     }
 

@@ -1,11 +1,11 @@
 //! The sync against a real slapd, through the real component.
 
-use std::time::Instant;
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
-use ldap_sync_host::Host;
 use ldap_sync_host::demo::{DEMO_PEOPLE_BASE, demo_variables};
-use ldap_sync_host::fixture::{LocalAdmin, SYNC_IN_PROGRESS, directory_root_ldif, person_ldif};
+use ldap_sync_host::fixture::{LocalAdmin, SYNC_IN_PROGRESS, directory_root_ldif, person_ldif, variables};
 use ldap_sync_host::slapd::{Slapd, SlapdOptions};
+use ldap_sync_host::{Host, HostOptions};
 use serde_json::{Value, json};
 
 use crate::common::*;
@@ -248,6 +248,53 @@ async fn tls_ldaps_and_starttls() {
         ("ldap_reject_unauthorized", "false".into()),
     ]);
     assert_eq!(call(&sync_host(&vars)).await.text(), SUCCESS);
+}
+
+/// A server certificate that names the server only in its subject CN, with
+/// no subjectAltName (Samba AD's default one): with the CA pinned and
+/// `ldap_host` that CN, the sync runs over LDAPS and says so in one warning;
+/// for any other `ldap_host` the handshake is refused, naming the host.
+#[tokio::test]
+async fn tls_cn_only_certificate() {
+    const CN: &str = "ldap.example.test";
+    let options =
+        SlapdOptions { size_limit: Some(5), tls: true, cn_only_cert: Some(CN.into()), ldif: directory(), ..SlapdOptions::default() };
+    let slapd = Slapd::start(options).unwrap_or_else(|e| panic!("{e:#}"));
+    let ca = slapd.ca_pem().expect("ca");
+    let ldaps = slapd.ldaps_port().expect("ldaps port").to_string();
+    let ldaps_vars = |ldap_host: &str| {
+        let mut vars = ldap_vars(0);
+        vars.extend([
+            ("ldap_port", ldaps.clone()),
+            ("ldap_encryption", "ssl".into()),
+            ("ldap_ca_cert", ca.clone()),
+            ("ldap_host", ldap_host.into()),
+            ("ldap_ip", "127.0.0.1".into()),
+        ]);
+        vars
+    };
+
+    let host = Host::new(HostOptions { variables: variables(ldaps_vars(CN)), capture_output: true, ..HostOptions::default() })
+        .expect("host starts");
+    host.set_time(UNIX_EPOCH + Duration::from_secs(T0));
+    ADMIN.seed(&host).expect("seeding the admin");
+    let res = call(&host).await;
+    assert_eq!((res.status, res.text()), (200, SUCCESS.to_owned()), "{:?}", res.error);
+    let report = get(&host, "sync-report:last").expect("report");
+    assert_eq!((report["outcome"].clone(), report["created"].clone()), (json!("success"), json!(8)), "{report}");
+    assert_eq!(user_by(&host, "username:alice")["emails"], json!([{"address": "alice@example.org", "verified": true}]));
+    let stderr = String::from_utf8_lossy(&host.output().expect("captured").stderr()).into_owned();
+    let warning = format!(
+        "warning: the LDAP server's certificate names \"{CN}\" only in its CN (no subjectAltName); \
+         accepted because ldap_ca_cert pins its CA\n"
+    );
+    assert_eq!(stderr.matches(&warning).count(), 1, "one warning for the one connection\n{stderr}");
+
+    let res = call(&sync_host(&ldaps_vars("other.example.test"))).await;
+    assert_sync_failed(
+        &res,
+        &format!("TLS with 127.0.0.1:{ldaps} failed: invalid peer certificate: certificate not valid for name \"other.example.test\""),
+    );
 }
 
 #[tokio::test]
