@@ -105,6 +105,8 @@ pub const VARIABLES: &[Variable] = &[
     var("ldap_enable_ldap_groups_to_rc_teams", "false"),
     var("ldap_background_sync_avatars", "false"),
     var("ldap_sync_custom_fields", "false"),
+    var("ldap_customfieldmap", "{}"),
+    var("accounts_customfields", ""),
     var("ldap_datasync_usevariables", "false"),
     var("accounts_verify_email_for_external_accounts", "true"),
     var("utf8_names_slugify", "true"),
@@ -127,13 +129,8 @@ pub const VARIABLES: &[Variable] = &[
 
 /// Upstream features this port does not implement yet. Their switches are
 /// declared so that turning one on is a clear 400, not a silent no-op.
-const UNSUPPORTED_SWITCHES: &[&str] = &[
-    "ldap_sync_user_data_channels",
-    "ldap_enable_ldap_groups_to_rc_teams",
-    "ldap_background_sync_avatars",
-    "ldap_sync_custom_fields",
-    "ldap_datasync_usevariables",
-];
+const UNSUPPORTED_SWITCHES: &[&str] =
+    &["ldap_sync_user_data_channels", "ldap_enable_ldap_groups_to_rc_teams", "ldap_background_sync_avatars", "ldap_datasync_usevariables"];
 
 /// A variable whose value cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -215,6 +212,19 @@ pub struct LdapSearch {
     pub extension_field: String,
     pub default_domain: String,
     pub merge_existing_users: bool,
+    /// `ldap_sync_custom_fields`: the fields of `ldap_customfieldmap` that
+    /// `accounts_customfields` declares; empty when off.
+    pub custom_fields: Vec<CustomField>,
+}
+
+/// One entry of `ldap_customfieldmap`: an LDAP attribute or `#{attr}`
+/// template, and the custom field (a dotted path) it fills.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomField {
+    /// The map's key as written: a bare attribute name, or a template.
+    pub source: String,
+    /// `customFields.<path>`.
+    pub path: String,
 }
 
 /// A dynamic-value setting (`getLdapDynamicValue`, spec §3.4): either a
@@ -233,7 +243,7 @@ enum TemplateKind {
     /// Text with `#{attr}` placeholders; values of a multi-valued attribute join with `,`.
     Pattern(Vec<TemplatePart>),
     /// Attribute names (all white space removed, as upstream does); the first
-    /// with a value gives its first value.
+    /// with a value gives its values, joined with `,` when there are several.
     FirstOf(Vec<String>),
 }
 
@@ -297,7 +307,9 @@ impl Template {
                 }
                 Some(out).filter(|v| !v.is_empty())
             }
-            TemplateKind::FirstOf(names) => names.iter().find_map(|name| values(name).into_iter().next()),
+            // Upstream returns the first attribute's value as it is, which
+            // for several values is their list: as text, joined with `,`.
+            TemplateKind::FirstOf(names) => names.iter().map(|name| values(name)).find(|v| !v.is_empty()).map(|v| v.join(",")),
         }
     }
 }
@@ -595,6 +607,7 @@ impl Settings {
             extension_field: r.text(lookup("ldap_extension_field"))?.trim().to_owned(),
             default_domain: r.text(lookup("ldap_default_domain"))?.trim().to_owned(),
             merge_existing_users: r.flag(lookup("ldap_merge_existing_users"))?,
+            custom_fields: r.custom_fields()?,
         };
         Ok(Self {
             ldap_enabled: r.flag(lookup("ldap_enable"))?,
@@ -681,6 +694,17 @@ pub fn background_sync(source: &dyn VariableSource) -> Result<bool, SettingsErro
     Reader { source }.flag(lookup("ldap_background_sync"))
 }
 
+/// Upstream's `getNestedProp(customFields, path)` is truthy.
+fn truthy_at(value: &serde_json::Value, path: &str) -> bool {
+    let found = path.split('.').try_fold(value, |v, key| v.get(key));
+    match found {
+        None | Some(serde_json::Value::Null | serde_json::Value::Bool(false)) => false,
+        Some(serde_json::Value::String(s)) => !s.is_empty(),
+        Some(serde_json::Value::Number(n)) => n.as_f64().is_some_and(|f| f != 0.0),
+        Some(_) => true,
+    }
+}
+
 /// `{"group": "role" | ["role", ...], ...}` in the text's order; `None`
 /// when it is not such an object.
 fn parse_roles_map(text: &str) -> Option<Vec<(String, Vec<String>)>> {
@@ -751,6 +775,38 @@ impl Reader<'_> {
                 .map(|ip| ip.parse().map_err(|_| self.invalid(lookup("api_trusted_proxies"), ip, "a comma-separated list of IP addresses")))
                 .collect::<Result<_, _>>()?,
         })
+    }
+
+    /// Upstream's `copyCustomFieldsLDAP` setup: the map's entries whose
+    /// target `accounts_customfields` declares (a truthy value at that path).
+    fn custom_fields(&self) -> Result<Vec<CustomField>, SettingsError> {
+        if !self.flag(lookup("ldap_sync_custom_fields"))? {
+            return Ok(Vec::new());
+        }
+        let map_var = lookup("ldap_customfieldmap");
+        let map_text = self.text(map_var)?;
+        let declared_var = lookup("accounts_customfields");
+        let declared_text = self.text(declared_var)?;
+        if map_text.trim().is_empty() || declared_text.trim().is_empty() {
+            return Ok(Vec::new());
+        }
+        let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&map_text).map_err(|_| {
+            self.invalid(map_var, &map_text, "a JSON object of LDAP attribute or template → custom field, e.g. {\"department\":\"dept\"}")
+        })?;
+        let declared: serde_json::Value = serde_json::from_str(&declared_text)
+            .ok()
+            .filter(serde_json::Value::is_object)
+            .ok_or_else(|| self.invalid(declared_var, &declared_text, "a JSON object declaring the custom fields"))?;
+        let mut fields = Vec::new();
+        for (source, target) in map {
+            let Some(path) = target.as_str() else {
+                return Err(self.invalid(map_var, &map_text, "custom field names as strings"));
+            };
+            if truthy_at(&declared, path) {
+                fields.push(CustomField { source, path: path.to_owned() });
+            }
+        }
+        Ok(fields)
     }
 
     fn groups(&self) -> Result<GroupSync, SettingsError> {

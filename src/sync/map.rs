@@ -1,7 +1,7 @@
 //! Entry → [`RcUser`]: upstream's `mapUserData` (spec §3.4). Pure.
 
 use crate::ldap::{DirectoryEntry, Dn};
-use crate::settings::{Accounts, LdapSearch};
+use crate::settings::{Accounts, LdapSearch, Template};
 use crate::store::LdapId;
 use crate::store::ids::hex;
 use crate::store::users::{EntryHasher, Fingerprint, MarkKey};
@@ -22,6 +22,11 @@ pub struct RcUser {
     /// The account is disabled in the directory (see [`ACCOUNT_STATE_ATTRIBUTES`]);
     /// `false` when those attributes were not requested.
     pub disabled: bool,
+    /// `services.ldap.uuid`: the RFC 4122 text of an `entryUUID` or
+    /// `objectGUID` id (AD's GUID in its mixed-endian text form).
+    pub uuid: Option<String>,
+    /// `customFields.<path>` values (`ldap_sync_custom_fields`).
+    pub custom_fields: Vec<(String, serde_json::Value)>,
     /// The roles its groups give (`ldap_sync_user_data_roles`); `None`
     /// when roles are not synced. Set by the caller from the run's groups.
     pub roles: Option<RoleGrant>,
@@ -53,7 +58,7 @@ pub enum EntryProblem {
     NoUniqueId(String),
     #[error("no e-mail address: none of {0} holds an address and ldap_default_domain is empty")]
     NoEmail(String),
-    #[error("no username: {0} yields an empty username")]
+    #[error("no username: {0} yields an empty username and no free username could be suggested")]
     NoUsername(String),
     #[error("username {0:?} is taken by another user")]
     UsernameTaken(String),
@@ -80,6 +85,13 @@ pub fn attributes_to_request(search: &LdapSearch, with_account_state: bool) -> V
         template.attributes().into_iter().for_each(&mut add);
     }
     add(&search.extension_field);
+    for field in &search.custom_fields {
+        if field.source.contains("#{") {
+            Template::parse(&field.source).attributes().into_iter().for_each(&mut add);
+        } else {
+            add(&field.source);
+        }
+    }
     if with_account_state {
         ACCOUNT_STATE_ATTRIBUTES.iter().for_each(|a| add(a));
     }
@@ -103,10 +115,9 @@ pub fn ldap_id(entry: &DirectoryEntry, search: &LdapSearch) -> Result<LdapId, En
 pub fn map_entry(entry: &DirectoryEntry, search: &LdapSearch, accounts: &Accounts) -> Result<RcUser, EntryProblem> {
     let LdapId { attribute: id_attribute, value: id } = ldap_id(entry, search)?;
 
+    // An empty username (nothing left after slugify) is allowed here: an
+    // existing user keeps theirs, a new one gets a suggestion (plan).
     let username = username(entry, search, accounts, &id);
-    if username.is_empty() {
-        return Err(EntryProblem::NoUsername(search.username_field.source.clone()));
-    }
 
     let mut emails: Vec<String> = search
         .email_fields
@@ -140,7 +151,20 @@ pub fn map_entry(entry: &DirectoryEntry, search: &LdapSearch, accounts: &Account
     let name = search.name_field.render(|attr| entry.texts(attr)).filter(|n| !n.trim().is_empty());
     let extension = Some(search.extension_field.as_str()).filter(|f| !f.is_empty()).and_then(|f| entry.texts(f).into_iter().next());
     let disabled = account_disabled(entry);
-    Ok(RcUser { dn: entry.dn.clone(), ldap_id: LdapId::new(id_attribute, id), username, emails, name, extension, disabled, roles: None })
+    let uuid = uuid_text(entry, &id_attribute);
+    let custom_fields = search.custom_fields.iter().filter_map(|f| custom_value(entry, &f.source).map(|v| (f.path.clone(), v))).collect();
+    Ok(RcUser {
+        dn: entry.dn.clone(),
+        ldap_id: LdapId::new(id_attribute, id),
+        username,
+        emails,
+        name,
+        extension,
+        disabled,
+        uuid,
+        custom_fields,
+        roles: None,
+    })
 }
 
 /// The LDAP username as the username setting renders it, before slugify
@@ -165,6 +189,48 @@ pub fn group_facts(entry: &DirectoryEntry, id: &LdapId, search: &LdapSearch, acc
         Some(grant) => grant.target.join(",").into_bytes(),
         None => Vec::new(),
     }
+}
+
+/// The RFC 4122 text of the id when it is an `entryUUID` (sent as that
+/// text) or an `objectGUID` (16 bytes, whose first three fields AD stores
+/// little-endian: bytes 3,2,1,0 - 5,4 - 7,6 - 8,9 - 10..16).
+fn uuid_text(entry: &DirectoryEntry, id_attribute: &str) -> Option<String> {
+    let value = entry.values(id_attribute)?.into_iter().next()?;
+    if id_attribute.eq_ignore_ascii_case("entryUUID") {
+        let text = std::str::from_utf8(value).ok()?.to_ascii_lowercase();
+        let shape = text.len() == 36
+            && text.char_indices().all(|(i, c)| if [8, 13, 18, 23].contains(&i) { c == '-' } else { c.is_ascii_hexdigit() });
+        return shape.then_some(text);
+    }
+    if id_attribute.eq_ignore_ascii_case("objectGUID") {
+        let b: &[u8; 16] = value.try_into().ok()?;
+        let order = [[3, 2, 1, 0].as_slice(), &[5, 4], &[7, 6], &[8, 9], &[10, 11, 12, 13, 14, 15]];
+        return Some(
+            order.iter().map(|group| group.iter().map(|&i| format!("{:02x}", b[i])).collect::<String>()).collect::<Vec<_>>().join("-"),
+        );
+    }
+    None
+}
+
+/// Upstream's `templateVarHandler` for a custom field: a bare attribute
+/// gives its value (a list when it has several); a template `#{a}-#{b}`
+/// gives text, and nothing when one of its attributes is missing. An empty
+/// result is nothing.
+fn custom_value(entry: &DirectoryEntry, source: &str) -> Option<serde_json::Value> {
+    let template = Template::parse(source);
+    if !source.contains("#{") {
+        let values = entry.texts(source);
+        return match values.as_slice() {
+            [] => None,
+            [one] if one.is_empty() => None,
+            [one] => Some(serde_json::Value::String(one.clone())),
+            _ => Some(serde_json::Value::Array(values.into_iter().map(serde_json::Value::String).collect())),
+        };
+    }
+    if template.attributes().iter().any(|a| entry.values(a).is_none()) {
+        return None;
+    }
+    template.render(|attr| entry.texts(attr)).map(serde_json::Value::String)
 }
 
 /// Upstream's candidate list: `ldap_unique_identifier_field`, then the

@@ -99,7 +99,7 @@ pub fn reflects(doc: &UserDoc, user: &RcUser, ctx: &PlanContext<'_>) -> bool {
     let disabled = ctx.switches.active_state != ActiveState::Ignore && user.disabled;
     !disabled
         && doc.active != Some(false)
-        && doc.username.as_deref() == Some(user.username.as_str())
+        && (user.username.is_empty() || doc.username.as_deref() == Some(user.username.as_str()))
         && doc.emails.iter().map(|e| e.address.as_str()).eq(user.emails.iter().map(String::as_str))
         && (user.name.is_none() || doc.name == user.name)
         && ldap_id_of(doc).as_ref() == Some(&user.ldap_id)
@@ -111,7 +111,11 @@ pub fn keys_to_load<'a>(users: impl IntoIterator<Item = &'a RcUser>) -> Vec<Inde
     let mut wanted: Vec<IndexKey> = Vec::new();
     for u in users {
         wanted.push(IndexKey::LdapId(u.ldap_id.clone()));
-        wanted.push(IndexKey::username(&u.username));
+        if u.username.is_empty() {
+            wanted.extend(username_suggestions(u).iter().map(|name| IndexKey::username(name)));
+        } else {
+            wanted.push(IndexKey::username(&u.username));
+        }
         wanted.extend(u.emails.iter().map(|e| IndexKey::email(e)));
     }
     wanted
@@ -164,11 +168,20 @@ pub fn plan_one(user: &RcUser, loaded: &mut Loaded, ctx: &PlanContext<'_>, plan:
         if !ctx.switches.import_new_users {
             return skipped("importing new users is disabled (ldap_background_sync_import_new_users)", None);
         }
-        check_free(loaded, &IndexKey::username(&user.username), None).map_err(|()| EntryProblem::UsernameTaken(user.username.clone()))?;
+        let username = if user.username.is_empty() {
+            username_suggestions(user)
+                .into_iter()
+                .find(|name| check_free(loaded, &IndexKey::username(name), None).is_ok())
+                .ok_or_else(|| EntryProblem::NoUsername("ldap_username_field".to_owned()))?
+        } else {
+            check_free(loaded, &IndexKey::username(&user.username), None)
+                .map_err(|()| EntryProblem::UsernameTaken(user.username.clone()))?;
+            user.username.clone()
+        };
         for email in &user.emails {
             check_free(loaded, &IndexKey::email(email), None).map_err(|()| EntryProblem::EmailTaken(email.clone()))?;
         }
-        let mut doc = new_doc(user, ctx);
+        let mut doc = new_doc(user, username, ctx);
         if disabled {
             doc.active = Some(false);
         }
@@ -239,12 +252,37 @@ fn check_free(loaded: &Loaded, key: &IndexKey, owner: Option<&UserId>) -> Result
     }
 }
 
+/// Upstream's `generateUsernameSuggestion` for an entry whose username is
+/// empty, in its order: the name, first initial + last name, first name +
+/// last initial, then `<first>-0` .. `<first>-9` (`user-0` .. without a
+/// name). Upstream counts the existing `<first>-N` users to start; a key
+/// value store cannot, so this probes from 0. E-mails give nothing:
+/// upstream passes them without their verified flag, so it skips them.
+pub fn username_suggestions(user: &RcUser) -> Vec<String> {
+    let slug = |text: &str| super::map::slugify(text);
+    let mut names: Vec<String> = Vec::new();
+    if let Some(name) = user.name.as_deref().filter(|n| !n.is_empty()) {
+        names.push(slug(name));
+        let parts: Vec<&str> = name.split(' ').collect();
+        if let (Some(first), Some(last), true) = (parts.first(), parts.last(), parts.len() > 1) {
+            let initial = |s: &str| s.chars().next().map(String::from).unwrap_or_default();
+            names.push(slug(&format!("{}{last}", initial(first))));
+            names.push(slug(&format!("{first}{}", initial(last))));
+        }
+    }
+    names.retain(|n| !n.is_empty() && n != "all");
+    let base = names.first().cloned().unwrap_or_else(|| "user".to_owned());
+    names.extend((0..10).map(|i| format!("{base}-{i}")));
+    names.dedup();
+    names
+}
+
 /// Spec §3.7 "Create".
-fn new_doc(user: &RcUser, ctx: &PlanContext<'_>) -> UserDoc {
+fn new_doc(user: &RcUser, username: String, ctx: &PlanContext<'_>) -> UserDoc {
     let mut doc = UserDoc {
         id: UserId::for_directory_user(&user.ldap_id),
-        username: Some(user.username.clone()),
-        name: Some(user.name.clone().unwrap_or_else(|| name_from_username(&user.username))),
+        name: Some(user.name.clone().unwrap_or_else(|| name_from_username(&username))),
+        username: Some(username),
         emails: user.emails.iter().map(|a| Email { address: a.clone(), verified: ctx.accounts.verify_external_emails }).collect(),
         roles: ctx.accounts.default_roles.clone(),
         active: Some(!ctx.accounts.manually_approve_new_users),
@@ -268,7 +306,39 @@ fn new_doc(user: &RcUser, ctx: &PlanContext<'_>) -> UserDoc {
     if let Some(ext) = &user.extension {
         doc.extra.insert("freeSwitchExtension".into(), json!(ext));
     }
+    set_custom_fields(&mut doc, user);
     doc
+}
+
+/// `customFields.<path>` for each mapped value, keeping the other fields
+/// (upstream `$set`s each leaf). A path that runs into a value that is not
+/// an object, or that ends on an object, is left alone (upstream throws).
+fn set_custom_fields(doc: &mut UserDoc, user: &RcUser) {
+    if user.custom_fields.is_empty() {
+        return;
+    }
+    let root = doc.extra.entry("customFields").or_insert_with(|| json!({}));
+    if !root.is_object() {
+        return;
+    }
+    for (path, value) in &user.custom_fields {
+        set_path(root, path, value.clone());
+    }
+}
+
+fn set_path(root: &mut Value, path: &str, value: Value) {
+    let mut node = root;
+    let mut keys = path.split('.').peekable();
+    while let Some(key) = keys.next() {
+        let Value::Object(map) = node else { return };
+        if keys.peek().is_none() {
+            if !map.get(key).is_some_and(Value::is_object) {
+                map.insert(key.to_owned(), value);
+            }
+            return;
+        }
+        node = map.entry(key).or_insert_with(|| json!({}));
+    }
 }
 
 /// Spec §3.7 "Update".
@@ -301,12 +371,15 @@ fn updated_doc(before: &UserDoc, user: &RcUser, loaded: &Loaded, ctx: &PlanConte
     }
     // saveUserIdentity: a rename to a taken username silently keeps the old
     // one, and returns before the name is looked at: neither changes.
-    let renamed = before.username.as_deref() != Some(user.username.as_str());
+    set_custom_fields(&mut doc, user);
+    let renamed = !user.username.is_empty() && before.username.as_deref() != Some(user.username.as_str());
     if renamed && check_free(loaded, &IndexKey::username(&user.username), Some(&before.id)).is_err() {
         doc.extra.insert("_updatedAt".into(), json!(ctx.now));
         return doc;
     }
-    doc.username = Some(user.username.clone());
+    if !user.username.is_empty() || doc.username.is_none() {
+        doc.username = Some(user.username.clone()).filter(|u| !u.is_empty()).or(doc.username);
+    }
     if let Some(name) = &user.name {
         doc.name = Some(name.clone());
     }
@@ -339,12 +412,19 @@ fn merge_ldap_service(doc: &mut UserDoc, user: &RcUser) {
                 map.insert(key.to_owned(), json!(value));
             }
         }
+        if let Some(uuid) = &user.uuid {
+            map.insert("uuid".to_owned(), json!(uuid));
+        }
     }
 }
 
 /// `services.ldap` of a directory user.
 fn ldap_service(user: &RcUser) -> Value {
-    json!({"id": user.ldap_id.value, "idAttribute": user.ldap_id.attribute})
+    let mut service = json!({"id": user.ldap_id.value, "idAttribute": user.ldap_id.attribute});
+    if let Some(uuid) = &user.uuid {
+        service["uuid"] = json!(uuid);
+    }
+    service
 }
 
 /// Points the document's index keys at it and frees those it no longer holds.

@@ -17,6 +17,7 @@ fn search() -> LdapSearch {
         extension_field: String::new(),
         default_domain: String::new(),
         merge_existing_users: false,
+        custom_fields: Vec::new(),
     }
 }
 
