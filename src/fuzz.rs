@@ -121,8 +121,11 @@ pub fn fuzz_template(data: &[u8]) {
     let lookup = |attr: &str| values.lines().filter(|line| !attr.is_empty() && line.starts_with(attr)).map(str::to_owned).collect();
     let rendered = template.render(lookup).unwrap_or_default();
     for input in [source, rendered.as_str()] {
+        // What limax 4.2.3 keeps (checked with node on 68,000 random strings):
+        // `[a-z0-9_.-]`, hyphens anywhere and in runs (only the separator, `.`,
+        // is collapsed and trimmed), and a slug is its own slug.
         let slug = slugify(input);
-        assert!(slug.bytes().all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'.')), "slug {slug:?} of {input:?}");
+        assert!(slug.bytes().all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'.' | b'-')), "slug {slug:?} of {input:?}");
         assert!(!slug.starts_with('.') && !slug.ends_with('.') && !slug.contains(".."), "slug {slug:?} of {input:?}");
         assert_eq!(slugify(&slug), slug, "slugify is not idempotent on {input:?}");
     }

@@ -1,5 +1,7 @@
 //! Entry → [`RcUser`]: upstream's `mapUserData` (spec §3.4). Pure.
 
+mod limax;
+
 use crate::ldap::{DirectoryEntry, Dn};
 use crate::settings::{Accounts, LdapSearch, Template};
 use crate::store::LdapId;
@@ -273,22 +275,13 @@ pub fn entry_fingerprint(entry: &DirectoryEntry, settings: &Fingerprint, group_f
     hasher.finish()
 }
 
-/// Upstream's username slug (`limax`, then `[0-9a-z-_.]` only):
-/// transliterate to ASCII, lower-case, turn separators into single dots,
-/// drop everything else, trim dots at the ends.
+/// Upstream's username slug (apps/meteor/server/lib/ldap/Manager.ts,
+/// `slugify`): `limax(text, { replacement: '.' })`, then only
+/// `[0-9a-z-_.]`. Empty where limax throws (`limax::LimaxError`), which the
+/// caller treats as no username, as upstream fails that user.
 pub fn slugify(text: &str) -> String {
-    let ascii = deunicode::deunicode(text).to_lowercase();
-    let mut out = String::with_capacity(ascii.len());
-    for c in ascii.chars() {
-        match c {
-            'a'..='z' | '0'..='9' | '_' => out.push(c),
-            c if (c.is_ascii_whitespace() || c.is_ascii_punctuation()) && !out.ends_with('.') => {
-                out.push('.');
-            }
-            _ => {}
-        }
-    }
-    out.trim_matches('.').to_owned()
+    let Ok(slug) = limax::limax(text) else { return String::new() };
+    slug.chars().filter(|c| matches!(c, '0'..='9' | 'a'..='z' | '-' | '_' | '.')).collect()
 }
 
 #[cfg(test)]
