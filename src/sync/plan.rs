@@ -77,7 +77,7 @@ fn roles_applied(roles: &[String], user: &RcUser, ctx: &PlanContext<'_>) -> bool
 
 /// Bumped when mapping or planning changes what they make of the same
 /// entry and settings: every sync mark then stops matching.
-const FINGERPRINT_VERSION: &[u8] = b"ldap-sync marks v1";
+const FINGERPRINT_VERSION: &[u8] = b"ldap-sync marks v2";
 
 /// A digest of every setting that shapes mapping and planning (the search
 /// and mapping settings, the account settings, the update switches), for

@@ -116,3 +116,75 @@ fn slugify_non_latin_names() {
     // No hangul in speakingurl's maps: nothing is left, and the caller skips the entry.
     assert_eq!(slugify("김민준"), "");
 }
+
+#[test]
+fn custom_fields_follow_upstreams_template_handler() {
+    let mut s = search();
+    s.custom_fields = vec![
+        crate::settings::CustomField { source: "departmentNumber".into(), path: "dept".into() },
+        crate::settings::CustomField { source: "ou".into(), path: "org.units".into() },
+        crate::settings::CustomField { source: "#{l}/#{st}".into(), path: "where".into() },
+        crate::settings::CustomField { source: "#{l}/#{missing}".into(), path: "never".into() },
+        crate::settings::CustomField { source: "empty".into(), path: "none".into() },
+    ];
+    let e = entry(&[
+        ("uid", &["dana"]),
+        ("mail", &["d@x.org"]),
+        ("departmentNumber", &["42"]),
+        ("ou", &["Sales", "EMEA"]),
+        ("l", &["Oslo"]),
+        ("st", &["N", "O"]),
+        ("empty", &[""]),
+    ]);
+    let u = map_entry(&e, &s, &accounts()).expect("maps");
+    assert_eq!(
+        u.custom_fields,
+        vec![
+            ("dept".to_owned(), serde_json::json!("42")),
+            ("org.units".to_owned(), serde_json::json!(["Sales", "EMEA"])),
+            ("where".to_owned(), serde_json::json!("Oslo/N,O")),
+        ]
+    );
+    let wanted = attributes_to_request(&s, false);
+    for attr in ["departmentNumber", "ou", "l", "st", "missing", "empty"] {
+        assert!(wanted.iter().any(|w| w == attr), "{attr} is requested: {wanted:?}");
+    }
+}
+
+#[test]
+fn uuids_are_stored_as_rfc_4122_text() {
+    let e = entry(&[("entryUUID", &["6F1B2C3D-0000-1111-2222-333344445555"]), ("uid", &["eve"]), ("mail", &["e@x.org"])]);
+    assert_eq!(map_entry(&e, &search(), &accounts()).expect("maps").uuid.as_deref(), Some("6f1b2c3d-0000-1111-2222-333344445555"));
+    // AD's objectGUID: the first three fields little-endian.
+    let guid: Vec<u8> = (0u8..16).collect();
+    let mut s = search();
+    s.unique_id_fields = vec!["objectGUID".into()];
+    let ad = DirectoryEntry::new(
+        "cn=x,dc=example,dc=org",
+        vec![("objectGUID".into(), vec![guid]), ("uid".into(), vec![b"ad".to_vec()]), ("mail".into(), vec![b"a@x.org".to_vec()])],
+    );
+    let u = map_entry(&ad, &s, &accounts()).expect("maps");
+    assert_eq!(u.ldap_id.value, "000102030405060708090a0b0c0d0e0f", "the id stays upstream's hex of the wire bytes");
+    assert_eq!(u.uuid.as_deref(), Some("03020100-0504-0706-0809-0a0b0c0d0e0f"));
+    let plain = entry(&[("uid", &["fay"]), ("mail", &["f@x.org"])]);
+    assert_eq!(map_entry(&plain, &search(), &accounts()).expect("maps").uuid, None);
+}
+
+#[test]
+fn a_username_that_slugifies_to_nothing_maps_to_an_empty_one() {
+    let e = entry(&[("uid", &["김민준"]), ("mail", &["k@x.org"]), ("cn", &["Kim Min-jun"])]);
+    let u = map_entry(&e, &search(), &accounts()).expect("maps");
+    assert_eq!(u.username, "");
+    assert_eq!(
+        crate::sync::plan::username_suggestions(&u)[..4],
+        ["kim.min-jun".to_owned(), "kmin-jun".to_owned(), "kimm".to_owned(), "kim.min-jun-0".to_owned()]
+    );
+    let nameless = RcUser { name: None, ..u };
+    assert_eq!(crate::sync::plan::username_suggestions(&nameless)[0], "user-0");
+}
+
+#[test]
+fn a_multi_valued_attribute_in_a_field_list_is_passed_on() {
+    let e = entry(&[("uid", &["gil"]), ("mail", &["g@x.org"]), ("cn", &["Gil", "Gilbert"])]);
+    assert_eq!(map_entry(&e, &search(), &accounts()).expect("maps").name.as_deref(), Some("Gil,Gilbert"));
+}

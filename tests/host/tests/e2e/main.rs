@@ -14,6 +14,7 @@ mod gate;
 mod groups;
 mod incremental;
 mod ldap_wire;
+mod mapping;
 mod offboarding;
 mod quickstart;
 mod secrets;
