@@ -293,6 +293,17 @@ impl Template {
         }
     }
 
+    /// [`Template::render`], except that an attribute list gives the first
+    /// value of its first attribute with a value: for the username, where
+    /// upstream's list (of a multi-valued `uid`) makes limax throw and the
+    /// entry fail, this takes the first.
+    pub fn render_first(&self, values: impl Fn(&str) -> Vec<String>) -> Option<String> {
+        match &self.kind {
+            TemplateKind::FirstOf(names) => names.iter().find_map(|name| values(name).into_iter().next()),
+            TemplateKind::Pattern(_) => self.render(values),
+        }
+    }
+
     /// The value for an entry whose attribute values `values` gives
     /// (non-empty values, decoded); `None` when it renders empty.
     pub fn render(&self, values: impl Fn(&str) -> Vec<String>) -> Option<String> {

@@ -172,7 +172,7 @@ pub fn map_entry(entry: &DirectoryEntry, search: &LdapSearch, accounts: &Account
 /// The LDAP username as the username setting renders it, before slugify
 /// (upstream's `getLdapUsername`, which the group filter's `#{username}` is).
 pub fn ldap_username(entry: &DirectoryEntry, search: &LdapSearch) -> Option<String> {
-    search.username_field.render(|attr| entry.texts(attr))
+    search.username_field.render_first(|attr| entry.texts(attr))
 }
 
 /// The Rocket.Chat username: the LDAP username, else the hex id, slugified

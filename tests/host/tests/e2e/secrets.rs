@@ -398,11 +398,11 @@ async fn no_secret_in_any_response_or_log_line() {
     let res = failing_sync(
         &mut x,
         "unsupported setting",
-        &[("ldap_user_search_filter", "(objectclass=*)"), ("ldap_group_filter_enable", "true")],
+        &[("ldap_user_search_filter", "(objectclass=*)"), ("ldap_sync_user_data_channels", "true")],
     )
     .await;
     assert_eq!(res.status, 400, "{}", res.text());
-    let res = failing_sync(&mut x, "bad encryption", &[("ldap_group_filter_enable", "false"), ("ldap_encryption", "bogus")]).await;
+    let res = failing_sync(&mut x, "bad encryption", &[("ldap_sync_user_data_channels", "false"), ("ldap_encryption", "bogus")]).await;
     assert_eq!(res.status, 400, "{}", res.text());
     let res = failing_sync(&mut x, "bad page size", &[("ldap_encryption", "plain"), ("ldap_search_page_size", "many")]).await;
     assert_eq!(res.status, 400, "{}", res.text());
