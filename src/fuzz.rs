@@ -212,7 +212,7 @@ fn admin_session() -> &'static AdminSession {
 fn call(req: &Request, snapshot: &BTreeMap<String, Vec<u8>>) -> crate::api::Response {
     let store = MemoryStore::default();
     if store.set_many(snapshot.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).is_err() {
-        return crate::api::Response { status: 500, headers: Vec::new(), body: serde_json::Value::Null };
+        return crate::api::Response { status: 500, headers: Vec::new(), body: serde_json::Value::Null, raw: None };
     }
     with_env(&store, |env| route(req, env))
 }

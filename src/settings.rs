@@ -104,6 +104,8 @@ pub const VARIABLES: &[Variable] = &[
     var("ldap_sync_user_data_channels", "false"),
     var("ldap_enable_ldap_groups_to_rc_teams", "false"),
     var("ldap_background_sync_avatars", "false"),
+    var("ldap_sync_user_avatar", "true"),
+    var("ldap_avatar_field", ""),
     var("ldap_sync_custom_fields", "false"),
     var("ldap_customfieldmap", "{}"),
     var("accounts_customfields", ""),
@@ -130,7 +132,7 @@ pub const VARIABLES: &[Variable] = &[
 /// Upstream features this port does not implement yet. Their switches are
 /// declared so that turning one on is a clear 400, not a silent no-op.
 const UNSUPPORTED_SWITCHES: &[&str] =
-    &["ldap_sync_user_data_channels", "ldap_enable_ldap_groups_to_rc_teams", "ldap_background_sync_avatars", "ldap_datasync_usevariables"];
+    &["ldap_sync_user_data_channels", "ldap_enable_ldap_groups_to_rc_teams", "ldap_datasync_usevariables"];
 
 /// A variable whose value cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -540,6 +542,31 @@ pub struct Settings {
     pub two_factor: TwoFactor,
     pub rate_limit: RateLimit,
     pub groups: GroupSync,
+    pub avatars: AvatarSettings,
+}
+
+/// Avatars from the directory (spec §3.10).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AvatarSettings {
+    /// Syncs take avatars: `ldap_background_sync_avatars` and `ldap_sync_user_avatar`.
+    pub in_sync: bool,
+    /// Logins take avatars: `ldap_sync_user_avatar` (upstream's login does).
+    pub at_login: bool,
+    /// `ldap_avatar_field`, tried before `thumbnailPhoto` and `jpegPhoto`.
+    pub field: String,
+}
+
+impl AvatarSettings {
+    /// The attributes an avatar may be in, in upstream's order.
+    pub fn attributes(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        for a in [self.field.as_str(), "thumbnailPhoto", "jpegPhoto"] {
+            if !a.is_empty() && !out.iter().any(|o| o.eq_ignore_ascii_case(a)) {
+                out.push(a);
+            }
+        }
+        out
+    }
 }
 
 impl Settings {
@@ -667,6 +694,14 @@ impl Settings {
             two_factor: r.two_factor()?,
             rate_limit: r.rate_limit()?,
             groups: r.groups()?,
+            avatars: {
+                let at_login = r.flag(lookup("ldap_sync_user_avatar"))?;
+                AvatarSettings {
+                    in_sync: at_login && r.flag(lookup("ldap_background_sync_avatars"))?,
+                    at_login,
+                    field: r.text(lookup("ldap_avatar_field"))?.trim().to_owned(),
+                }
+            },
         })
     }
 }

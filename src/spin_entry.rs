@@ -61,7 +61,10 @@ async fn handle(req: IncomingRequest) -> impl IntoResponse {
         Err(e) => api::ApiError::Store(e).into_response(),
     };
     let mut builder = Response::builder();
-    builder.status(response.status).header("content-type", "application/json");
+    builder.status(response.status);
+    if !response.headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("content-type")) {
+        builder.header("content-type", "application/json");
+    }
     for (name, value) in &response.headers {
         builder.header(*name, value.as_str());
     }

@@ -122,7 +122,7 @@ impl ApiError {
                 (400, body, Vec::new())
             }
         };
-        Response { status, headers, body }
+        Response { status, headers, body, raw: None }
     }
 }
 
@@ -156,7 +156,7 @@ fn login_response(error: AuthError) -> Response {
             return auth_response(other);
         }
     };
-    Response { status: 401, headers: Vec::new(), body }
+    Response { status: 401, headers: Vec::new(), body, raw: None }
 }
 
 fn auth_response(error: AuthError) -> Response {
@@ -201,7 +201,7 @@ fn auth_response(error: AuthError) -> Response {
             (status, body)
         }
     };
-    Response { status, headers: Vec::new(), body }
+    Response { status, headers: Vec::new(), body, raw: None }
 }
 
 /// A 500 whose body says nothing about the cause (store errors name keys

@@ -189,7 +189,7 @@ pub fn logout(req: &Request, env: &Env<'_>) -> Response {
         Ok(json!({"status": "success", "data": {"message": "You've been logged out!"}}))
     };
     match run() {
-        Ok(body) => Response { status: 200, headers: Vec::new(), body },
+        Ok(body) => Response { status: 200, headers: Vec::new(), body, raw: None },
         Err(e) => e.into_response(),
     }
 }

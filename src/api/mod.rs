@@ -2,6 +2,7 @@
 //! neutral: `lib.rs` converts Spin's request into [`Request`] and
 //! [`Response`] back, so routing is unit-tested natively.
 
+pub mod avatar;
 pub mod error;
 pub mod ldap_test;
 pub mod login;
@@ -147,6 +148,9 @@ pub struct Response {
     pub status: u16,
     pub headers: Vec<(&'static str, String)>,
     pub body: serde_json::Value,
+    /// A body that is not JSON (an avatar), sent as it is with the
+    /// `Content-Type` in `headers`; `body` is then unused.
+    pub raw: Option<Vec<u8>>,
 }
 
 impl Response {
@@ -159,6 +163,9 @@ impl Response {
 
     /// The body as bytes (`application/json`).
     pub fn body_bytes(&self) -> Vec<u8> {
+        if let Some(raw) = &self.raw {
+            return raw.clone();
+        }
         // Serializing a Value cannot fail (all keys are strings); fall back to an empty object anyway.
         serde_json::to_vec(&self.body).unwrap_or_else(|_| b"{}".to_vec())
     }
@@ -221,6 +228,7 @@ const ROUTES: &[Route] = &[
     Route { path: "/api/v1/ldap.testSearch", method: "POST", handler: ldap_test::search },
     Route { path: "/api/v1/users.info", method: "GET", handler: users::info },
     Route { path: "/api/v1/users.list", method: "GET", handler: users::list },
+    Route { path: "/avatar/", method: "GET", handler: avatar::serve },
 ];
 
 /// Dispatches a request; unknown paths and methods get JSON errors, not

@@ -17,7 +17,7 @@ impl Reply {
     pub fn into_response(self) -> Response {
         match self {
             Reply::SyncInProgress => {
-                Response { status: 200, headers: Vec::new(), body: json!({"message": "Sync_in_progress", "success": true}) }
+                Response { status: 200, headers: Vec::new(), body: json!({"message": "Sync_in_progress", "success": true}), raw: None }
             }
         }
     }
@@ -28,5 +28,5 @@ impl Reply {
 pub fn success(body: serde_json::Map<String, serde_json::Value>) -> Response {
     let mut body = body;
     body.insert("success".to_owned(), serde_json::Value::Bool(true));
-    Response { status: 200, headers: Vec::new(), body: serde_json::Value::Object(body) }
+    Response { status: 200, headers: Vec::new(), body: serde_json::Value::Object(body), raw: None }
 }

@@ -47,6 +47,11 @@ pub fn user(id: &UserId) -> String {
     format!("user:{id}")
 }
 
+/// `avatar:<_id>` → the user's avatar image, its type and ETag (`store/avatars.rs`).
+pub fn avatar(id: &UserId) -> String {
+    format!("avatar:{id}")
+}
+
 /// The prefix of every [`user`] key (listings).
 pub const USER_PREFIX: &str = "user:";
 

@@ -14,6 +14,7 @@
 //! HTTP. `docs/kv-schema.md` is the contract for every key written here.
 
 pub mod access;
+pub mod avatars;
 pub mod buffer;
 pub mod error;
 pub mod ids;

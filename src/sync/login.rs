@@ -84,7 +84,8 @@ fn read_groups(settings: &Settings, ctx: &mut RunContext<'_>) -> Result<(), Sync
 
 /// Creates or updates the user of one entry (one load, one plan, one write).
 fn upsert(store: &dyn KvStore, settings: &Settings, entry: &DirectoryEntry, ctx: &mut RunContext<'_>) -> Result<DirectoryLogin, SyncError> {
-    let user = match map::map_entry(entry, &settings.search, &settings.accounts) {
+    let avatar_attributes = if settings.avatars.at_login { settings.avatars.attributes() } else { Vec::new() };
+    let user = match map::map_entry(entry, &settings.search, &settings.accounts, &avatar_attributes) {
         Ok(mut user) => {
             user.roles = ctx.groups.roles_for(user.dn.as_str(), &user.username);
             user

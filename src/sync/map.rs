@@ -27,6 +27,9 @@ pub struct RcUser {
     /// `services.ldap.uuid`: the RFC 4122 text of an `entryUUID` or
     /// `objectGUID` id (AD's GUID in its mixed-endian text form).
     pub uuid: Option<String>,
+    /// The avatar image, when the search asked for one and the entry has it
+    /// (the first of `ldap_avatar_field`, `thumbnailPhoto`, `jpegPhoto`).
+    pub avatar: Option<Vec<u8>>,
     /// `customFields.<path>` values (`ldap_sync_custom_fields`).
     pub custom_fields: Vec<(String, serde_json::Value)>,
     /// The roles its groups give (`ldap_sync_user_data_roles`); `None`
@@ -114,7 +117,13 @@ pub fn ldap_id(entry: &DirectoryEntry, search: &LdapSearch) -> Result<LdapId, En
 }
 
 /// Maps one entry.
-pub fn map_entry(entry: &DirectoryEntry, search: &LdapSearch, accounts: &Accounts) -> Result<RcUser, EntryProblem> {
+/// The avatar is the first of `avatar_attributes` with a value.
+pub fn map_entry(
+    entry: &DirectoryEntry,
+    search: &LdapSearch,
+    accounts: &Accounts,
+    avatar_attributes: &[&str],
+) -> Result<RcUser, EntryProblem> {
     let LdapId { attribute: id_attribute, value: id } = ldap_id(entry, search)?;
 
     // An empty username (nothing left after slugify) is allowed here: an
@@ -164,6 +173,7 @@ pub fn map_entry(entry: &DirectoryEntry, search: &LdapSearch, accounts: &Account
         extension,
         disabled,
         uuid,
+        avatar: avatar_attributes.iter().find_map(|a| entry.values(a)?.into_iter().find(|v| !v.is_empty()).map(<[u8]>::to_vec)),
         custom_fields,
         roles: None,
     })

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use crate::settings::{Accounts, ActiveState, LdapSearch, SyncSwitches};
 use crate::store::UserId;
+use crate::store::avatars::{Avatar, MAX_AVATAR_BYTES};
 use crate::store::schema::{Date, Email, UserDoc};
 use crate::store::users::{Fingerprint, IndexKey, Loaded, UserWrites, index_keys, is_directory_user, ldap_id_of};
 
@@ -104,6 +105,10 @@ pub fn reflects(doc: &UserDoc, user: &RcUser, ctx: &PlanContext<'_>) -> bool {
         && (user.name.is_none() || doc.name == user.name)
         && ldap_id_of(doc).as_ref() == Some(&user.ldap_id)
         && roles_applied(&doc.roles, user, ctx)
+        && user.avatar.as_deref().is_none_or(|bytes| {
+            bytes.len() > MAX_AVATAR_BYTES
+                || doc.extra.get("avatarETag").and_then(Value::as_str) == Some(crate::store::avatars::etag(bytes).as_str())
+        })
 }
 
 /// Index keys to read before planning these users.
@@ -153,6 +158,36 @@ pub struct Planned {
     /// Roles group membership added and removed (`ldap_sync_user_data_roles`).
     pub roles_added: u64,
     pub roles_removed: u64,
+    /// What happened to the entry's avatar.
+    pub avatar: AvatarChange,
+}
+
+/// What planning did with an entry's avatar.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AvatarChange {
+    /// None in the entry, or the one the user has (same ETag).
+    #[default]
+    Untouched,
+    Written,
+    /// Over [`MAX_AVATAR_BYTES`]: not stored (its size).
+    TooLarge(usize),
+}
+
+/// Upstream's `syncUserAvatar`: the image is stored with `avatarOrigin`
+/// `rest` and its `avatarETag`, unless the user has that ETag already.
+fn stage_avatar(doc: &mut UserDoc, user: &RcUser, now: Date, plan: &mut UserWrites) -> AvatarChange {
+    let Some(bytes) = &user.avatar else { return AvatarChange::Untouched };
+    if bytes.len() > MAX_AVATAR_BYTES {
+        return AvatarChange::TooLarge(bytes.len());
+    }
+    let avatar = Avatar::new(bytes, now);
+    if doc.extra.get("avatarETag").and_then(Value::as_str) == Some(avatar.etag.as_str()) {
+        return AvatarChange::Untouched;
+    }
+    doc.extra.insert("avatarOrigin".into(), json!("rest"));
+    doc.extra.insert("avatarETag".into(), json!(avatar.etag));
+    plan.avatars.push((doc.id.clone(), avatar));
+    AvatarChange::Written
 }
 
 /// Plans one user against what is loaded, staging its writes in `writes`
@@ -162,8 +197,9 @@ pub fn plan_one(user: &RcUser, loaded: &mut Loaded, ctx: &PlanContext<'_>, plan:
     let disabled = ctx.switches.active_state != ActiveState::Ignore && user.disabled;
     let existing = find_existing(user, loaded, ctx);
     let deactivate = disabled && existing.as_ref().is_some_and(|d| d.active != Some(false));
-    let skipped =
-        |reason, id: Option<UserId>| Ok(Planned { change: Change::Skipped(reason), id, deactivate, roles_added: 0, roles_removed: 0 });
+    let skipped = |reason, id: Option<UserId>| {
+        Ok(Planned { change: Change::Skipped(reason), id, deactivate, roles_added: 0, roles_removed: 0, avatar: AvatarChange::Untouched })
+    };
     let Some(before) = existing else {
         if !ctx.switches.import_new_users {
             return skipped("importing new users is disabled (ldap_background_sync_import_new_users)", None);
@@ -187,9 +223,10 @@ pub fn plan_one(user: &RcUser, loaded: &mut Loaded, ctx: &PlanContext<'_>, plan:
         }
         let id = doc.id.clone();
         let roles_added = doc.roles.iter().filter(|r| !ctx.accounts.default_roles.contains(r)).count() as u64;
+        let avatar = stage_avatar(&mut doc, user, ctx.now, plan);
         claim(loaded, plan, &doc, None);
         plan.docs.push(doc);
-        return Ok(Planned { change: Change::Created, id: Some(id), deactivate: false, roles_added, roles_removed: 0 });
+        return Ok(Planned { change: Change::Created, id: Some(id), deactivate: false, roles_added, roles_removed: 0, avatar });
     };
     if !ctx.switches.keep_existing_updated {
         return skipped("updating existing users is disabled (ldap_background_sync_keep_existant_users_updated)", Some(before.id.clone()));
@@ -202,6 +239,7 @@ pub fn plan_one(user: &RcUser, loaded: &mut Loaded, ctx: &PlanContext<'_>, plan:
     if reactivate {
         after.active = Some(true);
     }
+    let avatar = stage_avatar(&mut after, user, ctx.now, plan);
     let id = Some(before.id.clone());
     let roles_added = after.roles.iter().filter(|r| !before.roles.contains(r)).count() as u64;
     let roles_removed = before.roles.iter().filter(|r| !after.roles.contains(r)).count() as u64;
@@ -212,12 +250,12 @@ pub fn plan_one(user: &RcUser, loaded: &mut Loaded, ctx: &PlanContext<'_>, plan:
                 set_index(loaded, plan, key, Some(before.id.clone()));
             }
         }
-        return Ok(Planned { change: Change::Unchanged, id, deactivate, roles_added: 0, roles_removed: 0 });
+        return Ok(Planned { change: Change::Unchanged, id, deactivate, roles_added: 0, roles_removed: 0, avatar });
     }
     claim(loaded, plan, &after, Some(&before));
     plan.docs.push(after);
     let change = if reactivate { Change::Reactivated } else { Change::Updated };
-    Ok(Planned { change, id, deactivate, roles_added, roles_removed })
+    Ok(Planned { change, id, deactivate, roles_added, roles_removed, avatar })
 }
 
 /// Upstream's `findExistingUser`, by LDAP id through the index, else at the

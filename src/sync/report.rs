@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::store::schema::Date;
 
 use super::phases::Phases;
-use super::plan::Change;
+use super::plan::{AvatarChange, Change};
 
 /// Most entry problems kept in a report; the counts stay exact.
 pub const MAX_PROBLEMS: usize = 1000;
@@ -67,6 +67,10 @@ pub struct SyncReport {
     /// Roles given and taken by group membership (`ldap_sync_user_data_roles`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub roles: Option<RolesReport>,
+    /// Avatars stored, and those over 1 MiB that were not
+    /// (`ldap_background_sync_avatars`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub avatars: Option<AvatarsReport>,
     /// Where the run's time went (`README.md`, Benchmark).
     #[serde(default)]
     pub phases: Phases,
@@ -84,6 +88,18 @@ pub struct RolesReport {
     /// declare custom roles in `rocketchat_custom_roles`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unknown: Vec<String>,
+}
+
+/// What a run did with avatars.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AvatarsReport {
+    pub written: u64,
+    /// Images over 1 MiB, not stored.
+    pub too_large: u64,
+    /// One per image not stored, up to [`MAX_PROBLEMS`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<Problem>,
 }
 
 /// What kept a run from deactivating users it would otherwise have deactivated.
@@ -160,6 +176,21 @@ impl SyncReport {
             }
             Change::Unchanged => self.unchanged += 1,
             Change::Skipped(reason) => self.skip(dn, reason),
+        }
+    }
+
+    /// Counts what planning did with an entry's avatar.
+    pub fn avatar(&mut self, change: AvatarChange, dn: &str) {
+        match change {
+            AvatarChange::Untouched => {}
+            AvatarChange::Written => self.avatars.get_or_insert_with(AvatarsReport::default).written += 1,
+            AvatarChange::TooLarge(size) => {
+                let avatars = self.avatars.get_or_insert_with(AvatarsReport::default);
+                avatars.too_large += 1;
+                if avatars.problems.len() < MAX_PROBLEMS {
+                    avatars.problems.push(Problem { dn: dn.to_owned(), reason: format!("avatar of {size} bytes not stored: over 1 MiB") });
+                }
+            }
         }
     }
 

@@ -381,7 +381,8 @@ fn plan_entries(
     // Entries that do not map to a user but still stand for one (by LDAP id).
     let mut unmapped: Vec<LdapId> = Vec::new();
     for (entry, fp) in &rest_entries {
-        match map::map_entry(entry, &settings.search, &settings.accounts) {
+        let avatar_attributes = if settings.avatars.in_sync { settings.avatars.attributes() } else { Vec::new() };
+        match map::map_entry(entry, &settings.search, &settings.accounts, &avatar_attributes) {
             Ok(mut user) => {
                 user.roles = groups.roles_for(user.dn.as_str(), &user.username);
                 rest.push((user, fp.clone()))
@@ -431,6 +432,7 @@ fn plan_entries(
                     roles.added += planned.roles_added;
                     roles.removed += planned.roles_removed;
                 }
+                report.avatar(planned.avatar, user.dn.as_str());
                 report.count(planned.change, user.dn.as_str(), &user.username);
             }
             Err(problem) => {

@@ -78,6 +78,9 @@ impl Directory for Session {
     }
 }
 
+/// Entries per page when pages carry avatars (at most 1 MiB each are used).
+const AVATAR_PAGE_SIZE: std::num::NonZeroU32 = std::num::NonZeroU32::MIN.saturating_add(99);
+
 /// `(&<ldap_user_search_filter><username clause>)`, where the clause
 /// matches `username` (escaped) on every search field, or any value when
 /// `username` is `None` (the directory scan).
@@ -91,12 +94,25 @@ pub fn user_search(settings: &Settings, username: Option<&str>) -> Result<Search
         Some(name) => filter::equality(field.as_str(), name),
         None => filter::present(field.as_str()),
     };
+    let mut attributes = map::attributes_to_request(search, settings.sync.active_state != ActiveState::Ignore);
+    // Avatars come with the entries (one search, not upstream's second
+    // lookup per user); pages are smaller, as each may hold images.
+    let avatars = if username.is_some() { settings.avatars.at_login } else { settings.avatars.in_sync };
+    let mut page_size = search.page_size;
+    if avatars {
+        for a in settings.avatars.attributes() {
+            if !attributes.iter().any(|w| w.eq_ignore_ascii_case(a)) {
+                attributes.push(a.to_owned());
+            }
+        }
+        page_size = page_size.map(|n| n.min(AVATAR_PAGE_SIZE));
+    }
     Ok(SearchSpec {
         base: search.base_dn.clone(),
         scope: search.scope,
         filter: user_filter.and(filter::or(search.search_fields.iter().map(clause).collect())),
-        attributes: map::attributes_to_request(search, settings.sync.active_state != ActiveState::Ignore),
-        page_size: search.page_size,
+        attributes,
+        page_size,
         size_limit: search.size_limit,
         sync: None,
         dirsync: None,

@@ -115,6 +115,8 @@ pub struct Loaded {
 pub struct UserWrites {
     pub docs: Vec<UserDoc>,
     pub index_changes: HashMap<IndexKey, Option<UserId>>,
+    /// Avatars to store (with their document, which names their ETag).
+    pub avatars: Vec<(UserId, super::avatars::Avatar)>,
 }
 
 /// The users repository over a store.
@@ -267,6 +269,9 @@ impl Batch {
     pub fn put_users(&mut self, writes: &UserWrites) -> Result<(), StoreError> {
         for doc in &writes.docs {
             self.put_user(doc)?;
+        }
+        for (id, avatar) in &writes.avatars {
+            self.put_avatar(id, avatar)?;
         }
         for (key, owner) in &writes.index_changes {
             match owner {

@@ -42,7 +42,7 @@ fn entry(attrs: &[(&str, &[&str])]) -> DirectoryEntry {
 fn maps_the_usual_fields() {
     let e =
         entry(&[("entryUUID", &["abc"]), ("uid", &["Alice"]), ("mail", &["alice@example.org", "a2@example.org"]), ("cn", &["Alice A"])]);
-    let u = map_entry(&e, &search(), &accounts()).expect("maps");
+    let u = map_entry(&e, &search(), &accounts(), &[]).expect("maps");
     assert_eq!(u.ldap_id.attribute, "entryUUID");
     assert_eq!(u.ldap_id.value, "616263");
     assert_eq!(u.username, "alice");
@@ -53,33 +53,33 @@ fn maps_the_usual_fields() {
 #[test]
 fn unique_id_falls_through_candidates_and_keeps_upstream_quirks() {
     let e = entry(&[("uid", &["john"]), ("mail", &["j@x.org"])]);
-    assert_eq!(map_entry(&e, &search(), &accounts()).expect("maps").ldap_id.value, "6a6f686e");
+    assert_eq!(map_entry(&e, &search(), &accounts(), &[]).expect("maps").ldap_id.value, "6a6f686e");
     let mut s = search();
     s.unique_id_fields = vec![];
     s.search_fields = vec![];
     s.username_field = Template::parse("uid");
-    let u = map_entry(&e, &s, &accounts()).expect("dn fallback");
+    let u = map_entry(&e, &s, &accounts(), &[]).expect("dn fallback");
     assert_eq!((u.ldap_id.attribute.as_str(), u.ldap_id.value.as_str()), ("dn", "uid=x,dc=example,dc=org"));
     let none = entry(&[("mail", &["j@x.org"])]);
-    assert_eq!(map_entry(&none, &search(), &accounts()), Err(EntryProblem::NoUniqueId("entryUUID,uid,uid".into())));
+    assert_eq!(map_entry(&none, &search(), &accounts(), &[]), Err(EntryProblem::NoUniqueId("entryUUID,uid,uid".into())));
 }
 
 #[test]
 fn email_fallbacks() {
     let e = entry(&[("uid", &["bob"]), ("mail", &["not-an-address"])]);
-    assert_eq!(map_entry(&e, &search(), &accounts()), Err(EntryProblem::NoEmail("mail".into())));
+    assert_eq!(map_entry(&e, &search(), &accounts(), &[]), Err(EntryProblem::NoEmail("mail".into())));
     let mut s = search();
     s.default_domain = "corp.example".into();
-    assert_eq!(map_entry(&e, &s, &accounts()).expect("domain").emails, vec!["bob@corp.example"]);
+    assert_eq!(map_entry(&e, &s, &accounts(), &[]).expect("domain").emails, vec!["bob@corp.example"]);
     // With other e-mail fields: a single-valued `mail` holding an `@` is the last resort (after the domain).
     let mut s = search();
     s.email_fields = vec!["userPrincipalName".into()];
     let upn = entry(&[("uid", &["bob"]), ("userPrincipalName", &["bob"]), ("mail", &["bob@mail.example"])]);
-    assert_eq!(map_entry(&upn, &s, &accounts()).expect("mail").emails, vec!["bob@mail.example"]);
+    assert_eq!(map_entry(&upn, &s, &accounts(), &[]).expect("mail").emails, vec!["bob@mail.example"]);
     let two = entry(&[("uid", &["bob"]), ("mail", &["bob@a.example", "bob@b.example"])]);
-    assert_eq!(map_entry(&two, &s, &accounts()), Err(EntryProblem::NoEmail("userPrincipalName".into())), "several values: none");
+    assert_eq!(map_entry(&two, &s, &accounts(), &[]), Err(EntryProblem::NoEmail("userPrincipalName".into())), "several values: none");
     s.default_domain = "corp.example".into();
-    assert_eq!(map_entry(&upn, &s, &accounts()).expect("domain first").emails, vec!["bob@corp.example"]);
+    assert_eq!(map_entry(&upn, &s, &accounts(), &[]).expect("domain first").emails, vec!["bob@corp.example"]);
     assert!(attributes_to_request(&s, false).iter().any(|a| a == "mail"), "mail is asked for");
 }
 
@@ -89,7 +89,7 @@ fn templates_and_lists() {
     s.name_field = Template::parse("#{givenName} #{sn}");
     s.username_field = Template::parse("missing, uid");
     let e = entry(&[("uid", &["carol"]), ("givenName", &["Carol"]), ("sn", &["Jones"]), ("mail", &["c@x.org"])]);
-    let u = map_entry(&e, &s, &accounts()).expect("maps");
+    let u = map_entry(&e, &s, &accounts(), &[]).expect("maps");
     assert_eq!((u.username.as_str(), u.name.as_deref()), ("carol", Some("Carol Jones")));
     assert_eq!(attributes_to_request(&s, false), vec!["entryUUID", "uid", "mail", "missing", "givenName", "sn"]);
     assert_eq!(
@@ -136,7 +136,7 @@ fn custom_fields_follow_upstreams_template_handler() {
         ("st", &["N", "O"]),
         ("empty", &[""]),
     ]);
-    let u = map_entry(&e, &s, &accounts()).expect("maps");
+    let u = map_entry(&e, &s, &accounts(), &[]).expect("maps");
     assert_eq!(
         u.custom_fields,
         vec![
@@ -154,7 +154,7 @@ fn custom_fields_follow_upstreams_template_handler() {
 #[test]
 fn uuids_are_stored_as_rfc_4122_text() {
     let e = entry(&[("entryUUID", &["6F1B2C3D-0000-1111-2222-333344445555"]), ("uid", &["eve"]), ("mail", &["e@x.org"])]);
-    assert_eq!(map_entry(&e, &search(), &accounts()).expect("maps").uuid.as_deref(), Some("6f1b2c3d-0000-1111-2222-333344445555"));
+    assert_eq!(map_entry(&e, &search(), &accounts(), &[]).expect("maps").uuid.as_deref(), Some("6f1b2c3d-0000-1111-2222-333344445555"));
     // AD's objectGUID: the first three fields little-endian.
     let guid: Vec<u8> = (0u8..16).collect();
     let mut s = search();
@@ -163,17 +163,17 @@ fn uuids_are_stored_as_rfc_4122_text() {
         "cn=x,dc=example,dc=org",
         vec![("objectGUID".into(), vec![guid]), ("uid".into(), vec![b"ad".to_vec()]), ("mail".into(), vec![b"a@x.org".to_vec()])],
     );
-    let u = map_entry(&ad, &s, &accounts()).expect("maps");
+    let u = map_entry(&ad, &s, &accounts(), &[]).expect("maps");
     assert_eq!(u.ldap_id.value, "000102030405060708090a0b0c0d0e0f", "the id stays upstream's hex of the wire bytes");
     assert_eq!(u.uuid.as_deref(), Some("03020100-0504-0706-0809-0a0b0c0d0e0f"));
     let plain = entry(&[("uid", &["fay"]), ("mail", &["f@x.org"])]);
-    assert_eq!(map_entry(&plain, &search(), &accounts()).expect("maps").uuid, None);
+    assert_eq!(map_entry(&plain, &search(), &accounts(), &[]).expect("maps").uuid, None);
 }
 
 #[test]
 fn a_username_that_slugifies_to_nothing_maps_to_an_empty_one() {
     let e = entry(&[("uid", &["김민준"]), ("mail", &["k@x.org"]), ("cn", &["Kim Min-jun"])]);
-    let u = map_entry(&e, &search(), &accounts()).expect("maps");
+    let u = map_entry(&e, &search(), &accounts(), &[]).expect("maps");
     assert_eq!(u.username, "");
     assert_eq!(
         crate::sync::plan::username_suggestions(&u)[..4],
@@ -186,8 +186,8 @@ fn a_username_that_slugifies_to_nothing_maps_to_an_empty_one() {
 #[test]
 fn a_multi_valued_attribute_in_a_field_list_is_passed_on() {
     let e = entry(&[("uid", &["gil"]), ("mail", &["g@x.org"]), ("cn", &["Gil", "Gilbert"])]);
-    assert_eq!(map_entry(&e, &search(), &accounts()).expect("maps").name.as_deref(), Some("Gil,Gilbert"));
+    assert_eq!(map_entry(&e, &search(), &accounts(), &[]).expect("maps").name.as_deref(), Some("Gil,Gilbert"));
     // The username takes the first: upstream's list makes limax throw.
     let e = entry(&[("uid", &["gil", "gilbert"]), ("mail", &["g@x.org"])]);
-    assert_eq!(map_entry(&e, &search(), &accounts()).expect("maps").username, "gil");
+    assert_eq!(map_entry(&e, &search(), &accounts(), &[]).expect("maps").username, "gil");
 }

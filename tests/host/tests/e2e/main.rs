@@ -5,6 +5,7 @@
 // Test fixtures fail by panicking with the reason.
 #![allow(clippy::panic)]
 
+mod avatars;
 mod common;
 mod concurrency;
 mod dirsync;
