@@ -250,7 +250,7 @@ case $HTTP_STATUS in
       exit 1
     fi
     if [[ $(jget details.method) == password ]]; then
-      die 2 "ldap.syncNow refused (HTTP $HTTP_STATUS): $(why) (the user has no TOTP: it was asked for its password)"
+      die 2 "ldap.syncNow refused (HTTP $HTTP_STATUS): $(why) (no TOTP: the password was asked for)"
     fi
     die 2 "ldap.syncNow refused (HTTP $HTTP_STATUS): $(why)"
     ;;
@@ -287,7 +287,8 @@ with open(sys.argv[1], encoding="utf-8") as f:
 n = lambda k: r.get(k, 0)
 line = (f"run {r.get('runId', '?')}: {r.get('outcome')}, mode {r.get('mode') or '?'}, {n('entries')} entries, "
         f"{n('created')} created, {n('updated')} updated, {n('unchanged')} unchanged, {n('failed')} failed, "
-        f"{n('deactivated')} deactivated, {n('durationMs')} ms, fully in sync: {'yes' if r.get('fullyInSync') else 'no'}")
+        f"{n('deactivated')} deactivated, {n('durationMs')} ms, "
+        f"fully in sync: {'yes' if r.get('fullyInSync') else 'no'}")
 if r.get("modeNote"):
     line += f" ({r['modeNote']})"
 if r.get("error"):
