@@ -124,6 +124,7 @@ pub const VARIABLES: &[Variable] = &[
     var("accounts_loginexpiration", "90"),
     // Addresses of reverse proxies whose X-Forwarded-For names the client.
     var("api_trusted_proxies", ""),
+    var("kv_batch_reads", "true"),
     var("admin_username", ""),
     secret("admin_pass"),
     var("admin_email", ""),
@@ -733,6 +734,13 @@ impl Settings {
 /// `ldap_enable` alone (`LDAP_disabled` is answered before anything else of the sync is parsed).
 pub fn ldap_enabled(source: &dyn VariableSource) -> Result<bool, SettingsError> {
     Reader { source }.flag(lookup("ldap_enable"))
+}
+
+/// `kv_batch_reads` alone (read before the store is opened): `false` makes
+/// every batch read single `get`s, for Spin's Redis store (docs/deploy.md).
+#[cfg_attr(not(target_family = "wasm"), allow(dead_code, reason = "read by spin_entry.rs, which builds only for the component"))]
+pub fn kv_batch_reads(source: &dyn VariableSource) -> Result<bool, SettingsError> {
+    Reader { source }.flag(lookup("kv_batch_reads"))
 }
 
 /// `ldap_background_sync` alone.

@@ -53,12 +53,15 @@ async fn handle(req: IncomingRequest) -> impl IntoResponse {
         }
     }
     let request = if complete { request.with_body(body) } else { request.with_oversized_body() };
-    let response = match SpinStore::open("default") {
+    let opened = crate::settings::kv_batch_reads(&SpinVariables)
+        .map_err(api::ApiError::Settings)
+        .and_then(|batch_reads| SpinStore::open("default", batch_reads).map_err(api::ApiError::Store));
+    let response = match opened {
         Ok(store) => {
             let env = api::Env { store: &store, variables: &SpinVariables, clock: &now, random: &random };
             api::route(&request, &env)
         }
-        Err(e) => api::ApiError::Store(e).into_response(),
+        Err(e) => e.into_response(),
     };
     let mut builder = Response::builder();
     builder.status(response.status);

@@ -13,6 +13,15 @@ pub const SCHEMA_VERSION: &str = "schema-version";
 /// `sync-report:last` → the last sync run's report.
 pub const SYNC_REPORT: &str = "sync-report:last";
 
+/// `sync-report-seq` → counter: the number of the newest report in the history.
+pub const SYNC_REPORT_SEQ: &str = "sync-report-seq";
+
+/// `sync-report:<n>` → the report of run number `n` (the last
+/// [`super::runs::REPORT_HISTORY`] are kept).
+pub fn sync_report(seq: i64) -> String {
+    format!("sync-report:{seq}")
+}
+
 /// `sync-members` → the head of the last complete read's members: generation, chunks, total.
 pub const SYNC_MEMBERS: &str = "sync-members";
 
@@ -34,7 +43,7 @@ pub const SYNC_MARK_KEY: &str = "sync-mark-key";
 /// until `ldap_sync_force_deactivations` is seen `false` again.
 pub const SYNC_FORCE_USED: &str = "sync-force-used";
 
-/// `sync-lease` → `{"runId", "expiresAt"}`: the run in progress.
+/// `sync-lease` → `{"runId", "expiresAt", "startedAt", "phase", "pages"}`: the run in progress.
 pub const SYNC_LEASE: &str = "sync-lease";
 
 /// `sync-lease-slot:<slot>` → counter: who may take the lease in this slot of time.

@@ -45,19 +45,29 @@ pub trait KvStore {
     fn keys(&self) -> Result<Vec<String>, StoreError>;
     /// Adds `delta` to the counter at `key` (absent = 0) and returns the new
     /// value, atomically where the host can (`wasi:keyvalue/atomics`: Spin's
-    /// SQLite and Redis stores). Counters are stored as 8-byte little-endian
-    /// `i64`, as Spin stores them; they are not JSON.
+    /// SQLite and Redis stores). Spin stores counters as an 8-byte
+    /// little-endian `i64` on SQLite and as decimal text on Redis
+    /// (`INCRBY`); [`counter`] reads both. They are not JSON.
     fn increment(&self, key: &str, delta: i64) -> Result<i64, StoreError>;
 }
 
 /// Decodes a counter value (see [`KvStore::increment`]); absent = 0.
+/// Spin's SQLite store keeps an 8-byte little-endian `i64`; its Redis store
+/// (`INCRBY`) keeps decimal text. Text is recognised by its bytes: all ASCII
+/// digits (after an optional `-`). An 8-byte little-endian counter made of
+/// such bytes would be over 3·10¹⁸, which no counter here reaches.
 fn counter(key: &str, value: Option<Vec<u8>>) -> Result<i64, StoreError> {
-    match value {
-        None => Ok(0),
-        Some(bytes) => <[u8; 8]>::try_from(bytes.as_slice())
-            .map(i64::from_le_bytes)
-            .map_err(|_| StoreError::Corrupt { key: key.to_owned(), reason: format!("a counter is 8 bytes, not {}", bytes.len()) }),
+    let Some(bytes) = value else { return Ok(0) };
+    let digits = bytes.strip_prefix(b"-").unwrap_or(&bytes);
+    if !digits.is_empty() && digits.iter().all(u8::is_ascii_digit) {
+        if let Some(n) = std::str::from_utf8(&bytes).ok().and_then(|t| t.parse::<i64>().ok()) {
+            return Ok(n);
+        }
     }
+    <[u8; 8]>::try_from(bytes.as_slice()).map(i64::from_le_bytes).map_err(|_| StoreError::Corrupt {
+        key: key.to_owned(),
+        reason: format!("a counter is 8 bytes (little-endian) or decimal text, not {} bytes", bytes.len()),
+    })
 }
 
 /// Writes staged by the repositories and committed together: one
@@ -158,4 +168,22 @@ fn decode<T: serde::de::DeserializeOwned>(key: &str, value: Option<Vec<u8>>) -> 
         return Ok(None);
     };
     serde_json::from_slice(&bytes).map(Some).map_err(|e| StoreError::Corrupt { key: key.to_owned(), reason: e.to_string() })
+}
+
+#[cfg(test)]
+mod counter_tests {
+    use super::counter;
+
+    #[test]
+    fn counters_read_as_sqlite_and_redis_store_them() {
+        assert_eq!(counter("k", None).expect("absent"), 0);
+        assert_eq!(counter("k", Some(7i64.to_le_bytes().to_vec())).expect("le"), 7);
+        assert_eq!(counter("k", Some(59_123_456i64.to_le_bytes().to_vec())).expect("le"), 59_123_456);
+        assert_eq!(counter("k", Some(b"7".to_vec())).expect("text"), 7);
+        assert_eq!(counter("k", Some(b"-3".to_vec())).expect("text"), -3);
+        // Eight digits: Redis's text of a TOTP step, not little-endian bytes.
+        assert_eq!(counter("k", Some(b"59123456".to_vec())).expect("text"), 59_123_456);
+        assert!(counter("k", Some(b"x".to_vec())).is_err());
+        assert!(counter("k", Some(vec![1, 2, 3])).is_err());
+    }
 }

@@ -4,7 +4,7 @@
 //! missing users are found against), the breaker's override marker, and
 //! the lease that lets one run at a time proceed.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 
 use serde::{Deserialize, Serialize};
 
@@ -140,12 +140,48 @@ pub fn set_force_used(store: &dyn KvStore, used: bool) -> Result<(), StoreError>
     }
 }
 
-/// The lease record of the run in progress.
+/// The lease record of the run in progress, with how far it got (written
+/// when the lease is renewed: at least every [`PROGRESS_EVERY_MS`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct LeaseRecord {
     run_id: String,
     expires_at: Date,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    started_at: Option<Date>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    phase: String,
+    #[serde(default)]
+    pages: u32,
+}
+
+/// The most time between two writes of a live run's progress.
+pub const PROGRESS_EVERY_MS: i64 = 10_000;
+
+/// A run in progress, as its lease record shows it (`ldap.syncStatus`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunInProgress {
+    pub run_id: String,
+    pub started_at: Option<Date>,
+    /// `"starting"`, `"groups"`, `"users"` or `"offboarding"`.
+    pub phase: String,
+    /// Pages of entries done when the progress was last written.
+    pub pages: u32,
+    /// When the lease runs out unless renewed.
+    pub expires_at: Date,
+}
+
+/// The run holding a live lease at `now`, if any.
+pub fn run_in_progress(store: &dyn KvStore, now: Date) -> Result<Option<RunInProgress>, StoreError> {
+    let record: Option<LeaseRecord> = get_json(store, keys::SYNC_LEASE)?;
+    Ok(record.filter(|l| l.expires_at > now).map(|l| RunInProgress {
+        run_id: l.run_id,
+        started_at: l.started_at,
+        phase: if l.phase.is_empty() { "starting".to_owned() } else { l.phase },
+        pages: l.pages,
+        expires_at: l.expires_at,
+    }))
 }
 
 /// What asking for the lease gave.
@@ -169,6 +205,9 @@ pub struct Lease {
     run_id: String,
     ttl_ms: i64,
     slot: i64,
+    started_at: Date,
+    /// The phase and pages done, written with the next renewal.
+    progress: RefCell<(&'static str, u32)>,
     /// When it was last renewed: a quarter of its length passes before the next
     /// renewal is written, so a run of many pages writes a handful, not one a page.
     renewed_at: Cell<i64>,
@@ -185,16 +224,35 @@ pub fn take_lease(store: &dyn KvStore, run_id: &str, now: Date, ttl_ms: i64) -> 
     if store.increment(&keys::sync_lease_slot(slot), 1)? != 1 {
         return Ok(LeaseAnswer::Held(current.map(|l| l.run_id)));
     }
-    let lease = Lease { run_id: run_id.to_owned(), ttl_ms, slot, renewed_at: Cell::new(i64::MIN) };
+    let lease = Lease {
+        run_id: run_id.to_owned(),
+        ttl_ms,
+        slot,
+        started_at: now,
+        progress: RefCell::new(("starting", 0)),
+        renewed_at: Cell::new(i64::MIN),
+    };
     lease.renew(store, now)?;
     store.delete_many(&[keys::sync_lease_slot(slot - 1)])?;
     Ok(LeaseAnswer::Taken(lease))
 }
 
 impl Lease {
-    /// Extends the lease by its length from `now`, and claims the slots up to then.
+    /// The run's id.
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    /// Notes how far the run got; the next renewal writes it.
+    pub fn set_progress(&self, phase: &'static str, pages: u32) {
+        *self.progress.borrow_mut() = (phase, pages);
+    }
+
+    /// Extends the lease by its length from `now`, claims the slots up to
+    /// then, and records the progress. Written at most every quarter of the
+    /// lease's length or [`PROGRESS_EVERY_MS`], whichever is shorter.
     pub fn renew(&self, store: &dyn KvStore, now: Date) -> Result<(), StoreError> {
-        if now.millis.saturating_sub(self.renewed_at.get()) < self.ttl_ms / 4 {
+        if now.millis.saturating_sub(self.renewed_at.get()) < (self.ttl_ms / 4).min(PROGRESS_EVERY_MS) {
             return Ok(());
         }
         self.renewed_at.set(now.millis);
@@ -204,7 +262,10 @@ impl Lease {
             store.increment(&keys::sync_lease_slot(slot), 1)?;
         }
         let mut batch = Batch::new();
-        batch.set(keys::SYNC_LEASE.to_owned(), &LeaseRecord { run_id: self.run_id.clone(), expires_at })?;
+        let (phase, pages) = *self.progress.borrow();
+        let record =
+            LeaseRecord { run_id: self.run_id.clone(), expires_at, started_at: Some(self.started_at), phase: phase.to_owned(), pages };
+        batch.set(keys::SYNC_LEASE.to_owned(), &record)?;
         batch.commit(store)
     }
 
@@ -243,9 +304,45 @@ pub fn stage_schema_version(store: &dyn KvStore, batch: &mut Batch) -> Result<()
     Ok(())
 }
 
+/// Reports kept in the history (`sync-report:<n>`); older ones are deleted
+/// as new ones are written.
+pub const REPORT_HISTORY: i64 = 20;
+
 impl Batch {
-    /// Stages a run's report.
-    pub fn put_report<T: Serialize>(&mut self, report: &T) -> Result<(), StoreError> {
-        self.set(keys::SYNC_REPORT.to_owned(), report)
+    /// Stages a run's report as the last one, and as number `seq` of the
+    /// history ([`next_report_seq`]), deleting the ones that fall out of it.
+    pub fn put_report<T: Serialize>(&mut self, report: &T, seq: i64) -> Result<(), StoreError> {
+        self.set(keys::SYNC_REPORT.to_owned(), report)?;
+        self.set(keys::sync_report(seq), report)?;
+        // A few more than one, in case an earlier delete was lost.
+        for old in (seq - REPORT_HISTORY - 4).max(1)..=(seq - REPORT_HISTORY) {
+            self.delete(keys::sync_report(old));
+        }
+        Ok(())
     }
+}
+
+/// The number of the next report (an atomic `increment`: two runs never
+/// share one, whatever the lease).
+pub fn next_report_seq(store: &dyn KvStore) -> Result<i64, StoreError> {
+    store.increment(keys::SYNC_REPORT_SEQ, 1)
+}
+
+/// The newest `count` reports of the history, newest first, and how many
+/// the history holds. A report that does not parse is skipped, not an error
+/// (one bad record must not hide the others).
+pub fn recent_reports<T: serde::de::DeserializeOwned>(store: &dyn KvStore, count: usize) -> Result<(Vec<T>, u64), StoreError> {
+    let newest = super::counter(keys::SYNC_REPORT_SEQ, store.get_many(&[keys::SYNC_REPORT_SEQ.to_owned()])?.pop().flatten())?;
+    let oldest = (newest - REPORT_HISTORY + 1).max(1);
+    let wanted: Vec<String> = (oldest..=newest).rev().take(count).map(keys::sync_report).collect();
+    let mut reports = Vec::new();
+    for (key, value) in wanted.iter().zip(store.get_many(&wanted)?) {
+        match decode::<T>(key, value) {
+            Ok(Some(report)) => reports.push(report),
+            Ok(None) => {}
+            Err(e) => eprintln!("ldap-sync: skipping a stored report: {e}"),
+        }
+    }
+    let total = u64::try_from(newest - oldest + 1).unwrap_or(0);
+    Ok((reports, total))
 }

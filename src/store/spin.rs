@@ -8,17 +8,27 @@ use super::{KvStore, StoreError};
 /// Spin's store named `label` (granted in `spin.toml` `key_value_stores`).
 pub struct SpinStore {
     bucket: store::Bucket,
+    /// `kv_batch_reads`: `false` reads with single `get`s, because Spin's
+    /// Redis store implements `get-many` with `KEYS` and panics in the host
+    /// (docs/deploy.md). The binding is synchronous, so the `get`s go one
+    /// after the other: no pipelining is possible from here.
+    batch_reads: bool,
 }
 
 impl SpinStore {
     /// Opens a store by label.
-    pub fn open(label: &str) -> Result<Self, StoreError> {
-        store::open(label).map(|bucket| Self { bucket }).map_err(|e| StoreError::Open { label: label.to_owned(), reason: describe(&e) })
+    pub fn open(label: &str, batch_reads: bool) -> Result<Self, StoreError> {
+        store::open(label)
+            .map(|bucket| Self { bucket, batch_reads })
+            .map_err(|e| StoreError::Open { label: label.to_owned(), reason: describe(&e) })
     }
 }
 
 impl KvStore for SpinStore {
     fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        if !self.batch_reads {
+            return keys.iter().map(|k| self.bucket.get(k).map_err(|e| StoreError::Backend { op: "get", reason: describe(&e) })).collect();
+        }
         // get-many answers only the keys it found, in no promised order.
         let found = batch::get_many(&self.bucket, keys).map_err(|e| StoreError::Backend { op: "get-many", reason: describe(&e) })?;
         let mut by_key: std::collections::HashMap<String, Option<Vec<u8>>> = found.into_iter().collect();

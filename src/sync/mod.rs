@@ -25,11 +25,12 @@ pub mod search;
 mod timestamp;
 
 pub use error::SyncError;
+pub use report::SyncReport;
 pub use run::{RunContext, run};
 pub use search::{Directory, find_entry};
 
 #[cfg(test)]
-use {report::SyncReport, run::run_with};
+use run::run_with;
 
 #[cfg(test)]
 mod tests;

@@ -276,6 +276,7 @@ fn refresh_from(
         first = false;
         buffer.flush_if_full()?;
         if let Some(lease) = lease {
+            lease.set_progress("users", report.pages);
             lease.renew(store, (ctx.clock)())?;
         }
         Ok(())

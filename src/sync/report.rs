@@ -16,6 +16,9 @@ pub const MAX_PROBLEMS: usize = 1000;
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SyncReport {
+    /// The run's id (its lease's); empty for a run without a lease.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub run_id: String,
     pub started_at: Option<Date>,
     pub finished_at: Option<Date>,
     pub duration_ms: i64,

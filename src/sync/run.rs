@@ -81,7 +81,7 @@ pub fn run(store: &dyn KvStore, settings: &Settings, ctx: &mut RunContext<'_>) -
         }
         Err(e) => {
             let started = (ctx.clock)();
-            let report = SyncReport { started_at: Some(started), ..SyncReport::default() };
+            let report = SyncReport { run_id: run_id.clone(), started_at: Some(started), ..SyncReport::default() };
             finish(store, report, Err(e.into()), started, ctx.clock)
         }
     };
@@ -101,7 +101,11 @@ pub fn run_with(
 ) -> Result<SyncReport, SyncError> {
     let started = (ctx.clock)();
     let budget = Budget::starting_now(settings.sync.time_budget_ms);
-    let mut report = SyncReport { started_at: Some(started), ..SyncReport::default() };
+    let run_id = lease.map(|l| l.run_id().to_owned()).unwrap_or_default();
+    let mut report = SyncReport { run_id, started_at: Some(started), ..SyncReport::default() };
+    if let Some(lease) = lease {
+        lease.set_progress("groups", 0);
+    }
     let mode = refresh::choose_mode(settings, directory, &mut report).and_then(|mode| {
         let sw = Stopwatch::start();
         ctx.groups = GroupFacts::read(directory, settings)?;
@@ -185,7 +189,7 @@ fn finish(
     }
     eprintln!("{}", report.summary());
     let mut batch = Batch::new();
-    let stored = batch.put_report(&report).and_then(|()| batch.commit(store));
+    let stored = runs::next_report_seq(store).and_then(|seq| batch.put_report(&report, seq)).and_then(|()| batch.commit(store));
     match result {
         // A clean stop: what was read is written, and the next call goes on.
         Err(SyncError::BudgetReached { .. }) => {}
@@ -285,6 +289,7 @@ pub(super) fn read_pages(
         }
         first_page = false;
         if let Some(lease) = lease {
+            lease.set_progress("users", report.pages);
             lease.renew(timed, (ctx.clock)())?;
         }
         Ok(())
@@ -480,6 +485,9 @@ pub(super) fn offboard(
     report: &mut SyncReport,
 ) -> Result<(), SyncError> {
     let switches = &settings.sync;
+    if let Some(lease) = lease {
+        lease.set_progress("offboarding", report.pages);
+    }
     // Complete: the search ended in success (else we are not here) and no
     // part of the result lives on another server. A run that is not complete
     // deactivates nobody.

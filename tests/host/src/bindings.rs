@@ -65,6 +65,8 @@ pub struct Cas {
     key: String,
     /// The value read by `current` (None if not read or absent), compared by `swap`.
     current: Option<Vec<u8>>,
+    /// On Redis: the connection `current` opened and `WATCH`ed the key on.
+    redis: Option<crate::kv::CasConnection>,
 }
 
 /// Per-instance Spin state: what the component was granted.
@@ -292,6 +294,10 @@ impl batch::Host for State {
         if keys.is_empty() {
             return Ok(Ok(Vec::new()));
         }
+        if self.spin.kv.redis().is_some() {
+            // Spin's Redis provider panics here: the request traps.
+            return Err(crate::kv::RedisKv::guest_get_many_panic(keys.len()).into());
+        }
         Ok(self.spin.kv.get_many(&label, keys).map_err(wasi_err))
     }
 
@@ -315,7 +321,7 @@ impl batch::Host for State {
 impl atomics::HostCas for State {
     fn new(&mut self, bucket: Resource<Bucket>, key: String) -> anyhow::Result<Result<Resource<Cas>, wasi_store::Error>> {
         let label = self.bucket_label(&bucket)?;
-        Ok(Ok(self.table.push(Cas { label, key, current: None })?))
+        Ok(Ok(self.table.push(Cas { label, key, current: None, redis: None })?))
     }
 
     fn current(&mut self, cas: Resource<Cas>) -> anyhow::Result<Result<Option<Vec<u8>>, wasi_store::Error>> {
@@ -323,6 +329,17 @@ impl atomics::HostCas for State {
             let c = self.table.get(&cas)?;
             (c.label.clone(), c.key.clone())
         };
+        if let Some(redis) = self.spin.kv.redis() {
+            return match redis.cas_current(&key) {
+                Ok((value, conn)) => {
+                    let c = self.table.get_mut(&cas)?;
+                    c.current.clone_from(&value);
+                    c.redis = Some(conn);
+                    Ok(Ok(value))
+                }
+                Err(e) => Ok(Err(wasi_err(e))),
+            };
+        }
         match self.spin.kv.get(&label, &key) {
             Ok(value) => {
                 self.table.get_mut(&cas)?.current.clone_from(&value);
@@ -347,6 +364,10 @@ impl atomics::Host for State {
     fn swap(&mut self, cas: Resource<Cas>, value: Vec<u8>) -> anyhow::Result<Result<(), atomics::CasError>> {
         // `swap` takes ownership of the handle.
         let cas = self.table.delete(cas)?;
+        if let Some(redis) = self.spin.kv.redis() {
+            // Spin cannot tell an aborted EXEC from a swap (kv::redis).
+            return Ok(redis.cas_swap(cas.redis, &cas.key, &value).map(drop).map_err(|e| atomics::CasError::StoreError(wasi_err(e))));
+        }
         match self.spin.kv.cas_swap(&cas.label, &cas.key, cas.current.as_deref(), &value) {
             Ok(true) => Ok(Ok(())),
             Ok(false) => {
@@ -356,7 +377,7 @@ impl atomics::Host for State {
                     Ok(v) => v,
                     Err(e) => return Ok(Err(atomics::CasError::StoreError(wasi_err(e)))),
                 };
-                let retry = self.table.push(Cas { label: cas.label, key: cas.key, current: latest })?;
+                let retry = self.table.push(Cas { label: cas.label, key: cas.key, current: latest, redis: None })?;
                 Ok(Err(atomics::CasError::CasFailed(retry)))
             }
             Err(e) => Ok(Err(atomics::CasError::StoreError(wasi_err(e)))),

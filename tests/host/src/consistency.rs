@@ -62,8 +62,18 @@ pub fn check_kv(kv: &KvStore, store: &str) -> anyhow::Result<()> {
 }
 
 /// Every user, username, e-mail and LDAP-id key of `store` with its value,
-/// read in one statement (one consistent view of the database).
+/// read in one statement (one consistent view of the database). On Redis:
+/// the keys (`KEYS`), then their values (`MGET`), so check a quiet store.
 pub fn snapshot(kv: &KvStore, store: &str) -> anyhow::Result<BTreeMap<String, Vec<u8>>> {
+    if let Some(redis) = kv.redis() {
+        let prefixes = ["user:", "username:", "email:", "ldap-id:"];
+        let keys: Vec<String> = redis.keys()?.into_iter().filter(|k| prefixes.iter().any(|p| k.starts_with(p))).collect();
+        let mut out = BTreeMap::new();
+        for chunk in keys.chunks(1000) {
+            out.extend(redis.get_many(chunk)?.into_iter().filter_map(|(k, v)| Some((k, v?))));
+        }
+        return Ok(out);
+    }
     kv.with_connection(|conn| {
         let mut stmt = conn.prepare(
             "SELECT key, value FROM spin_key_value WHERE store = ?1 AND \

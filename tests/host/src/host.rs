@@ -45,12 +45,28 @@ pub struct HostOptions {
     pub manifest: Option<PathBuf>,
     /// Where `sqlite_key_value.db` lives; `None` = an in-memory database.
     pub state_dir: Option<PathBuf>,
+    /// Spin's `runtime-config.toml` (`--runtime-config-file`): where the
+    /// `default` store lives, e.g. on Redis (`kv::runtime_config`). It wins
+    /// over `state_dir` when it configures the store, as in Spin.
+    pub runtime_config: Option<PathBuf>,
     /// Application variable overrides (win over `SPIN_VARIABLE_*` and defaults).
     pub variables: BTreeMap<String, String>,
     /// Keep the guest's stdout and stderr in memory ([`Host::output`])
     /// instead of passing them to this process's own, as Spin does. Every
     /// request of the host writes to the same two buffers, in order.
     pub capture_output: bool,
+    /// Kept as long as the host lives (a Redis server the store is on, say).
+    pub keep_alive: Option<KeepAlive>,
+}
+
+/// Anything a [`Host`] must keep alive (see [`HostOptions::keep_alive`]).
+#[derive(Clone)]
+pub struct KeepAlive(pub Arc<dyn std::any::Any + Send + Sync>);
+
+impl std::fmt::Debug for KeepAlive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeepAlive")
+    }
 }
 
 /// What the guest wrote to stdout and stderr, over every request of one
@@ -153,6 +169,7 @@ pub struct Host {
     kv: KvStore,
     clock: TestClock,
     output: Option<CapturedOutput>,
+    _keep_alive: Option<KeepAlive>,
 }
 
 impl std::fmt::Debug for Host {
@@ -172,10 +189,11 @@ impl Host {
         let manifest_path = opts.manifest.unwrap_or_else(default_manifest_path);
         let manifest = Manifest::load(&manifest_path)?;
         let resolved = manifest.resolve(&opts.variables)?;
-        let kv = match &opts.state_dir {
-            Some(dir) => KvStore::open_state_dir(dir)?,
-            None => KvStore::open_in_memory()?,
+        let store = match &opts.runtime_config {
+            Some(path) => crate::kv::runtime_config::load(path)?,
+            None => crate::kv::runtime_config::DefaultStore::StateDir,
         };
+        let kv: KvStore = store.open(opts.state_dir.as_deref())?;
         let pre = load_component(&manifest.component.source, &manifest.dir)?;
         Ok(Host {
             component_variables: Arc::new(resolved.component_variables.clone()),
@@ -190,6 +208,7 @@ impl Host {
             kv,
             clock: TestClock::new(),
             output: opts.capture_output.then(CapturedOutput::new),
+            _keep_alive: opts.keep_alive,
         })
     }
 

@@ -29,6 +29,11 @@ use std::time::Duration;
 use anyhow::{Context as _, anyhow, ensure};
 use rusqlite::{Connection, named_params};
 
+pub mod redis;
+pub mod runtime_config;
+
+pub use self::redis::{CasConnection, HostPanic, RedisKv};
+
 /// Spin's default database file name inside the state directory.
 pub const DEFAULT_DB_FILE: &str = "sqlite_key_value.db";
 
@@ -57,13 +62,20 @@ const CAS_UPDATE: &str = "UPDATE spin_key_value SET value=:new_value WHERE store
 /// Cloning is cheap and shares the connection (one per [`crate::Host`]).
 #[derive(Clone)]
 pub struct KvStore {
-    conn: Arc<Mutex<Connection>>,
+    backend: Backend,
     path: Option<PathBuf>,
     /// Microseconds every operation waits before it starts (0 = none).
     latency_us: Arc<AtomicU64>,
     reads: Arc<ReadCounters>,
     writes: Arc<WriteCounters>,
     set_many_hook: Arc<Mutex<Option<SetManyHook>>>,
+}
+
+/// Where the keys live: Spin's SQLite store, or Redis ([`redis`]).
+#[derive(Clone)]
+enum Backend {
+    Sqlite(Arc<Mutex<Connection>>),
+    Redis(RedisKv),
 }
 
 /// Runs before a `set-many` with its key-value pairs; an error fails the
@@ -190,7 +202,7 @@ fn count(counter: &AtomicU64, n: usize) {
 
 impl std::fmt::Debug for KvStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KvStore").field("path", &self.path).finish()
+        f.debug_struct("KvStore").field("path", &self.path).field("redis", &self.redis().map(RedisKv::url)).finish()
     }
 }
 
@@ -221,14 +233,31 @@ impl KvStore {
         conn.execute(CREATE_TABLE, []).context("creating the spin_key_value table")?;
         // The array module provides `rarray()` for the batch statements.
         rusqlite::vtab::array::load_module(&conn).context("loading SQLite's array module")?;
-        Ok(Self {
-            conn: Arc::new(Mutex::new(conn)),
+        Ok(Self::with_backend(Backend::Sqlite(Arc::new(Mutex::new(conn))), path))
+    }
+
+    /// The store on Redis at `url`, as Spin's Redis provider uses it.
+    pub fn open_redis(url: &str) -> anyhow::Result<Self> {
+        Ok(Self::with_backend(Backend::Redis(RedisKv::open(url)?), None))
+    }
+
+    fn with_backend(backend: Backend, path: Option<PathBuf>) -> Self {
+        Self {
+            backend,
             path,
             latency_us: Arc::new(AtomicU64::new(0)),
             reads: Arc::default(),
             writes: Arc::default(),
             set_many_hook: Arc::default(),
-        })
+        }
+    }
+
+    /// The Redis store, when this is one.
+    pub fn redis(&self) -> Option<&RedisKv> {
+        match &self.backend {
+            Backend::Redis(r) => Some(r),
+            Backend::Sqlite(_) => None,
+        }
     }
 
     /// The database file, or `None` for an in-memory database.
@@ -284,12 +313,24 @@ impl KvStore {
         }
     }
 
-    fn lock(&self) -> anyhow::Result<MutexGuard<'_, Connection>> {
+    fn wait(&self) {
         let wait = self.latency_us.load(Ordering::Relaxed);
         if wait > 0 {
             std::thread::sleep(Duration::from_micros(wait));
         }
-        self.conn.lock().map_err(|_| anyhow!("the key-value connection mutex is poisoned"))
+    }
+
+    /// The Redis store, after the configured latency; `None` on SQLite.
+    fn on_redis(&self) -> Option<&RedisKv> {
+        let redis = self.redis()?;
+        self.wait();
+        Some(redis)
+    }
+
+    fn lock(&self) -> anyhow::Result<MutexGuard<'_, Connection>> {
+        self.wait();
+        let Backend::Sqlite(conn) = &self.backend else { anyhow::bail!("this key-value store is on Redis, not SQLite") };
+        conn.lock().map_err(|_| anyhow!("the key-value connection mutex is poisoned"))
     }
 
     /// Runs `f` with the connection locked (for tests and tools).
@@ -300,6 +341,9 @@ impl KvStore {
     /// `get`: the value, or `None`.
     pub fn get(&self, store: &str, key: &str) -> anyhow::Result<Option<Vec<u8>>> {
         count(&self.reads.gets, 1);
+        if let Some(redis) = self.on_redis() {
+            return redis.get(key);
+        }
         let conn = self.lock()?;
         let mut stmt = conn.prepare_cached(GET)?;
         let value = stmt.query_map([store, key], |row| row.get::<_, Vec<u8>>(0))?.next().transpose()?;
@@ -309,6 +353,11 @@ impl KvStore {
     /// `set`: an upsert, its own implicit transaction.
     pub fn set(&self, store: &str, key: &str, value: &[u8]) -> anyhow::Result<()> {
         count(&self.writes.sets, 1);
+        if let Some(redis) = self.on_redis() {
+            redis.set(key, value)?;
+            count(&self.writes.commits, 1);
+            return Ok(());
+        }
         let conn = self.lock()?;
         conn.prepare_cached(SET)?.execute(rusqlite::params![store, key, value])?;
         count(&self.writes.commits, 1);
@@ -318,6 +367,10 @@ impl KvStore {
     /// `delete`: no error if the key is absent.
     pub fn delete(&self, store: &str, key: &str) -> anyhow::Result<()> {
         count(&self.writes.deletes, 1);
+        if let Some(redis) = self.on_redis() {
+            count(&self.writes.commits, usize::from(redis.delete(key)?));
+            return Ok(());
+        }
         let conn = self.lock()?;
         let rows = conn.prepare_cached(DELETE)?.execute([store, key])?;
         count(&self.writes.commits, usize::from(rows > 0));
@@ -327,6 +380,9 @@ impl KvStore {
     /// `exists`.
     pub fn exists(&self, store: &str, key: &str) -> anyhow::Result<bool> {
         count(&self.reads.gets, 1);
+        if let Some(redis) = self.on_redis() {
+            return redis.exists(key);
+        }
         let conn = self.lock()?;
         let found = conn.prepare_cached(EXISTS)?.exists([store, key])?;
         Ok(found)
@@ -334,9 +390,14 @@ impl KvStore {
 
     /// `get-keys` / `list-keys`: every key of the store, in no set order.
     pub fn keys(&self, store: &str) -> anyhow::Result<Vec<String>> {
-        let conn = self.lock()?;
-        let mut stmt = conn.prepare_cached(KEYS)?;
-        let keys = stmt.query_map([store], |row| row.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
+        let keys = match self.on_redis() {
+            Some(redis) => redis.keys()?,
+            None => {
+                let conn = self.lock()?;
+                let mut stmt = conn.prepare_cached(KEYS)?;
+                stmt.query_map([store], |row| row.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?
+            }
+        };
         count(&self.reads.key_listings, 1);
         count(&self.reads.keys_listed, keys.len());
         Ok(keys)
@@ -347,6 +408,9 @@ impl KvStore {
     pub fn get_many(&self, store: &str, keys: Vec<String>) -> anyhow::Result<Vec<(String, Option<Vec<u8>>)>> {
         count(&self.reads.get_many_calls, 1);
         count(&self.reads.get_many_keys, keys.len());
+        if let Some(redis) = self.on_redis() {
+            return redis.get_many(&keys);
+        }
         let conn = self.lock()?;
         let mut stmt = conn.prepare_cached(GET_MANY)?;
         let rows = stmt
@@ -364,6 +428,11 @@ impl KvStore {
         count(&self.writes.set_many_calls, 1);
         count(&self.writes.set_many_keys, key_values.len());
         let wrote = !key_values.is_empty();
+        if let Some(redis) = self.on_redis() {
+            redis.set_many(&key_values)?;
+            count(&self.writes.commits, usize::from(wrote));
+            return Ok(());
+        }
         let mut conn = self.lock()?;
         let tx = conn.transaction()?;
         for (key, value) in key_values {
@@ -378,6 +447,10 @@ impl KvStore {
     pub fn delete_many(&self, store: &str, keys: Vec<String>) -> anyhow::Result<()> {
         count(&self.writes.delete_many_calls, 1);
         count(&self.writes.delete_many_keys, keys.len());
+        if let Some(redis) = self.on_redis() {
+            count(&self.writes.commits, usize::from(redis.delete_many(&keys)? > 0));
+            return Ok(());
+        }
         let conn = self.lock()?;
         let rows = conn.prepare_cached(DELETE_MANY)?.execute(named_params! {":name": store, ":keys": array(keys)})?;
         count(&self.writes.commits, usize::from(rows > 0));
@@ -399,6 +472,11 @@ impl KvStore {
     /// `SQLITE_BUSY` on the upgrade from read to write.
     pub fn increment(&self, store: &str, key: &str, delta: i64) -> anyhow::Result<i64> {
         count(&self.reads.increments, 1);
+        if let Some(redis) = self.on_redis() {
+            let value = redis.increment(key, delta)?;
+            count(&self.writes.commits, 1);
+            return Ok(value);
+        }
         let mut conn = self.lock()?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let value: Option<Vec<u8>> = tx.prepare_cached(GET)?.query_map([store, key], |row| row.get(0))?.next().transpose()?;
@@ -440,6 +518,9 @@ impl KvStore {
 
     /// Removes every key of a store (test convenience; Spin has no such call).
     pub fn clear(&self, store: &str) -> anyhow::Result<()> {
+        if let Some(redis) = self.on_redis() {
+            return redis.clear();
+        }
         let conn = self.lock()?;
         conn.execute("DELETE FROM spin_key_value WHERE store=$1", [store])?;
         Ok(())

@@ -65,6 +65,7 @@ mod host;
 pub mod kv;
 pub mod manifest;
 pub mod net;
+pub mod redis_server;
 mod request;
 pub mod samba;
 pub mod serve;
@@ -73,7 +74,7 @@ pub mod slapd;
 // The public interface: the e2e tests, the bins and the example above name
 // these at the crate root.
 pub use crate::clock::TestClock;
-pub use crate::host::{CapturedOutput, Host, HostOptions, MANIFEST_ENV, Response, default_manifest_path};
+pub use crate::host::{CapturedOutput, Host, HostOptions, KeepAlive, MANIFEST_ENV, Response, default_manifest_path};
 pub use crate::kv::KvStore;
 pub use crate::manifest::Manifest;
 pub use crate::request::{ClientAddr, DEFAULT_CLIENT_ADDR};

@@ -1,7 +1,7 @@
 //! `ldap-sync-serve`: serves the component over HTTP/1.1, like `spin up`.
 //!
 //! ```text
-//! ldap-sync-serve [--listen 127.0.0.1:3000] [--any-address] [--state-dir DIR]
+//! ldap-sync-serve [--listen 127.0.0.1:3000] [--any-address] [--state-dir DIR] [--runtime-config-file FILE]
 //!                 [--manifest PATH] [--variable NAME=VALUE]...
 //! ```
 //!
@@ -30,12 +30,15 @@ use ldap_sync_host::{Host, HostOptions, default_manifest_path};
 use tokio::net::TcpListener;
 
 const USAGE: &str = "\
-usage: ldap-sync-serve [--listen ADDR] [--any-address] [--state-dir DIR]
+usage: ldap-sync-serve [--listen ADDR] [--any-address] [--state-dir DIR] [--runtime-config-file FILE]
                        [--manifest PATH] [--variable NAME=VALUE]...
 
   --listen ADDR          address to serve on (default 127.0.0.1:3000)
   --any-address          allow a non-loopback --listen address
   --state-dir DIR        key-value state directory (default: .spin next to the manifest)
+  --runtime-config-file FILE
+                         Spin's runtime-config.toml: [key_value_store.default] on Redis
+                         (type = \"redis\", url) or SQLite (type = \"spin\", path)
   --manifest PATH        spin.toml to run (default: $LDAP_SYNC_MANIFEST or the project's)
   --variable NAME=VALUE  set an application variable (repeatable)
 ";
@@ -45,6 +48,7 @@ struct Args {
     listen: SocketAddr,
     any_address: bool,
     state_dir: Option<PathBuf>,
+    runtime_config: Option<PathBuf>,
     manifest: Option<PathBuf>,
     variables: BTreeMap<String, String>,
 }
@@ -55,6 +59,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> anyhow::Result<Option<A
         listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
         any_address: false,
         state_dir: None,
+        runtime_config: None,
         manifest: None,
         variables: BTreeMap::new(),
     };
@@ -78,6 +83,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> anyhow::Result<Option<A
             }
             "--any-address" => out.any_address = true,
             "--state-dir" => out.state_dir = Some(PathBuf::from(value("--state-dir")?)),
+            "--runtime-config-file" => out.runtime_config = Some(PathBuf::from(value("--runtime-config-file")?)),
             "--manifest" => out.manifest = Some(PathBuf::from(value("--manifest")?)),
             "--variable" => {
                 let v = value("--variable")?;
@@ -116,6 +122,7 @@ async fn main() -> anyhow::Result<()> {
     let host = Arc::new(Host::new(HostOptions {
         manifest: Some(manifest),
         state_dir: Some(state_dir.clone()),
+        runtime_config: args.runtime_config.clone(),
         variables: args.variables,
         ..HostOptions::default()
     })?);
@@ -128,7 +135,13 @@ async fn main() -> anyhow::Result<()> {
     for route in &host.manifest().routes {
         println!("  {component}: http://{addr}{}", route.raw());
     }
-    println!("Key-value store: {}", state_dir.join(ldap_sync_host::kv::DEFAULT_DB_FILE).display());
+    match host.kv_store().redis() {
+        Some(redis) => println!("Key-value store: Redis at {}", redis.url()),
+        None => println!(
+            "Key-value store: {}",
+            host.kv_store().path().unwrap_or(&state_dir.join(ldap_sync_host::kv::DEFAULT_DB_FILE)).display()
+        ),
+    }
 
     ldap_sync_host::serve::serve(listener, host).await
 }

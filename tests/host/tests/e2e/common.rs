@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use ldap_sync_host::fixture::{self, user_doc, variables};
+use ldap_sync_host::redis_server::RedisServer;
 use ldap_sync_host::{Host, HostOptions, Response};
 use serde_json::{Value, json};
 use tokio::sync::Barrier;
@@ -33,9 +34,28 @@ pub fn bcrypt_of_password(password: &str) -> String {
     fixture::bcrypt_of_password(password).expect("bcrypt")
 }
 
-/// A host with an in-memory store, the guest clock at [`T0`], and `vars`.
+/// The environment variable that puts the hosts of [`host`] on Redis:
+/// `LDAP_SYNC_TEST_KV=redis` (README, "Run the tests").
+pub const STORE_ENV: &str = "LDAP_SYNC_TEST_KV";
+
+/// Options for a host on the store [`STORE_ENV`] asks for: Spin's SQLite in
+/// memory by default; with `redis`, a `redis-server` of its own, through
+/// `runtime-config.toml`, with `kv_batch_reads=false`.
+pub fn store_options(opts: HostOptions) -> HostOptions {
+    match std::env::var(STORE_ENV).as_deref() {
+        Ok("redis") => {
+            let server = Arc::new(RedisServer::start().unwrap_or_else(|e| panic!("{e:#}")));
+            server.host_options(opts).unwrap_or_else(|e| panic!("{e:#}"))
+        }
+        Ok("" | "sqlite") | Err(_) => opts,
+        Ok(other) => panic!("{STORE_ENV}={other:?}: expected sqlite or redis"),
+    }
+}
+
+/// A host with an in-memory store (or Redis: [`STORE_ENV`]), the guest clock at [`T0`], and `vars`.
 pub fn host(vars: &[(&str, &str)]) -> Host {
-    let host = Host::new(HostOptions { variables: variables(vars.iter().copied()), ..HostOptions::default() }).expect("host starts");
+    let opts = store_options(HostOptions { variables: variables(vars.iter().copied()), ..HostOptions::default() });
+    let host = Host::new(opts).expect("host starts");
     host.set_time(UNIX_EPOCH + Duration::from_secs(T0));
     host
 }
@@ -50,7 +70,11 @@ pub fn get(host: &Host, key: &str) -> Option<Value> {
 
 /// A counter (`docs/kv-schema.md`: 8-byte little-endian `i64`), if stored.
 pub fn counter(host: &Host, key: &str) -> Option<i64> {
-    host.kv_get(key).expect("kv get").map(|v| i64::from_le_bytes(v.try_into().expect("an 8-byte counter")))
+    // SQLite keeps 8 little-endian bytes, Redis (INCRBY) decimal text.
+    host.kv_get(key).expect("kv get").map(|v| match std::str::from_utf8(&v).ok().and_then(|t| t.parse::<i64>().ok()) {
+        Some(n) if v.len() != 8 || v.iter().all(|b| b.is_ascii_digit() || *b == b'-') => n,
+        _ => i64::from_le_bytes(v.try_into().expect("an 8-byte counter")),
+    })
 }
 
 /// POST /api/v1/ldap.syncNow with these headers.
