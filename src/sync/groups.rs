@@ -17,6 +17,8 @@ use crate::store::users::Fingerprint;
 use super::SyncError;
 use super::search::Directory;
 
+/// Mapped groups asked for in one search (`each_group`).
+const GROUPS_PER_SEARCH: usize = 200;
 /// Values a ranged attribute (`member;range=0-1499`) is read in at most.
 const MAX_RANGE_ROUNDS: usize = 10_000;
 
@@ -82,20 +84,30 @@ impl GroupFacts {
     }
 
     fn compute_digest(&self) -> Fingerprint {
-        let mut parts: Vec<Vec<u8>> = vec![b"groups v1".to_vec()];
+        // One buffer, each item length-prefixed: no allocation per member.
+        let mut buf: Vec<u8> = b"groups v1".to_vec();
+        let mut put = |bytes: &[u8]| {
+            buf.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+            buf.extend_from_slice(bytes);
+        };
         if let Some(f) = &self.filter {
             let mut members: Vec<&String> = f.members.iter().collect();
-            members.sort();
-            parts.push(format!("filter:{}", members.len()).into_bytes());
-            parts.extend(members.into_iter().map(|m| m.as_bytes().to_vec()));
+            members.sort_unstable();
+            put(b"filter");
+            members.into_iter().for_each(|m| put(m.as_bytes()));
         }
         if let Some(r) = &self.roles {
+            put(b"roles");
+            r.names.iter().for_each(|n| put(n.as_bytes()));
             let mut members: Vec<(&String, &Vec<u32>)> = r.members.iter().collect();
-            members.sort();
-            parts.push(format!("roles:{:?}:{}", r.names, members.len()).into_bytes());
-            parts.extend(members.into_iter().map(|(k, v)| format!("{k}={v:?}").into_bytes()));
+            members.sort_unstable();
+            for (key, groups) in members {
+                put(key.as_bytes());
+                let indices: Vec<u8> = groups.iter().flat_map(|g| g.to_le_bytes()).collect();
+                put(&indices);
+            }
         }
-        Fingerprint::of(parts.iter().map(Vec::as_slice))
+        Fingerprint::of([buf.as_slice()])
     }
 
     /// Whether the group filter lets this entry in: its member format, with
@@ -177,6 +189,10 @@ pub fn member_key(value: MemberValue, text: &str) -> String {
 }
 
 fn normalize_dn(dn: &str) -> String {
+    // Most DNs are already in this form.
+    if dn.bytes().all(|b| b.is_ascii() && b != b' ' && b != b'\\' && !b.is_ascii_uppercase()) {
+        return dn.to_owned();
+    }
     // Split at unescaped separators, trim each part, join again, lower-cased.
     let mut out = String::with_capacity(dn.len());
     let mut part = String::new();
@@ -254,16 +270,47 @@ impl Reader<'_> {
         let mut facts = RoleFacts { value: MemberValue::Username, names: Vec::new(), members: HashMap::new(), map };
         match r.strategy {
             MembershipStrategy::EachGroup => {
-                for (group, _) in &r.map {
-                    let q = membership_query(&r.filter, Some(group))
-                        .map_err(|e| SyncError::Groups(format!("ldap_sync_user_data_roles_filter: {e}")))?;
-                    facts.value = q.value;
-                    let index = facts.names.len() as u32;
-                    facts.names.push(group.clone());
-                    let spec = self.spec(&r.base_dn, Scope::Sub, q.groups.clone(), vec![q.member_attribute.clone()]);
-                    for entry in self.collect(spec, &format!("group {group:?}"))? {
-                        for member in self.resolve_members(&entry, &q, &r.base_dn)? {
-                            push_index(facts.members.entry(member_key(q.value, &member)).or_default(), index);
+                let template =
+                    membership_query(&r.filter, None).map_err(|e| SyncError::Groups(format!("ldap_sync_user_data_roles_filter: {e}")))?;
+                facts.value = template.value;
+                facts.names = r.map.iter().map(|(group, _)| group.clone()).collect();
+                match filter::group_name_attribute(&template.groups) {
+                    // Many groups per search, told apart by the attribute that names them.
+                    Some(attribute) => {
+                        for (chunk_at, chunk) in r.map.chunks(GROUPS_PER_SEARCH).enumerate() {
+                            let names: Vec<&str> = chunk.iter().map(|(g, _)| g.as_str()).collect();
+                            let groups = filter::with_group_names(&template.groups, &attribute, &names);
+                            let spec =
+                                self.spec(&r.base_dn, Scope::Sub, groups, vec![template.member_attribute.clone(), attribute.clone()]);
+                            for entry in self.collect(spec, &format!("the groups {}", names.join(", ")))? {
+                                let named = entry.texts(&attribute);
+                                let matched: Vec<u32> = names
+                                    .iter()
+                                    .enumerate()
+                                    .filter(|(_, n)| named.iter().any(|v| v.to_lowercase() == n.to_lowercase()))
+                                    .map(|(i, _)| (chunk_at * GROUPS_PER_SEARCH + i) as u32)
+                                    .collect();
+                                if matched.is_empty() {
+                                    continue;
+                                }
+                                for member in self.resolve_members(&entry, &template, &r.base_dn)? {
+                                    let list = facts.members.entry(member_key(template.value, &member)).or_default();
+                                    matched.iter().for_each(|&i| push_index(list, i));
+                                }
+                            }
+                        }
+                    }
+                    // Upstream's way: one search per group.
+                    None => {
+                        for (index, (group, _)) in r.map.iter().enumerate() {
+                            let q = membership_query(&r.filter, Some(group))
+                                .map_err(|e| SyncError::Groups(format!("ldap_sync_user_data_roles_filter: {e}")))?;
+                            let spec = self.spec(&r.base_dn, Scope::Sub, q.groups.clone(), vec![q.member_attribute.clone()]);
+                            for entry in self.collect(spec, &format!("group {group:?}"))? {
+                                for member in self.resolve_members(&entry, &q, &r.base_dn)? {
+                                    push_index(facts.members.entry(member_key(q.value, &member)).or_default(), index as u32);
+                                }
+                            }
                         }
                     }
                 }

@@ -41,6 +41,14 @@ pub struct Phases {
     pub unchanged_by_mark: u64,
     /// Bytes received from the LDAP server.
     pub ldap_bytes: u64,
+    /// Reading groups and working out memberships (roles, group filter),
+    /// before the users are read; its LDAP wait is also in `ldap_wait_us`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub groups_us: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 fn micros(d: Duration) -> u64 {

@@ -103,7 +103,9 @@ pub fn run_with(
     let budget = Budget::starting_now(settings.sync.time_budget_ms);
     let mut report = SyncReport { started_at: Some(started), ..SyncReport::default() };
     let mode = refresh::choose_mode(settings, directory, &mut report).and_then(|mode| {
+        let sw = Stopwatch::start();
         ctx.groups = GroupFacts::read(directory, settings)?;
+        sw.add_to(&mut report.phases.groups_us);
         if let Some(roles) = &settings.groups.roles {
             let unknown = super::groups::unknown_roles(roles);
             if !unknown.is_empty() {

@@ -106,6 +106,39 @@ fn reduce(filter: LdapFilter, and_only: bool, found: &mut Found) -> Result<LdapF
     }
 }
 
+/// The attribute of the one `(attribute=#{groupName})` of a membership
+/// filter read with [`membership_query`] without a group name, when that is
+/// the only place the group name goes and only `&` leads there: then one
+/// search can ask for many groups ([`with_group_names`]), and each result
+/// tells by that attribute which group it is.
+pub fn group_name_attribute(groups: &LdapFilter) -> Option<String> {
+    fn find(filter: &LdapFilter, out: &mut Vec<String>) {
+        match filter {
+            LdapFilter::And(parts) => parts.iter().for_each(|p| find(p, out)),
+            LdapFilter::Equality(attr, value) if value == GROUP_NAME => out.push(attr.clone()),
+            _ => {}
+        }
+    }
+    let mut found = Vec::new();
+    find(groups, &mut found);
+    let mentions = super::to_string(groups).matches(GROUP_NAME).count();
+    match found.as_slice() {
+        [one] if mentions == 1 => Some(one.clone()),
+        _ => None,
+    }
+}
+
+/// `groups` with its `(attribute=#{groupName})` made `(|(attribute=<name>)...)`.
+pub fn with_group_names(groups: &LdapFilter, attribute: &str, names: &[&str]) -> LdapFilter {
+    match groups {
+        LdapFilter::And(parts) => LdapFilter::And(parts.iter().map(|p| with_group_names(p, attribute, names)).collect()),
+        LdapFilter::Equality(attr, value) if value == GROUP_NAME && attr == attribute => {
+            super::or(names.iter().map(|n| LdapFilter::Equality(attr.clone(), (*n).to_owned())).collect())
+        }
+        other => other.clone(),
+    }
+}
+
 /// A part that is not the user assertion must not mention the user at all.
 fn names_no_user(filter: LdapFilter) -> Result<LdapFilter, MembershipError> {
     let text = super::to_string(&filter);
@@ -141,6 +174,21 @@ mod tests {
             (groups.as_str(), attr.as_str(), value, in_chain),
             ("(&(objectCategory=group)(member=*))", "member", MemberValue::UserDn, true)
         );
+    }
+
+    #[test]
+    fn many_groups_go_in_one_search_when_the_name_sits_in_one_equality() {
+        let q = membership_query("(&(objectClass=groupOfNames)(cn=#{groupName})(member=#{userdn}))", None).expect("reads");
+        let attr = group_name_attribute(&q.groups).expect("batchable");
+        assert_eq!(attr, "cn");
+        assert_eq!(
+            to_string(&with_group_names(&q.groups, &attr, &["a", "b(c)"])),
+            "(&(objectClass=groupOfNames)(|(cn=a)(cn=b\\28c\\29))(member=*))"
+        );
+        let sub = membership_query("(&(cn=x-#{groupName})(memberUid=#{username}))", None).expect("reads");
+        assert_eq!(group_name_attribute(&sub.groups), None, "a name inside a longer value: one search per group");
+        let twice = membership_query("(&(cn=#{groupName})(description=#{groupName})(memberUid=#{username}))", None).expect("reads");
+        assert_eq!(group_name_attribute(&twice.groups), None);
     }
 
     #[test]

@@ -35,7 +35,7 @@ mod render;
 
 use ldap3_proto::proto::LdapFilter;
 
-pub use membership::{IN_CHAIN_RULE, MemberValue, MembershipQuery, membership_query};
+pub use membership::{IN_CHAIN_RULE, MemberValue, MembershipQuery, group_name_attribute, membership_query, with_group_names};
 #[cfg(test)]
 pub use parse::parse;
 pub use parse::parse_user_filter;

@@ -57,8 +57,13 @@ impl Directory for ByFilter {
     }
 }
 
+/// A group entry: its `cn` (from the DN) and `attr` listing `members`.
 fn group(dn: &str, attr: &str, members: &[&str]) -> DirectoryEntry {
-    DirectoryEntry::new(dn, vec![(attr.to_owned(), members.iter().map(|m| m.as_bytes().to_vec()).collect())])
+    let cn = dn.split(',').next().and_then(|rdn| rdn.strip_prefix("cn=")).unwrap_or_default();
+    DirectoryEntry::new(
+        dn,
+        vec![("cn".to_owned(), vec![cn.as_bytes().to_vec()]), (attr.to_owned(), members.iter().map(|m| m.as_bytes().to_vec()).collect())],
+    )
 }
 
 #[test]
@@ -68,12 +73,14 @@ fn each_group_reads_every_mapped_group_once_and_maps_roles_upstreams_way() {
         ("ldap_sync_user_data_roles_basedn", "ou=groups,dc=x"),
         ("ldap_sync_user_data_rolesmap", r#"{"admins":["admin.extra","nonexistent"],"mods":"moderator","both":["moderator","bot"]}"#),
     ]);
-    let mut dir = ByFilter::default()
-        .answer("(&(cn=admins)(memberUid=*))", vec![group("cn=admins,ou=groups,dc=x", "memberUid", &["ann", "Bob"])])
-        .answer("(&(cn=mods)(memberUid=*))", vec![group("cn=mods,ou=groups,dc=x", "memberUid", &["bob", "ann"])])
-        .answer("(&(cn=both)(memberUid=*))", vec![group("cn=both,ou=groups,dc=x", "memberUid", &["bob"])]);
+    let groups = vec![
+        group("cn=admins,ou=groups,dc=x", "memberUid", &["ann", "Bob"]),
+        group("cn=MODS,ou=groups,dc=x", "memberUid", &["bob", "ann"]),
+        group("cn=both,ou=groups,dc=x", "memberUid", &["bob"]),
+    ];
+    let mut dir = ByFilter::default().answer("(&(|(cn=admins)(cn=mods)(cn=both))(memberUid=*))", groups.clone());
     let facts = GroupFacts::read(&mut dir, &s).expect("reads");
-    assert_eq!(dir.asked.len(), 3, "{:?}", dir.asked);
+    assert_eq!(dir.asked.len(), 1, "one search for every mapped group: {:?}", dir.asked);
     let roles = |dn: &str, u: &str| facts.roles_for(dn, u).expect("roles on").target;
     assert_eq!(roles("uid=ann,dc=x", "ann"), ["admin", "moderator"]);
     assert_eq!(roles("uid=bob,dc=x", "bob"), ["moderator", "bot"]);
@@ -82,6 +89,20 @@ fn each_group_reads_every_mapped_group_once_and_maps_roles_upstreams_way() {
     assert_eq!(allowed_roles(r), ["admin", "moderator", "bot"]);
     assert_eq!(unknown_roles(r), ["nonexistent"]);
     assert!(facts.digest().is_some());
+
+    // A group name inside a longer value: upstream's way, one search per group.
+    let s = settings(&[
+        ("ldap_sync_user_data_roles", "true"),
+        ("ldap_sync_user_data_roles_basedn", "ou=groups,dc=x"),
+        ("ldap_sync_user_data_roles_filter", "(&(cn=rc-#{groupName})(memberUid=#{username}))"),
+        ("ldap_sync_user_data_rolesmap", r#"{"admins":"admin","mods":"moderator"}"#),
+    ]);
+    let mut dir = ByFilter::default()
+        .answer("(&(cn=rc-admins)(memberUid=*))", vec![groups[0].clone()])
+        .answer("(&(cn=rc-mods)(memberUid=*))", vec![groups[1].clone()]);
+    let facts = GroupFacts::read(&mut dir, &s).expect("reads");
+    assert_eq!(dir.asked.len(), 2, "{:?}", dir.asked);
+    assert_eq!(facts.roles_for("uid=ann,dc=x", "ann").expect("on").target, ["admin", "moderator"]);
 }
 
 #[test]
@@ -177,7 +198,7 @@ fn a_missing_filter_group_or_a_failed_group_read_stops_the_run() {
         ("ldap_sync_user_data_rolesmap", r#"{"missing":"admin"}"#),
     ]);
     let err = GroupFacts::read(&mut ByFilter::default(), &s).expect_err("read fails");
-    assert!(err.to_string().starts_with("groups: reading group \"missing\": "), "{err}");
+    assert!(err.to_string().starts_with("groups: reading the groups missing: "), "{err}");
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! `ldap-sync-bench`: how close a `ldap.syncNow` run comes to the floor.
 //!
 //! ```text
-//! cargo run --profile bench-host -p ldap-sync-host --bin ldap-sync-bench -- [--users N[,N...]] [--million] [--page-size P] [--skip-reads]
+//! cargo run --profile bench-host -p ldap-sync-host --bin ldap-sync-bench -- [--users N[,N...]] [--million] [--page-size P] [--skip-reads] [--groups]
 //! ```
 //!
 //! For each directory size (default 10,000 and 100,000 users; `--million`
@@ -51,6 +51,8 @@
 //! indexed), `users.info?importId=`, against `GET /api/v1/me` and one
 //! host-side `get`.
 //!
+//! `--groups` runs only the group-heavy case instead (`bench/groups.rs`).
+//!
 //! Any failure (slapd, a status other than 200, a failed run, counts that are
 //! not what they must be) ends the bench with a message and a non-zero exit.
 
@@ -70,12 +72,14 @@ use ldap_sync_host::{Host, HostOptions, Response};
 use serde_json::{Value, json};
 
 const USAGE: &str = "\
-usage: ldap-sync-bench [--users N[,N...]] [--million] [--page-size P] [--skip-reads]
+usage: ldap-sync-bench [--users N[,N...]] [--million] [--page-size P] [--skip-reads] [--groups]
 
   --users N,...  directory sizes to run, in users (default 10000,100000)
   --million      also run 1,000,000 users (slow: about 10 minutes and 3 GiB of disk)
   --page-size P  ldap_search_page_size, the RFC 2696 page size (default 1000)
   --skip-reads   do not time users.list and users.info after the syncs
+  --groups       only the group-heavy case: 100,000 users, 1,000 groups,
+                 200,000 memberships, roles from every group (issue #11)
 
 For each size: the ldapsearch floor, then a first, an unchanged and a
 changed full ldap.syncNow run against a local slapd, with ratios to the floor,
@@ -93,16 +97,21 @@ const FLOOR_ATTRS: [&str; 7] = ["entryUUID", "uid", "mail", "cn", "userAccountCo
 /// Issue #10's guest memory target.
 const MEMORY_TARGET: u64 = 8 << 20;
 
+#[path = "bench/groups.rs"]
+mod groups;
+
 #[derive(Debug)]
 struct Args {
     sizes: Vec<usize>,
     page_size: u32,
     reads: bool,
+    /// Only the group-heavy case (`--groups`).
+    groups: bool,
 }
 
 /// Parses the command line; `Ok(None)` means `--help` was asked for.
 fn parse_args(args: impl IntoIterator<Item = String>) -> anyhow::Result<Option<Args>> {
-    let mut out = Args { sizes: vec![10_000, 100_000], page_size: 1000, reads: true };
+    let mut out = Args { sizes: vec![10_000, 100_000], page_size: 1000, reads: true, groups: false };
     let mut million = false;
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
@@ -117,6 +126,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> anyhow::Result<Option<A
         match name.as_str() {
             "-h" | "--help" => return Ok(None),
             "--skip-reads" => out.reads = false,
+            "--groups" => out.groups = true,
             "--million" => million = true,
             "--users" => {
                 let v = value("--users")?;
@@ -344,6 +354,9 @@ fn run() -> anyhow::Result<()> {
         if cfg!(debug_assertions) { "dev (dependencies optimised)" } else { "release" },
     );
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the tokio runtime")?;
+    if args.groups {
+        return groups::bench_groups(&rt, &args);
+    }
     let mut results = Vec::new();
     let last = args.sizes.len().saturating_sub(1);
     for (i, &n) in args.sizes.iter().enumerate() {

@@ -8,9 +8,11 @@ fn parses_the_projects_manifest() {
     assert!(m.component.source.ends_with("target/wasm32-wasip2/release/ldap_sync.wasm"));
     assert!(m.component.source.is_absolute());
     assert_eq!(m.component.key_value_stores, ["default"]);
-    assert_eq!(m.routes.len(), 1);
+    assert_eq!(m.routes.len(), 2);
     assert_eq!(m.routes[0].raw(), "/api/v1/...");
+    assert_eq!(m.routes[1].raw(), "/avatar/...");
     assert!(m.route("/api/v1/ldap.syncNow").is_some());
+    assert!(m.route("/avatar/alice").is_some());
     assert!(m.route("/health").is_none());
     assert!(m.variables.contains_key("ldap_ip"));
     assert!(m.variables["ldap_authentication_password"].secret);
