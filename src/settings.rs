@@ -11,6 +11,7 @@ use std::net::IpAddr;
 use std::num::NonZeroU32;
 
 use crate::ldap::filter::{FilterError, UserFilter};
+use crate::sync::map::variables::Variables;
 
 /// Where variable values come from: Spin's variables in the component, a map in tests.
 pub trait VariableSource {
@@ -110,6 +111,7 @@ pub const VARIABLES: &[Variable] = &[
     var("ldap_customfieldmap", "{}"),
     var("accounts_customfields", ""),
     var("ldap_datasync_usevariables", "false"),
+    var("ldap_datasync_variablemap", "{}"),
     var("accounts_verify_email_for_external_accounts", "true"),
     var("utf8_names_slugify", "true"),
     var("accounts_manuallyapprovenewusers", "false"),
@@ -132,8 +134,7 @@ pub const VARIABLES: &[Variable] = &[
 
 /// Upstream features this port does not implement yet. Their switches are
 /// declared so that turning one on is a clear 400, not a silent no-op.
-const UNSUPPORTED_SWITCHES: &[&str] =
-    &["ldap_sync_user_data_channels", "ldap_enable_ldap_groups_to_rc_teams", "ldap_datasync_usevariables"];
+const UNSUPPORTED_SWITCHES: &[&str] = &["ldap_sync_user_data_channels", "ldap_enable_ldap_groups_to_rc_teams"];
 
 /// A variable whose value cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -218,6 +219,10 @@ pub struct LdapSearch {
     /// `ldap_sync_custom_fields`: the fields of `ldap_customfieldmap` that
     /// `accounts_customfields` declares; empty when off.
     pub custom_fields: Vec<CustomField>,
+    /// `ldap_datasync_variablemap`, when `ldap_datasync_usevariables` is on
+    /// and the map defines a variable: attributes derived from each entry
+    /// before it is mapped.
+    pub variables: Option<Variables>,
 }
 
 /// One entry of `ldap_customfieldmap`: an LDAP attribute or `#{attr}`
@@ -304,6 +309,16 @@ impl Template {
         match &self.kind {
             TemplateKind::FirstOf(names) => names.iter().find_map(|name| values(name).into_iter().next()),
             TemplateKind::Pattern(_) => self.render(values),
+        }
+    }
+
+    /// What upstream's `getLdapDynamicValue` returns, for a variable's input:
+    /// a template's text (none when empty), or every value of the first
+    /// attribute in the list with one (a multi-valued attribute's list).
+    pub fn values(&self, values: impl Fn(&str) -> Vec<String>) -> Vec<String> {
+        match &self.kind {
+            TemplateKind::FirstOf(names) => names.iter().map(|name| values(name)).find(|v| !v.is_empty()).unwrap_or_default(),
+            TemplateKind::Pattern(_) => self.render(values).into_iter().collect(),
         }
     }
 
@@ -647,6 +662,7 @@ impl Settings {
             default_domain: r.text(lookup("ldap_default_domain"))?.trim().to_owned(),
             merge_existing_users: r.flag(lookup("ldap_merge_existing_users"))?,
             custom_fields: r.custom_fields()?,
+            variables: r.variables()?,
         };
         Ok(Self {
             ldap_enabled: r.flag(lookup("ldap_enable"))?,
@@ -861,6 +877,27 @@ impl Reader<'_> {
             }
         }
         Ok(fields)
+    }
+
+    /// Upstream's `LDAP_DataSync_VariableMap`, read only when
+    /// `LDAP_DataSync_UseVariables` is on. A map upstream would fail every
+    /// entry with (a missing pattern, a regex it cannot compile) is refused
+    /// here, before any entry is read.
+    fn variables(&self) -> Result<Option<Variables>, SettingsError> {
+        if !self.flag(lookup("ldap_datasync_usevariables"))? {
+            return Ok(None);
+        }
+        let map_var = lookup("ldap_datasync_variablemap");
+        let text = self.text(map_var)?;
+        if text.trim().is_empty() {
+            return Ok(None);
+        }
+        let variables = Variables::parse(&text).map_err(|e| {
+            let accepts = "a JSON object of variable name → {\"input\": \"<attributes or #{template}>\", \"output\": \
+                           {\"operation\": \"replace\" | \"match\" | \"substring\" | \"split\" | \"fallback\", ...}}";
+            self.invalid(map_var, &text, &format!("{accepts} ({e})"))
+        })?;
+        Ok(Some(variables).filter(|v| !v.is_empty()))
     }
 
     fn groups(&self) -> Result<GroupSync, SettingsError> {

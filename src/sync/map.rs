@@ -1,6 +1,10 @@
 //! Entry → [`RcUser`]: upstream's `mapUserData` (spec §3.4). Pure.
 
 mod limax;
+// Public for settings, which parses `ldap_datasync_variablemap` into `variables::Variables`.
+pub mod variables;
+
+use std::borrow::Cow;
 
 use crate::ldap::{DirectoryEntry, Dn};
 use crate::settings::{Accounts, LdapSearch, Template};
@@ -73,17 +77,25 @@ pub enum EntryProblem {
 
 /// The attributes a search must request for this mapping: unique-id
 /// candidates, search fields, those named by the username, e-mail, name
-/// and extension settings, and the account state when `with_account_state`.
-/// Never `*` or `+`.
+/// and extension settings, the account state when `with_account_state`,
+/// and those the variables read. A variable's name is no directory
+/// attribute and is not asked for (the unique id, which upstream reads from
+/// the raw entry, always is). Never `*` or `+`.
 pub fn attributes_to_request(search: &LdapSearch, with_account_state: bool) -> Vec<String> {
     let mut wanted: Vec<String> = Vec::new();
-    let mut add = |name: &str| {
+    let push = |wanted: &mut Vec<String>, name: &str| {
         let name = name.trim();
         if !name.is_empty() && !name.eq_ignore_ascii_case("dn") && !wanted.iter().any(|w| w.eq_ignore_ascii_case(name)) {
             wanted.push(name.to_owned());
         }
     };
-    id_candidates(search).iter().for_each(|a| add(a));
+    id_candidates(search).iter().for_each(|a| push(&mut wanted, a));
+    let derived = |name: &str| search.variables.as_ref().is_some_and(|v| v.defines(name.trim()));
+    let mut add = |name: &str| {
+        if !derived(name) {
+            push(&mut wanted, name);
+        }
+    };
     search.email_fields.iter().for_each(|a| add(a));
     add(FALLBACK_EMAIL_ATTRIBUTE);
     for template in [&search.username_field, &search.name_field] {
@@ -99,6 +111,9 @@ pub fn attributes_to_request(search: &LdapSearch, with_account_state: bool) -> V
     }
     if with_account_state {
         ACCOUNT_STATE_ATTRIBUTES.iter().for_each(|a| add(a));
+    }
+    if let Some(variables) = &search.variables {
+        variables.directory_attributes().into_iter().for_each(|a| push(&mut wanted, a));
     }
     wanted
 }
@@ -118,17 +133,21 @@ pub fn ldap_id(entry: &DirectoryEntry, search: &LdapSearch) -> Result<LdapId, En
 
 /// Maps one entry.
 /// The avatar is the first of `avatar_attributes` with a value.
+/// The variables' attributes are added first; the unique id, its UUID and
+/// the avatar come from the entry as received (upstream reads them from
+/// `_raw`, which variables do not touch).
 pub fn map_entry(
-    entry: &DirectoryEntry,
+    received: &DirectoryEntry,
     search: &LdapSearch,
     accounts: &Accounts,
     avatar_attributes: &[&str],
 ) -> Result<RcUser, EntryProblem> {
-    let LdapId { attribute: id_attribute, value: id } = ldap_id(entry, search)?;
+    let LdapId { attribute: id_attribute, value: id } = ldap_id(received, search)?;
+    let entry = &*with_variables(received, search);
 
     // An empty username (nothing left after slugify) is allowed here: an
     // existing user keeps theirs, a new one gets a suggestion (plan).
-    let username = username(entry, search, accounts, &id);
+    let username = slug_or_id(rendered_username(entry, search), accounts, &id);
 
     let mut emails: Vec<String> = search
         .email_fields
@@ -162,7 +181,7 @@ pub fn map_entry(
     let name = search.name_field.render(|attr| entry.texts(attr)).filter(|n| !n.trim().is_empty());
     let extension = Some(search.extension_field.as_str()).filter(|f| !f.is_empty()).and_then(|f| entry.texts(f).into_iter().next());
     let disabled = account_disabled(entry);
-    let uuid = uuid_text(entry, &id_attribute);
+    let uuid = uuid_text(received, &id_attribute);
     let custom_fields = search.custom_fields.iter().filter_map(|f| custom_value(entry, &f.source).map(|v| (f.path.clone(), v))).collect();
     Ok(RcUser {
         dn: entry.dn.clone(),
@@ -173,22 +192,42 @@ pub fn map_entry(
         extension,
         disabled,
         uuid,
-        avatar: avatar_attributes.iter().find_map(|a| entry.values(a)?.into_iter().find(|v| !v.is_empty()).map(<[u8]>::to_vec)),
+        avatar: avatar_attributes.iter().find_map(|a| received.values(a)?.into_iter().find(|v| !v.is_empty()).map(<[u8]>::to_vec)),
         custom_fields,
         roles: None,
     })
 }
 
 /// The LDAP username as the username setting renders it, before slugify
-/// (upstream's `getLdapUsername`, which the group filter's `#{username}` is).
+/// (upstream's `getLdapUsername`, which the group filter's `#{username}` is),
+/// variables included.
 pub fn ldap_username(entry: &DirectoryEntry, search: &LdapSearch) -> Option<String> {
-    search.username_field.render_first(|attr| entry.texts(attr))
+    rendered_username(&with_variables(entry, search), search)
 }
 
 /// The Rocket.Chat username: the LDAP username, else the hex id, slugified
 /// when `utf8_names_slugify` is on.
 pub fn username(entry: &DirectoryEntry, search: &LdapSearch, accounts: &Accounts, id: &str) -> String {
-    let username = ldap_username(entry, search).unwrap_or_else(|| id.to_owned());
+    slug_or_id(ldap_username(entry, search), accounts, id)
+}
+
+/// The entry as the mapping reads it: with the variables' attributes
+/// (upstream's `processLdapVariables` runs on every entry before mapping).
+/// Borrowed, not copied, when there are none.
+fn with_variables<'e>(entry: &'e DirectoryEntry, search: &LdapSearch) -> Cow<'e, DirectoryEntry> {
+    let Some(vars) = &search.variables else { return Cow::Borrowed(entry) };
+    let mut derived = entry.clone();
+    variables::apply(&mut derived, vars);
+    Cow::Owned(derived)
+}
+
+/// [`ldap_username`] of an entry that already has its variables.
+fn rendered_username(entry: &DirectoryEntry, search: &LdapSearch) -> Option<String> {
+    search.username_field.render_first(|attr| entry.texts(attr))
+}
+
+fn slug_or_id(ldap_username: Option<String>, accounts: &Accounts, id: &str) -> String {
+    let username = ldap_username.unwrap_or_else(|| id.to_owned());
     if accounts.slugify_names { slugify(&username) } else { username }
 }
 

@@ -18,6 +18,7 @@ fn search() -> LdapSearch {
         default_domain: String::new(),
         merge_existing_users: false,
         custom_fields: Vec::new(),
+        variables: None,
     }
 }
 

@@ -103,3 +103,69 @@ async fn usernames_are_limax_slugs_uuids_are_text_and_empty_slugs_get_a_suggesti
     assert_eq!(user(&host, "jean-luc.picard")["name"], json!("Jean-Luc Picard"));
     assert_consistent(&host);
 }
+
+/// Upstream's DataSync variables: each operation, a variable that reads the
+/// one before it, and the mapping settings naming variables like attributes.
+const VARIABLE_MAP: &str = r##"{
+    "login": {"input": "uid", "output": {"operation": "replace", "pattern": "[^a-z]", "regex": true, "flags": "gi", "replacement": ""}},
+    "shortMail": {"input": "mail", "output": {"operation": "split", "pattern": "@"}},
+    "region": {"input": "departmentNumber", "output": {"operation": "match", "pattern": "^4", "valueIfTrue": "north", "valueIfFalse": "south"}},
+    "initials": {"input": "#{givenName}", "output": {"operation": "substring", "start": 0, "end": 2}},
+    "display": {"input": "displayName", "output": {"operation": "fallback", "fallback": "#{cn} (#{initials})", "minLength": 3}},
+    "office": {"input": "#{l}-#{region}"}
+}"##;
+
+#[tokio::test]
+async fn datasync_variables_derive_attributes_the_mapping_reads() {
+    let mut ldif = directory_root_ldif();
+    ldif += &person("dana", "Dana_01", &["cn: Dana Scully", "givenName: Dana", "departmentNumber: 42", "l: Oslo", "displayName: DS"]);
+    ldif += &person("eli", "eli.k", &["cn: Eli Kay", "givenName: Eli", "departmentNumber: 7", "l: Rome", "displayName: Dr Eli Kay"]);
+    let slapd = start_slapd(ldif, None);
+    let settings = [
+        ("ldap_datasync_usevariables", "true"),
+        ("ldap_datasync_variablemap", VARIABLE_MAP),
+        ("ldap_username_field", "login"),
+        ("ldap_name_field", "display"),
+        ("ldap_sync_custom_fields", "true"),
+        ("ldap_customfieldmap", r#"{"region":"region","shortMail":"mailbox","office":"office"}"#),
+        ("accounts_customfields", r#"{"region":{"type":"text"},"mailbox":{"type":"text"},"office":{"type":"text"}}"#),
+    ];
+    let host = sync_host(slapd.port(), &settings);
+    let report = assert_synced(&host, &call(&host).await);
+    assert_eq!((report["created"].clone(), report["failed"].clone()), (json!(2), json!(0)), "{report}");
+    let dana = user(&host, "dana");
+    assert_eq!(dana["name"], json!("Dana Scully (Da)"), "displayName shorter than minLength: the fallback");
+    assert_eq!(dana["customFields"], json!({"region": "north", "mailbox": "dana", "office": "Oslo-north"}));
+    let eli = user(&host, "elik");
+    assert_eq!(eli["name"], json!("Dr Eli Kay"));
+    assert_eq!(eli["customFields"], json!({"region": "south", "mailbox": "eli", "office": "Rome-south"}));
+
+    // A changed input changes the derived value; nothing else is written.
+    slapd
+        .modify(&format!("dn: employeeNumber=eli,{DEMO_PEOPLE_BASE}\nchangetype: modify\nreplace: departmentNumber\ndepartmentNumber: 41\n\n"))
+        .expect("ldapmodify");
+    let report = assert_synced(&host, &call(&host).await);
+    assert_eq!((report["updated"].clone(), report["unchanged"].clone()), (json!(1), json!(1)), "{report}");
+    assert_eq!(user(&host, "elik")["customFields"]["office"], json!("Rome-north"));
+    let before = documents(&host);
+    let report = assert_synced(&host, &call(&host).await);
+    assert_eq!(report["updated"], json!(0), "{report}");
+    assert_eq!(documents(&host), before);
+    assert_consistent(&host);
+}
+
+#[tokio::test]
+async fn a_variable_map_upstream_would_fail_every_entry_with_is_a_400_that_names_it() {
+    let slapd = start_slapd(directory_root_ldif() + &person("dana", "dana", &["cn: Dana"]), None);
+    let map = r#"{"x": {"input": "uid", "output": {"operation": "replace", "pattern": "("}}}"#;
+    let host = sync_host(slapd.port(), &[("ldap_datasync_usevariables", "true"), ("ldap_datasync_variablemap", map)]);
+    let res = call(&host).await;
+    assert_eq!(res.status, 400, "{}", res.text());
+    let body = res.json();
+    let error = body["error"].as_str().expect("error");
+    assert!(error.contains("for variable ldap_datasync_variablemap: expected a JSON object of variable name"), "{error}");
+    assert!(error.contains("variable \"x\": replace needs \"replacement\" as a string"), "{error}");
+    // Off, the map is not read at all, as upstream.
+    let host = sync_host(slapd.port(), &[("ldap_datasync_usevariables", "false"), ("ldap_datasync_variablemap", map)]);
+    assert_synced(&host, &call(&host).await);
+}
