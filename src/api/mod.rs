@@ -9,6 +9,7 @@ pub mod login;
 pub mod method_call;
 pub mod reply;
 pub mod sync_now;
+pub mod sync_preview;
 pub mod sync_status;
 pub mod users;
 pub mod views;
@@ -222,6 +223,7 @@ impl Route {
 const ROUTES: &[Route] = &[
     Route { path: "/api/v1/ldap.syncNow", method: "POST", handler: sync_now::handle },
     Route { path: "/api/v1/ldap.syncStatus", method: "GET", handler: sync_status::handle },
+    Route { path: "/api/v1/ldap.syncPreview", method: "POST", handler: sync_preview::handle },
     Route { path: "/api/v1/login", method: "POST", handler: login::login },
     Route { path: "/api/v1/logout", method: "POST", handler: login::logout },
     Route { path: "/api/v1/me", method: "GET", handler: login::me },

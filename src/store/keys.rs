@@ -22,6 +22,9 @@ pub fn sync_report(seq: i64) -> String {
     format!("sync-report:{seq}")
 }
 
+/// `sync-preview` → the plan of the last `ldap.syncPreview` (`sync::preview::Preview`).
+pub const SYNC_PREVIEW: &str = "sync-preview";
+
 /// `sync-members` → the head of the last complete read's members: generation, chunks, total.
 pub const SYNC_MEMBERS: &str = "sync-members";
 

@@ -16,6 +16,7 @@
 pub mod access;
 pub mod avatars;
 pub mod buffer;
+pub mod dry_run;
 pub mod error;
 pub mod ids;
 mod keys;

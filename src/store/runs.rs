@@ -322,6 +322,13 @@ impl Batch {
     }
 }
 
+/// Stores the plan of a preview (one write; the previous plan goes).
+pub fn save_preview<T: Serialize>(store: &dyn KvStore, plan: &T) -> Result<(), StoreError> {
+    let mut batch = Batch::new();
+    batch.set(keys::SYNC_PREVIEW.to_owned(), plan)?;
+    batch.commit(store)
+}
+
 /// The number of the next report (an atomic `increment`: two runs never
 /// share one, whatever the lease).
 pub fn next_report_seq(store: &dyn KvStore) -> Result<i64, StoreError> {

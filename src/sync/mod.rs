@@ -18,6 +18,7 @@ pub mod login;
 pub mod map;
 pub mod phases;
 pub mod plan;
+pub mod preview;
 mod refresh;
 pub mod report;
 mod run;
