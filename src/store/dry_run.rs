@@ -117,11 +117,10 @@ mod tests {
         dry.set_many(vec![("b".into(), b"2".to_vec()), ("user:x".into(), br#"{"n":2}"#.to_vec())]).expect("set");
         dry.delete_many(&["a".into()]).expect("delete");
         assert_eq!(dry.increment("c", 5).expect("inc"), 5);
-        assert_eq!(dry.get_many(&["a".into(), "b".into(), "user:x".into()]).expect("get"), vec![
-            None,
-            Some(b"2".to_vec()),
-            Some(br#"{"n":2}"#.to_vec())
-        ]);
+        assert_eq!(
+            dry.get_many(&["a".into(), "b".into(), "user:x".into()]).expect("get"),
+            vec![None, Some(b"2".to_vec()), Some(br#"{"n":2}"#.to_vec())]
+        );
         let mut keys = dry.keys().expect("keys");
         keys.sort();
         assert_eq!(keys, ["b", "c", "user:x"]);

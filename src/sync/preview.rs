@@ -176,7 +176,8 @@ mod tests {
 
     #[test]
     fn changed_fields_ignore_bookkeeping_and_go_into_services() {
-        let before = json!({"name": "A", "_updatedAt": 1, "services": {"ldap": {"id": "1"}, "password": {"bcrypt": "x"}}, "roles": ["user"]});
+        let before =
+            json!({"name": "A", "_updatedAt": 1, "services": {"ldap": {"id": "1"}, "password": {"bcrypt": "x"}}, "roles": ["user"]});
         let after = json!({"name": "B", "_updatedAt": 2, "services": {"ldap": {"id": "2"}, "password": {"bcrypt": "x"}}, "roles": ["user"], "emails": []});
         assert_eq!(changed_fields(&before, &after), ["emails", "name", "services.ldap"]);
     }

@@ -108,7 +108,11 @@ impl JsRegex {
         for caps in self.exec_all(input) {
             let Some(m) = caps.get(0) else { continue };
             out.push_str(&input[copied..m.start()]);
-            substitute(replacement, &Matched { haystack: input, start: m.start(), end: m.end(), captures: Some((&caps, &self.regex)) }, &mut out);
+            substitute(
+                replacement,
+                &Matched { haystack: input, start: m.start(), end: m.end(), captures: Some((&caps, &self.regex)) },
+                &mut out,
+            );
             copied = m.end();
         }
         out.push_str(&input[copied..]);

@@ -116,10 +116,12 @@ fn match_with_and_without_regex() {
     let values = json!({"operation": "match", "pattern": "hello", "valueIfTrue": "matched", "valueIfFalse": "not matched"});
     assert_eq!(run(values.clone(), "hello"), "matched");
     assert_eq!(run(values, "world"), "not matched");
-    let anchored = json!({"operation": "match", "pattern": "^hello$", "regex": true, "valueIfTrue": "matched", "valueIfFalse": "not matched"});
+    let anchored =
+        json!({"operation": "match", "pattern": "^hello$", "regex": true, "valueIfTrue": "matched", "valueIfFalse": "not matched"});
     assert_eq!(run(anchored.clone(), "hello"), "matched");
     assert_eq!(run(anchored, "world"), "not matched");
-    let flags = json!({"operation": "match", "pattern": "^HELLO$", "regex": true, "flags": "i", "valueIfTrue": "matched", "valueIfFalse": "no"});
+    let flags =
+        json!({"operation": "match", "pattern": "^HELLO$", "regex": true, "flags": "i", "valueIfTrue": "matched", "valueIfFalse": "no"});
     assert_eq!(run(flags, "hello"), "matched");
     // Without `regex`, String.prototype.match still makes a regex of the text (flags unread).
     let dot = json!({"operation": "match", "pattern": "h.llo", "flags": "i", "valueIfTrue": "yes", "valueIfFalse": "no"});
@@ -265,7 +267,9 @@ fn variables_run_in_javascripts_property_order_and_read_earlier_ones() {
 
 #[test]
 fn a_variable_replaces_an_attribute_of_its_name_and_reads_it_first() {
-    let vars = parse(json!({"mail": {"input": "mail", "output": {"operation": "replace", "pattern": "@old.example", "replacement": "@new.example"}}}));
+    let vars = parse(
+        json!({"mail": {"input": "mail", "output": {"operation": "replace", "pattern": "@old.example", "replacement": "@new.example"}}}),
+    );
     let mut e = entry(&[("Mail", &["a@old.example"]), ("cn", &["A"])]);
     apply(&mut e, &vars);
     assert_eq!(derived(&e, "mail"), Some(vec!["a@new.example".to_owned()]));
@@ -319,20 +323,27 @@ fn maps_upstream_would_fail_on_are_refused_with_the_variable_named() {
         err(r#"{"x": {"input": "cn", "output": {}}}"#),
         "variable \"x\": unknown operation (none): expected replace, match, substring, split or fallback"
     );
-    assert_eq!(err(r#"{"x": {"input": 5}}"#), "variable \"x\": \"input\" must be a string: attributes (the first with a value) or a #{attr} template");
+    assert_eq!(
+        err(r#"{"x": {"input": 5}}"#),
+        "variable \"x\": \"input\" must be a string: attributes (the first with a value) or a #{attr} template"
+    );
     assert_eq!(err(r#"{"DN": {"input": "cn"}}"#), "variable \"DN\": this name is reserved");
     assert_eq!(err(r#"{"_raw": {"input": "cn"}}"#), "variable \"_raw\": this name is reserved");
-    let lookbehind = r#"{"x": {"input": "mail", "output": {"operation": "replace", "pattern": "(?<=@).*", "regex": true, "replacement": ""}}}"#;
+    let lookbehind =
+        r#"{"x": {"input": "mail", "output": {"operation": "replace", "pattern": "(?<=@).*", "regex": true, "replacement": ""}}}"#;
     assert_eq!(err(lookbehind), "variable \"x\": replace: lookahead and lookbehind cannot be used (the regex crate does not support them)");
     let backref = r#"{"x": {"input": "cn", "output": {"operation": "match", "pattern": "(a)\\1", "valueIfTrue": "y"}}}"#;
     assert!(err(backref).starts_with("variable \"x\": match: backreferences"), "{}", err(backref));
-    let flags = r#"{"x": {"input": "cn", "output": {"operation": "replace", "pattern": "a", "regex": true, "flags": "q", "replacement": ""}}}"#;
+    let flags =
+        r#"{"x": {"input": "cn", "output": {"operation": "replace", "pattern": "a", "regex": true, "flags": "q", "replacement": ""}}}"#;
     assert!(err(flags).contains("invalid flags \"q\""), "{}", err(flags));
 }
 
 #[test]
 fn debug_names_every_argument_for_the_settings_digest() {
-    let vars = parse(json!({"u": {"input": "mail", "output": {"operation": "replace", "pattern": "@.*", "regex": true, "all": true, "replacement": ""}}}));
+    let vars = parse(
+        json!({"u": {"input": "mail", "output": {"operation": "replace", "pattern": "@.*", "regex": true, "all": true, "replacement": ""}}}),
+    );
     let debug = format!("{vars:?}");
     assert!(debug.contains("/@.*/g") && debug.contains("\"u\"") && debug.contains("mail"), "{debug}");
 }

@@ -142,7 +142,9 @@ async fn datasync_variables_derive_attributes_the_mapping_reads() {
 
     // A changed input changes the derived value; nothing else is written.
     slapd
-        .modify(&format!("dn: employeeNumber=eli,{DEMO_PEOPLE_BASE}\nchangetype: modify\nreplace: departmentNumber\ndepartmentNumber: 41\n\n"))
+        .modify(&format!(
+            "dn: employeeNumber=eli,{DEMO_PEOPLE_BASE}\nchangetype: modify\nreplace: departmentNumber\ndepartmentNumber: 41\n\n"
+        ))
         .expect("ldapmodify");
     let report = assert_synced(&host, &call(&host).await);
     assert_eq!((report["updated"].clone(), report["unchanged"].clone()), (json!(1), json!(1)), "{report}");
