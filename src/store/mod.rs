@@ -60,10 +60,11 @@ pub trait KvStore {
 fn counter(key: &str, value: Option<Vec<u8>>) -> Result<i64, StoreError> {
     let Some(bytes) = value else { return Ok(0) };
     let digits = bytes.strip_prefix(b"-").unwrap_or(&bytes);
-    if !digits.is_empty() && digits.iter().all(u8::is_ascii_digit) {
-        if let Some(n) = std::str::from_utf8(&bytes).ok().and_then(|t| t.parse::<i64>().ok()) {
-            return Ok(n);
-        }
+    if !digits.is_empty()
+        && digits.iter().all(u8::is_ascii_digit)
+        && let Some(n) = std::str::from_utf8(&bytes).ok().and_then(|t| t.parse::<i64>().ok())
+    {
+        return Ok(n);
     }
     <[u8; 8]>::try_from(bytes.as_slice()).map(i64::from_le_bytes).map_err(|_| StoreError::Corrupt {
         key: key.to_owned(),
