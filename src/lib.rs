@@ -31,6 +31,7 @@
 mod api;
 mod auth;
 mod ldap;
+mod log;
 mod settings;
 mod store;
 mod sync;

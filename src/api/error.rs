@@ -207,7 +207,7 @@ fn auth_response(error: AuthError) -> Response {
 /// A 500 whose body says nothing about the cause (store errors name keys
 /// and users); the cause goes to the log.
 fn internal(cause: &str) -> (u16, serde_json::Value, Vec<(&'static str, String)>) {
-    eprintln!("ldap-sync: internal error: {cause}");
+    crate::log::error("internal error", &[("cause", json!(cause))]);
     (500, plain("Internal server error"), Vec::new())
 }
 

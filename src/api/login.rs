@@ -134,7 +134,10 @@ fn find_user(env: &Env<'_>, settings: &Settings, claim: &LoginRequest) -> Result
         match verify_password(env.store, settings, &claim.user, password, &mut ctx) {
             Ok(DirectoryLogin::Accepted(user)) => return Ok(*user),
             Ok(DirectoryLogin::Refused(reason)) => {
-                eprintln!("ldap-sync: login of {:?} refused by the directory: {reason}", claim.user);
+                crate::log::info(
+                    "login refused by the directory",
+                    &[("user", serde_json::json!(claim.user)), ("reason", serde_json::json!(reason.to_string()))],
+                );
                 // A local (non-directory) user of that name, the bootstrap
                 // admin say, is another account: its own password still
                 // works, or a directory entry could lock it out. Not
@@ -146,7 +149,10 @@ fn find_user(env: &Env<'_>, settings: &Settings, claim: &LoginRequest) -> Result
             }
             Ok(DirectoryLogin::NotFound) => {}
             // Upstream falls back to the local password when the directory fails.
-            Err(e) => eprintln!("ldap-sync: directory unavailable for login, trying the local password: {e}"),
+            Err(e) => crate::log::warn(
+                "directory unavailable for login, trying the local password",
+                &[("error", serde_json::json!(e.to_string()))],
+            ),
         }
     }
     let user = Users::new(env.store).by_login_name(&claim.user)?;

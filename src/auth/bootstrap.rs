@@ -59,7 +59,7 @@ pub fn ensure_admin(store: &dyn KvStore, admin: &AdminBootstrap, now: Date) -> R
     let mut batch = Batch::new();
     batch.put_new_user(&doc)?;
     batch.commit(store)?;
-    eprintln!("ldap-sync: created the bootstrap admin {:?}", admin.username);
+    crate::log::info("created the bootstrap admin", &[("username", serde_json::json!(admin.username))]);
     Ok(true)
 }
 

@@ -53,7 +53,10 @@ pub fn server_name(settings: &LdapConnection, ip: std::net::IpAddr) -> Result<Se
 ///   certificate) acceptable there and nowhere else.
 fn verifier(settings: &LdapConnection, provider: Arc<CryptoProvider>) -> Result<Arc<dyn ServerCertVerifier>, LdapError> {
     if !settings.reject_unauthorized {
-        eprintln!("warning: ldap_reject_unauthorized=false: the LDAP server's TLS certificate is NOT verified");
+        crate::log::warn(
+            "the LDAP server's TLS certificate is NOT verified",
+            &[("setting", serde_json::json!("ldap_reject_unauthorized=false"))],
+        );
         return Ok(Arc::new(danger::NoVerification { provider }));
     }
     if settings.ca_cert.trim().is_empty() {
@@ -168,7 +171,7 @@ pub mod danger {
                 now,
                 self.provider.signature_verification_algorithms.all,
             )?;
-            eprintln!("{}", cn_only_warning(&cn));
+            crate::log::warn(&cn_only_warning(&cn), &[("cn", serde_json::json!(cn))]);
             Ok(ServerCertVerified::assertion())
         }
 
@@ -278,7 +281,7 @@ pub mod danger {
     /// The line logged for each connection accepted by the CN fallback.
     pub(super) fn cn_only_warning(cn: &str) -> String {
         format!(
-            "warning: the LDAP server's certificate names {cn:?} only in its CN (no subjectAltName); \
+            "the LDAP server's certificate names {cn:?} only in its CN (no subjectAltName); \
              accepted because ldap_ca_cert pins its CA"
         )
     }

@@ -540,7 +540,7 @@ impl Session {
 /// as `ldap_reject_unauthorized=false` is (src/ldap/tls.rs).
 fn warn_if_plaintext_password(settings: &LdapConnection) {
     if let Some(warning) = plaintext_warning(settings) {
-        eprintln!("{warning}");
+        crate::log::warn(warning, &[("setting", serde_json::json!("ldap_encryption=plain"))]);
     }
 }
 
@@ -548,8 +548,7 @@ fn warn_if_plaintext_password(settings: &LdapConnection) {
 /// text, so it can never carry the password or the DN.
 fn plaintext_warning(settings: &LdapConnection) -> Option<&'static str> {
     let sends_password = settings.bind.as_ref().is_some_and(|bind| !bind.password.is_empty());
-    (settings.encryption == Encryption::Plain && sends_password)
-        .then_some("warning: ldap_encryption=plain: the LDAP bind password is sent to the server unencrypted")
+    (settings.encryption == Encryption::Plain && sends_password).then_some("the LDAP bind password is sent to the server unencrypted")
 }
 
 fn connect(addr: SocketAddr, timeout_ms: u32) -> Result<TcpStream, LdapError> {

@@ -245,6 +245,7 @@ impl Lease {
 
     /// Notes how far the run got; the next renewal writes it.
     pub fn set_progress(&self, phase: &'static str, pages: u32) {
+        crate::log::set_phase(phase);
         *self.progress.borrow_mut() = (phase, pages);
     }
 
@@ -347,7 +348,7 @@ pub fn recent_reports<T: serde::de::DeserializeOwned>(store: &dyn KvStore, count
         match decode::<T>(key, value) {
             Ok(Some(report)) => reports.push(report),
             Ok(None) => {}
-            Err(e) => eprintln!("ldap-sync: skipping a stored report: {e}"),
+            Err(e) => crate::log::warn("skipping a stored report that does not parse", &[("error", serde_json::json!(e.to_string()))]),
         }
     }
     let total = u64::try_from(newest - oldest + 1).unwrap_or(0);

@@ -53,7 +53,7 @@ impl KvStore for SpinStore {
             // fall back to a read and a write, which two requests can interleave
             // (README, "Concurrency": what is then best-effort).
             Err(e) => {
-                eprintln!("ldap-sync: atomic increment unavailable ({}); counting without atomicity", describe(&e));
+                crate::log::warn("atomic increment unavailable; counting without atomicity", &[("error", serde_json::json!(describe(&e)))]);
                 let current = super::counter(key, self.get_many(&[key.to_owned()])?.pop().flatten())?;
                 let value = current.saturating_add(delta);
                 self.set_many(vec![(key.to_owned(), value.to_le_bytes().to_vec())])?;

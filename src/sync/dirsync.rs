@@ -91,7 +91,7 @@ pub fn run(
     let Some(cookie) = cookie else {
         return initial(store, settings, directory, lease, ctx, budget, report, &base, scope);
     };
-    eprintln!("ldap-sync: DirSync on {base:?} from the stored cookie");
+    crate::log::info("DirSync", &[("base", serde_json::json!(base.to_string())), ("from", serde_json::json!("the stored cookie"))]);
     match read_changes(settings, directory, budget, &base, cookie) {
         // A cookie the server does not take: start over, once.
         Err(SyncError::Ldap(LdapError::Result { code, message, .. })) => {
@@ -169,7 +169,7 @@ fn initial(
     base: &str,
     scope: Fingerprint,
 ) -> Result<(), SyncError> {
-    eprintln!("ldap-sync: DirSync from nothing on {base:?}, for a cookie");
+    crate::log::info("DirSync", &[("base", serde_json::json!(base.to_string())), ("from", serde_json::json!("nothing"))]);
     let end = directory.search(dirsync_spec(settings, base, Vec::new())?, &mut |_| budget.check())?;
     let cookie = end.dirsync_cookie.unwrap_or_default();
     scan(store, settings, directory, lease, ctx, budget, report)?;

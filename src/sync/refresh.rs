@@ -212,7 +212,7 @@ pub(super) fn drop_refused_cookie(
         let detail = if message.is_empty() { String::new() } else { format!(": {message}") };
         format!("the server refused the stored cookie ({}{detail})", crate::ldap::error::code_name(code))
     };
-    eprintln!("ldap-sync: {why}: starting over with a {fallback}");
+    crate::log::info("starting over", &[("why", serde_json::json!(why.to_string())), ("with", serde_json::json!(fallback.to_string()))]);
     report.mode_note = Some(format!("{why}: {fallback}"));
     Ok(runs::clear_sync_cookie(store)?)
 }
@@ -239,7 +239,13 @@ fn refresh_from(
     let mut spec = user_search(settings, None)?;
     spec.page_size = None;
     spec.sync = Some(SyncRequest { cookie });
-    eprintln!("ldap-sync: refreshing (RFC 4533) base={:?} from {}", spec.base, if had_cookie { "the stored cookie" } else { "nothing" });
+    crate::log::info(
+        "refreshing (RFC 4533)",
+        &[
+            ("base", serde_json::json!(spec.base.to_string())),
+            ("from", serde_json::json!(if had_cookie { "the stored cookie" } else { "nothing" })),
+        ],
+    );
     let timed = Timed::new(store);
     let key = MarkKey::load_or_create(&timed, ctx.random)?;
     let buffer = WriteBuffer::new(&timed, FlushLimits::SYNC);

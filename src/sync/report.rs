@@ -219,7 +219,7 @@ impl SyncReport {
     /// Counts a failed entry and logs it with its DN.
     pub fn fail(&mut self, dn: &str, reason: &str) {
         self.failed += 1;
-        eprintln!("ldap-sync: entry skipped: dn={dn:?}: {reason}");
+        crate::log::warn("entry failed", &[("dn", serde_json::json!(dn)), ("reason", serde_json::json!(reason))]);
         self.note(dn, reason);
     }
 
@@ -229,22 +229,33 @@ impl SyncReport {
         }
     }
 
-    /// The one-line log summary.
-    pub fn summary(&self) -> String {
-        format!(
-            "ldap-sync: sync {}: pages={} entries={} created={} updated={} unchanged={} skipped={} failed={} reactivated={} deactivated={} duration_ms={}{}",
-            self.outcome.name(),
-            self.pages,
-            self.entries,
-            self.created,
-            self.updated,
-            self.unchanged,
-            self.skipped,
-            self.failed,
-            self.reactivated,
-            self.deactivated,
-            self.duration_ms,
-            self.error.as_deref().map(|e| format!(" error={e:?}")).unwrap_or_default()
-        )
+    /// Logs the run's outcome as one event: `info` on success, `warn` when
+    /// stopped at the time budget, `error` on failure (with the error).
+    pub fn log(&self) {
+        use serde_json::json;
+        let level = match self.outcome {
+            RunOutcome::Success => crate::log::Level::Info,
+            RunOutcome::Stopped => crate::log::Level::Warn,
+            RunOutcome::Failed => crate::log::Level::Error,
+        };
+        let mut fields = vec![
+            ("outcome", json!(self.outcome.name())),
+            ("mode", json!(self.mode)),
+            ("pages", json!(self.pages)),
+            ("entries", json!(self.entries)),
+            ("created", json!(self.created)),
+            ("updated", json!(self.updated)),
+            ("unchanged", json!(self.unchanged)),
+            ("skipped", json!(self.skipped)),
+            ("failed", json!(self.failed)),
+            ("reactivated", json!(self.reactivated)),
+            ("deactivated", json!(self.deactivated)),
+            ("fullyInSync", json!(self.fully_in_sync)),
+            ("durationMs", json!(self.duration_ms)),
+        ];
+        if let Some(error) = &self.error {
+            fields.push(("error", json!(error)));
+        }
+        crate::log::event(level, "sync finished", &fields);
     }
 }

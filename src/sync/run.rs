@@ -65,10 +65,11 @@ pub fn run(store: &dyn KvStore, settings: &Settings, ctx: &mut RunContext<'_>) -
     let lease = match runs::take_lease(store, &run_id, (ctx.clock)(), ttl_ms)? {
         LeaseAnswer::Taken(lease) => lease,
         LeaseAnswer::Held(other) => {
-            eprintln!("ldap-sync: a sync is already in progress (run {}); not starting another", other.as_deref().unwrap_or("unknown"));
+            crate::log::info("a sync is already in progress; not starting another", &[("otherRunId", serde_json::json!(other))]);
             return Ok(());
         }
     };
+    crate::log::start_run(&run_id);
     // The session ends at the run timeout or the time budget, whichever
     // comes first; pages stop being started a little before the budget.
     let limit_ms = settings.sync.run_timeout_ms.min(settings.sync.time_budget_ms);
@@ -85,6 +86,7 @@ pub fn run(store: &dyn KvStore, settings: &Settings, ctx: &mut RunContext<'_>) -
             finish(store, report, Err(e.into()), started, ctx.clock)
         }
     };
+    crate::log::end_run();
     lease.release(store, (ctx.clock)())?;
     result.map(|_| ())
 }
@@ -113,7 +115,10 @@ pub fn run_with(
         if let Some(roles) = &settings.groups.roles {
             let unknown = super::groups::unknown_roles(roles);
             if !unknown.is_empty() {
-                eprintln!("ldap-sync: ldap_sync_user_data_rolesmap names roles that do not exist (ignored): {}", unknown.join(", "));
+                crate::log::warn(
+                    "ldap_sync_user_data_rolesmap names roles that do not exist (ignored)",
+                    &[("roles", serde_json::json!(unknown))],
+                );
             }
             report.roles = Some(RolesReport { unknown, ..RolesReport::default() });
         }
@@ -187,7 +192,7 @@ fn finish(
     if report.outcome != RunOutcome::Success {
         report.fully_in_sync = false;
     }
-    eprintln!("{}", report.summary());
+    report.log();
     let mut batch = Batch::new();
     let stored = runs::next_report_seq(store).and_then(|seq| batch.put_report(&report, seq)).and_then(|()| batch.commit(store));
     match result {
@@ -263,11 +268,13 @@ pub(super) fn read_pages(
     budget: &Budget,
     report: &mut SyncReport,
 ) -> Result<(SearchEnd, Seen), SyncError> {
-    eprintln!(
-        "ldap-sync: searching base={:?} filter={} page_size={}",
-        spec.base,
-        filter::to_string(&spec.filter),
-        spec.page_size.map_or(0, |n| n.get())
+    crate::log::info(
+        "searching",
+        &[
+            ("base", serde_json::json!(spec.base.to_string())),
+            ("filter", serde_json::json!(filter::to_string(&spec.filter))),
+            ("pageSize", serde_json::json!(spec.page_size.map_or(0, |n| n.get()))),
+        ],
     );
     let key = MarkKey::load_or_create(timed, ctx.random)?;
     let buffer = WriteBuffer::new(timed, FlushLimits::SYNC);
@@ -629,15 +636,16 @@ pub(super) fn deactivate(
         let forced = switches.force_deactivations && !runs::force_used(store)?;
         if !forced {
             let sample = docs.iter().take(BREAKER_SAMPLE).map(|d| d.username.clone().unwrap_or_else(|| d.id.to_string())).collect();
-            eprintln!(
-                "ldap-sync: circuit breaker: {count} deactivations are due, more than the limit of {limit}; nobody was deactivated \
-                 (set ldap_sync_force_deactivations=true to let one run pass)"
+            crate::log::warn(
+                "circuit breaker: more deactivations are due than the limit; nobody was deactivated \
+                 (set ldap_sync_force_deactivations=true to let one run pass)",
+                &[("due", serde_json::json!(count)), ("limit", serde_json::json!(limit))],
             );
             report.offboarding().breaker = Some(Breaker { would_deactivate: count, limit, sample });
             return Ok(resolved);
         }
         runs::set_force_used(store, true)?;
-        eprintln!("ldap-sync: circuit breaker passed once by ldap_sync_force_deactivations: deactivating {count} users");
+        crate::log::warn("circuit breaker passed once by ldap_sync_force_deactivations", &[("deactivating", serde_json::json!(count))]);
     }
     // A run that lost its lease to another leaves deactivating to that one.
     if let Some(lease) = lease
@@ -694,6 +702,6 @@ fn keep_last_admin(users: &Users<'_>, docs: &mut Vec<UserDoc>) -> Result<Vec<Str
         return Ok(Vec::new());
     };
     let kept = docs.remove(index);
-    eprintln!("ldap-sync: not deactivating {:?}: the last active admin", kept.username.as_deref().unwrap_or_default());
+    crate::log::warn("not deactivating the last active admin", &[("username", serde_json::json!(kept.username))]);
     Ok(vec![kept.username.unwrap_or_else(|| kept.id.to_string())])
 }

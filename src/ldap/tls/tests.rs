@@ -157,7 +157,7 @@ fn an_ip_name_matches_only_a_cn_that_is_that_ip() {
 fn the_warning_is_one_line_naming_the_cn() {
     assert_eq!(
         danger::cn_only_warning("dc1.example.test"),
-        "warning: the LDAP server's certificate names \"dc1.example.test\" only in its CN (no subjectAltName); \
+        "the LDAP server's certificate names \"dc1.example.test\" only in its CN (no subjectAltName); \
          accepted because ldap_ca_cert pins its CA"
     );
 }

@@ -138,12 +138,12 @@ async fn two_syncs_at_once() {
         assert_eq!((res.status, res.text()), (200, SYNC_IN_PROGRESS.to_owned()), "{:?}", res.error);
     }
     let log = String::from_utf8_lossy(&host.output().expect("captured").stderr()).into_owned();
-    let ran = log.matches("ldap-sync: sync success:").count() - 1;
+    let ran = log.matches(r#""msg":"sync finished","runId""#).count() - 1;
     let held = log.matches("a sync is already in progress").count();
     eprintln!("two syncs at once: {ran} ran, {held} found the lease held");
     assert_eq!(ran + held, 2, "{log}");
     assert!(ran >= 1, "{log}");
-    assert_eq!(log.matches("deactivated=1 ").count(), 1, "exactly one run deactivated u29\n{log}");
+    assert_eq!(log.matches(r#""deactivated":1,"#).count(), 1, "exactly one run deactivated u29\n{log}");
     assert_eq!(inactive(&host), ["u29"]);
     assert_eq!(get(&host, "sync-lease"), None, "released");
     assert_consistent(&host);

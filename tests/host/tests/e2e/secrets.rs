@@ -447,8 +447,13 @@ async fn no_secret_in_any_response_or_log_line() {
 
     // The capture works: the guest's own log lines are there.
     let stderr = String::from_utf8_lossy(&x.host.output().expect("captured").stderr()).into_owned();
-    assert!(stderr.contains("ldap-sync: sync success"), "{stderr}");
-    assert!(stderr.contains("ldap-sync: created the bootstrap admin"), "{stderr}");
+    assert!(stderr.contains(r#""msg":"sync finished""#) && stderr.contains(r#""outcome":"success""#), "{stderr}");
+    assert!(stderr.contains(r#"{"level":"info","msg":"created the bootstrap admin","username":"#), "{stderr}");
+    // Every line is one JSON object with a level and a message.
+    for line in stderr.lines() {
+        let event: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+        assert!(event["level"].is_string() && event["msg"].is_string(), "{line}");
+    }
     assert!(x.secrets.len() > 40, "{} secrets", x.secrets.len());
     x.assert_clean();
 }

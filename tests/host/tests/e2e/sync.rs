@@ -286,8 +286,8 @@ async fn tls_cn_only_certificate() {
     assert_eq!(user_by(&host, "username:alice")["emails"], json!([{"address": "alice@example.org", "verified": true}]));
     let stderr = String::from_utf8_lossy(&host.output().expect("captured").stderr()).into_owned();
     let warning = format!(
-        "warning: the LDAP server's certificate names \"{CN}\" only in its CN (no subjectAltName); \
-         accepted because ldap_ca_cert pins its CA\n"
+        "{{\"level\":\"warn\",\"msg\":\"the LDAP server's certificate names \\\"{CN}\\\" only in its CN (no subjectAltName); \
+         accepted because ldap_ca_cert pins its CA\""
     );
     assert_eq!(stderr.matches(&warning).count(), 1, "one warning for the one connection\n{stderr}");
 
