@@ -28,7 +28,7 @@ pub enum LdapError {
     #[error("{op}: the LDAP server closed the connection")]
     Closed { op: &'static str },
     /// The server answered an operation with a non-success result code.
-    #[error("{op} failed: {} ({}){}", code_name(code), code.clone() as i64, diagnostic(message))]
+    #[error("{op} failed: {} ({}){}{}", code_name(code), code.clone() as i64, diagnostic(message), limit_hint(code))]
     Result { op: &'static str, code: LdapResultCode, message: String },
     /// A frame that is not valid BER/LDAP, or one over [`super::framing::MAX_MESSAGE_BYTES`].
     #[error("malformed LDAP message: {0}")]
@@ -90,6 +90,25 @@ pub fn code_name(code: &LdapResultCode) -> String {
     }
 }
 
+/// What to change when a server limit stopped the search: the setting to
+/// lower here, and the server's limits to raise for the service account
+/// (`docs/directories.md`).
+fn limit_hint(code: &LdapResultCode) -> &'static str {
+    match code {
+        LdapResultCode::SizeLimitExceeded => {
+            "; a page is larger than the server's size limit for the service account: lower ldap_search_page_size, or raise \
+             the limit (OpenLDAP: olcLimits size for the service DN; 389-ds: nsSizeLimit on the service account, which \
+             applies per page; docs/directories.md)"
+        }
+        LdapResultCode::AdminLimitExceeded => {
+            "; the server's administrative limit for the service account was reached (389-ds: nsLookThroughLimit and \
+             nsPagedLookThroughLimit on the service account entry, -1 for none; AD: MaxPageSize caps ldap_search_page_size at \
+             1000; docs/directories.md)"
+        }
+        _ => "",
+    }
+}
+
 fn diagnostic(message: &str) -> String {
     if message.is_empty() { String::new() } else { format!(": {message}") }
 }
@@ -101,7 +120,11 @@ mod tests {
     #[test]
     fn result_codes_are_named_and_numbered() {
         let e = LdapError::Result { op: "search", code: LdapResultCode::SizeLimitExceeded, message: String::new() };
-        assert_eq!(e.to_string(), "search failed: sizeLimitExceeded (4)");
+        assert!(e.to_string().starts_with("search failed: sizeLimitExceeded (4); a page is larger than"), "{e}");
+        assert!(e.to_string().contains("lower ldap_search_page_size"), "{e}");
+        let e = LdapError::Result { op: "search", code: LdapResultCode::AdminLimitExceeded, message: "lookthrough".into() };
+        assert!(e.to_string().starts_with("search failed: adminLimitExceeded (11): lookthrough; the server's administrative limit"), "{e}");
+        assert!(e.to_string().contains("nsPagedLookThroughLimit"), "{e}");
         let e = LdapError::Result { op: "bind", code: LdapResultCode::InvalidCredentials, message: "bad".into() };
         assert_eq!(e.to_string(), "bind failed: invalidCredentials (49): bad");
         assert_eq!(code_name(&LdapResultCode::InsufficentAccessRights), "insufficientAccessRights");

@@ -184,7 +184,11 @@ async fn unpaged_search_over_the_size_limit_fails_without_writing() {
     vars.push(("ldap_search_page_size", "0".into()));
     let host = sync_host(&vars);
     let res = call(&host).await;
-    assert_sync_failed(&res, "search failed: sizeLimitExceeded (4)");
+    // The message names the setting to change, and the server's limits.
+    assert_sync_failed(
+        &res,
+        "search failed: sizeLimitExceeded (4); a page is larger than the server's size limit for the service account: lower ldap_search_page_size",
+    );
     assert_eq!(get(&host, "username:alice"), None);
     assert_eq!(get(&host, "sync-report:last").expect("report")["outcome"], json!("failed"));
 }
