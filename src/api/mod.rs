@@ -197,6 +197,23 @@ pub fn identify(env: &Env<'_>, creds: &Credentials<'_>, policy: &RoutePolicy) ->
     Ok(auth::identify(env.store, creds, policy, expiry_ms, (env.clock)())?)
 }
 
+/// A token route behind the whole gate (token, rate limiter, second factor,
+/// permission), read with only the gate's own settings: `answer` runs only
+/// for an admitted caller, and its response gets the limiter's headers. The
+/// sync routes use it, in upstream's order for `ldap.syncNow`.
+pub fn behind_gate(req: &Request, env: &Env<'_>, policy: &RoutePolicy, answer: impl FnOnce() -> Response) -> Response {
+    let admitted = (|| -> Result<auth::Admitted, ApiError> {
+        let creds = credentials(req);
+        let caller = identify(env, &creds, policy)?;
+        let gate = settings::GateSettings::load(env.variables)?;
+        Ok(auth::admit(env.store, auth::Identity::Token(Box::new(caller)), &creds, policy, &gate, (env.clock)())?)
+    })();
+    match admitted {
+        Ok(admitted) => answer().with_rate_limit(admitted.rate_limit),
+        Err(e) => e.into_response(),
+    }
+}
+
 /// Creates the bootstrap admin if configured and missing (every request
 /// checks with one key read; creation happens once).
 fn bootstrap_admin(env: &Env<'_>) -> Result<(), ApiError> {

@@ -1,12 +1,12 @@
 //! `POST /api/v1/ldap.syncNow`: the gate, the two switches, then the sync.
 
 use crate::auth::second_factor::Requirement;
-use crate::auth::{self, Identity, RoutePolicy, permission};
-use crate::settings::{self, GateSettings, Settings};
+use crate::auth::{RoutePolicy, permission};
+use crate::settings::{self, Settings};
 use crate::sync::{self, RunContext};
 
 use super::reply::Reply;
-use super::{ApiError, Env, Request, Response, credentials, identify};
+use super::{ApiError, Env, Request, Response, behind_gate};
 
 const POLICY: RoutePolicy = RoutePolicy {
     rate_route: Some("/api/v1/ldap.syncNowpost"),
@@ -15,22 +15,13 @@ const POLICY: RoutePolicy = RoutePolicy {
 };
 
 /// Answers the route; the request body is ignored, as upstream does.
-pub fn handle(req: &Request, env: &Env<'_>) -> Response {
-    run(req, env).unwrap_or_else(ApiError::into_response)
-}
-
 /// Upstream's order: the gate (token, rate limiter, second factor,
 /// permission) with only its own settings, then `LDAP_Enable`, then the
 /// background-sync switch, and only then the rest of the settings: a caller
 /// the gate refuses learns nothing of the configuration, and a bad setting
 /// does not hide `LDAP_disabled`.
-fn run(req: &Request, env: &Env<'_>) -> Result<Response, ApiError> {
-    let creds = credentials(req);
-    let caller = identify(env, &creds, &POLICY)?;
-    let gate = GateSettings::load(env.variables)?;
-    let admitted = auth::admit(env.store, Identity::Token(Box::new(caller)), &creds, &POLICY, &gate, (env.clock)())?;
-    let answer = sync_now(env).map_or_else(ApiError::into_response, Reply::into_response);
-    Ok(answer.with_rate_limit(admitted.rate_limit))
+pub fn handle(req: &Request, env: &Env<'_>) -> Response {
+    behind_gate(req, env, &POLICY, || sync_now(env).map_or_else(ApiError::into_response, Reply::into_response))
 }
 
 fn sync_now(env: &Env<'_>) -> Result<Reply, ApiError> {

@@ -6,13 +6,13 @@
 use serde_json::{Map, json};
 
 use crate::auth::second_factor::Requirement;
-use crate::auth::{self, Identity, RoutePolicy, permission};
-use crate::settings::{self, GateSettings, Settings};
+use crate::auth::{RoutePolicy, permission};
+use crate::settings::{self, Settings};
 use crate::sync::RunContext;
 use crate::sync::preview::{PreviewError, preview};
 
 use super::reply::success;
-use super::{ApiError, Env, Request, Response, credentials, identify};
+use super::{ApiError, Env, Request, Response, behind_gate};
 
 const POLICY: RoutePolicy = RoutePolicy {
     rate_route: Some("/api/v1/ldap.syncPreviewpost"),
@@ -22,16 +22,7 @@ const POLICY: RoutePolicy = RoutePolicy {
 
 /// Answers the route.
 pub fn handle(req: &Request, env: &Env<'_>) -> Response {
-    run(req, env).unwrap_or_else(ApiError::into_response)
-}
-
-fn run(req: &Request, env: &Env<'_>) -> Result<Response, ApiError> {
-    let creds = credentials(req);
-    let caller = identify(env, &creds, &POLICY)?;
-    let gate = GateSettings::load(env.variables)?;
-    let admitted = auth::admit(env.store, Identity::Token(Box::new(caller)), &creds, &POLICY, &gate, (env.clock)())?;
-    let answer = dry_run(env).unwrap_or_else(ApiError::into_response);
-    Ok(answer.with_rate_limit(admitted.rate_limit))
+    behind_gate(req, env, &POLICY, || dry_run(env).unwrap_or_else(ApiError::into_response))
 }
 
 fn dry_run(env: &Env<'_>) -> Result<Response, ApiError> {

@@ -6,13 +6,12 @@
 use serde_json::{Map, Value, json};
 
 use crate::auth::second_factor::Requirement;
-use crate::auth::{self, Identity, RoutePolicy, permission};
-use crate::settings::GateSettings;
+use crate::auth::{RoutePolicy, permission};
 use crate::store::runs::{self, REPORT_HISTORY};
 use crate::sync::SyncReport;
 
 use super::reply::success;
-use super::{ApiError, Env, Request, Response, credentials, identify};
+use super::{ApiError, Env, Request, Response, behind_gate};
 
 const POLICY: RoutePolicy = RoutePolicy {
     rate_route: Some("/api/v1/ldap.syncStatusget"),
@@ -28,16 +27,7 @@ const PROBLEMS_SHOWN: usize = 20;
 
 /// Answers the route.
 pub fn handle(req: &Request, env: &Env<'_>) -> Response {
-    run(req, env).unwrap_or_else(ApiError::into_response)
-}
-
-fn run(req: &Request, env: &Env<'_>) -> Result<Response, ApiError> {
-    let creds = credentials(req);
-    let caller = identify(env, &creds, &POLICY)?;
-    let gate = GateSettings::load(env.variables)?;
-    let admitted = auth::admit(env.store, Identity::Token(Box::new(caller)), &creds, &POLICY, &gate, (env.clock)())?;
-    let answer = status(req, env).unwrap_or_else(ApiError::into_response);
-    Ok(answer.with_rate_limit(admitted.rate_limit))
+    behind_gate(req, env, &POLICY, || status(req, env).unwrap_or_else(ApiError::into_response))
 }
 
 fn status(req: &Request, env: &Env<'_>) -> Result<Response, ApiError> {
