@@ -65,7 +65,8 @@ async fn handle(req: IncomingRequest) -> impl IntoResponse {
     };
     let mut builder = Response::builder();
     builder.status(response.status);
-    if !response.headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("content-type")) {
+    // A 304 has no body, so no type (the avatar route's revalidation).
+    if response.status != 304 && !response.headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("content-type")) {
         builder.header("content-type", "application/json");
     }
     for (name, value) in &response.headers {
