@@ -20,6 +20,7 @@ mod offboarding;
 mod preview;
 mod quickstart;
 mod redis;
+mod scheduled;
 mod secrets;
 mod session;
 mod status;
