@@ -17,6 +17,7 @@ mod incremental;
 mod ldap_wire;
 mod mapping;
 mod offboarding;
+mod openapi;
 mod preview;
 mod quickstart;
 mod redis;
