@@ -231,8 +231,13 @@ struct Route {
 }
 
 impl Route {
+    /// A path ending in `/` takes any non-empty suffix, never the bare prefix
+    /// (`/avatar/` and `/api/v1/method.call/` alone are unknown paths).
     fn matches(&self, path: &str) -> bool {
-        self.path == path || (self.path.ends_with('/') && path.starts_with(self.path) && path.len() > self.path.len())
+        match self.path.strip_suffix('/') {
+            Some(_) => path.len() > self.path.len() && path.starts_with(self.path),
+            None => self.path == path,
+        }
     }
 }
 

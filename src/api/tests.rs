@@ -42,6 +42,11 @@ fn unknown_paths_and_methods_get_json() {
     let r = call(&store, &[], "GET", "/api/v1/ldap.syncNow?x=1", &[]);
     assert_eq!((r.status, r.body), (405, json!({"success": false, "error": "Method not allowed"})));
     assert_eq!(r.headers, vec![("Allow", "POST".to_owned())]);
+    // A prefix route needs something after its `/`.
+    for (method, path) in [("GET", "/avatar/"), ("POST", "/api/v1/method.call/")] {
+        let r = call(&store, &[], method, path, &[]);
+        assert_eq!((r.status, r.body), (404, json!({"success": false, "error": "API endpoint not found"})), "{method} {path}");
+    }
 }
 
 #[test]

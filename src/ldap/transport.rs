@@ -557,6 +557,11 @@ fn connect(addr: SocketAddr, timeout_ms: u32) -> Result<TcpStream, LdapError> {
         addr: addr.to_string(),
         reason: match e.kind() {
             ErrorKind::WouldBlock | ErrorKind::TimedOut => format!("no answer within {timeout_ms} ms (ldap_connect_timeout)"),
+            // WASI's errno numbers are not Linux's: say it in words.
+            ErrorKind::ConnectionRefused => "connection refused (nothing listens on that port, or a firewall rejects it)".to_owned(),
+            ErrorKind::PermissionDenied => {
+                "not allowed by the host (spin.toml's allowed_outbound_hosts must list tcp://<ldap_ip>:<ldap_port>)".to_owned()
+            }
             _ => e.to_string(),
         },
     };

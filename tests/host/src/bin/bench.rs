@@ -1,7 +1,7 @@
 //! `ldap-sync-bench`: how close a `ldap.syncNow` run comes to the floor.
 //!
 //! ```text
-//! cargo run --profile bench-host -p ldap-sync-host --bin ldap-sync-bench -- [--users N[,N...]] [--million] [--page-size P] [--skip-reads] [--groups]
+//! cargo run --profile bench-host -p ldap-sync-host --bin ldap-sync-bench -- [--users N[,N...]] [--million] [--page-size P] [--skip-reads] [--groups] [--redis]
 //! ```
 //!
 //! For each directory size (default 10,000 and 100,000 users; `--million`
@@ -67,12 +67,13 @@ use anyhow::{Context as _, bail, ensure};
 use ldap_sync_host::demo::{DEMO_PEOPLE_BASE, DEMO_SUFFIX, DEMO_SVC_DN, DEMO_SVC_PASSWORD, demo_variables};
 use ldap_sync_host::fixture::{LocalAdmin, SYNC_IN_PROGRESS, directory_root_ldif, person_ldif, variables};
 use ldap_sync_host::kv::{DEFAULT_DB_FILE, Reads, Writes};
+use ldap_sync_host::redis_server::RedisServer;
 use ldap_sync_host::slapd::{Slapd, SlapdOptions};
 use ldap_sync_host::{Host, HostOptions, Response};
 use serde_json::{Value, json};
 
 const USAGE: &str = "\
-usage: ldap-sync-bench [--users N[,N...]] [--million] [--page-size P] [--skip-reads] [--groups]
+usage: ldap-sync-bench [--users N[,N...]] [--million] [--page-size P] [--skip-reads] [--groups] [--redis]
 
   --users N,...  directory sizes to run, in users (default 10000,100000)
   --million      also run 1,000,000 users (slow: about 10 minutes and 3 GiB of disk)
@@ -80,6 +81,8 @@ usage: ldap-sync-bench [--users N[,N...]] [--million] [--page-size P] [--skip-re
   --skip-reads   do not time users.list and users.info after the syncs
   --groups       only the group-heavy case: 100,000 users, 1,000 groups,
                  200,000 memberships, roles from every group (issue #11)
+  --redis        the store on a local redis-server (as Spin's Redis provider,
+                 with kv_batch_reads=false) instead of SQLite
 
 For each size: the ldapsearch floor, then a first, an unchanged and a
 changed full ldap.syncNow run against a local slapd, with ratios to the floor,
@@ -107,11 +110,13 @@ struct Args {
     reads: bool,
     /// Only the group-heavy case (`--groups`).
     groups: bool,
+    /// The store on Redis (`--redis`).
+    redis: bool,
 }
 
 /// Parses the command line; `Ok(None)` means `--help` was asked for.
 fn parse_args(args: impl IntoIterator<Item = String>) -> anyhow::Result<Option<Args>> {
-    let mut out = Args { sizes: vec![10_000, 100_000], page_size: 1000, reads: true, groups: false };
+    let mut out = Args { sizes: vec![10_000, 100_000], page_size: 1000, reads: true, groups: false, redis: false };
     let mut million = false;
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
@@ -127,6 +132,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> anyhow::Result<Option<A
             "-h" | "--help" => return Ok(None),
             "--skip-reads" => out.reads = false,
             "--groups" => out.groups = true,
+            "--redis" => out.redis = true,
             "--million" => million = true,
             "--users" => {
                 let v = value("--users")?;
@@ -401,12 +407,19 @@ fn bench_size(rt: &tokio::runtime::Runtime, args: &Args, n: usize, reads: bool) 
 
     let state = TempDir::new()?;
     let db = state.0.join(DEFAULT_DB_FILE);
-    let mut host = Host::new(HostOptions {
+    let opts = HostOptions {
         state_dir: Some(state.0.clone()),
         variables: bench_variables(slapd.port(), args.page_size),
         ..HostOptions::default()
-    })
-    .context("starting the host")?;
+    };
+    let opts = if args.redis {
+        let server = std::sync::Arc::new(RedisServer::start()?);
+        println!("store: Redis at {} (kv_batch_reads=false)", server.url());
+        server.host_options(opts)?
+    } else {
+        opts
+    };
+    let mut host = Host::new(opts).context("starting the host")?;
     ADMIN.seed(&host)?;
     let n64 = n as u64;
     let mut runs = Vec::new();
@@ -478,8 +491,13 @@ fn bench_size(rt: &tokio::runtime::Runtime, args: &Args, n: usize, reads: bool) 
         }
         println!(" {:>11} {:>9}", r.phases["unchangedByMark"].as_u64().unwrap_or(0), r.report["durationMs"].as_u64().unwrap_or(0));
     }
-    let size = fs::metadata(&db).map_or(0, |m| m.len());
-    println!("store: {} keys, {:.1} MiB SQLite file", host.kv_keys()?.len(), mib(size));
+    match host.kv_store().redis() {
+        Some(_) => println!("store: {} keys on Redis", host.kv_keys()?.len()),
+        None => {
+            let size = fs::metadata(&db).map_or(0, |m| m.len());
+            println!("store: {} keys, {:.1} MiB SQLite file", host.kv_keys()?.len(), mib(size));
+        }
+    }
     if reads {
         println!();
         read_routes(rt, &host, n + round.added, width)?;
