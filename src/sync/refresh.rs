@@ -239,6 +239,9 @@ fn refresh_from(
     let mut spec = user_search(settings, None)?;
     spec.page_size = None;
     spec.sync = Some(SyncRequest { cookie });
+    if let Some(lease) = lease {
+        lease.set_progress("users", report.pages);
+    }
     crate::log::info(
         "refreshing (RFC 4533)",
         &[

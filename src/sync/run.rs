@@ -268,6 +268,9 @@ pub(super) fn read_pages(
     budget: &Budget,
     report: &mut SyncReport,
 ) -> Result<(SearchEnd, Seen), SyncError> {
+    if let Some(lease) = lease {
+        lease.set_progress("users", report.pages);
+    }
     crate::log::info(
         "searching",
         &[
