@@ -13,7 +13,7 @@
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context as _, bail, ensure};
 
@@ -101,21 +101,13 @@ impl Ds389 {
     }
 
     fn wait_ready(&mut self) -> anyhow::Result<()> {
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            let Some(child) = self.child.as_mut() else { bail!("389-ds is not running") };
-            if let Some(status) = child.try_wait().context("waiting for 389-ds")? {
-                bail!("389-ds exited during startup ({status}); log tail:\n{}", self.log_tail(30));
-            }
-            // Only the final server announces the plugin (dscreate's own does not).
-            if self.announces_sync() {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                bail!("389-ds did not answer on {} within {START_TIMEOUT:?}; log tail:\n{}", self.url(), self.log_tail(30));
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        let Some(mut child) = self.child.take() else { bail!("389-ds is not running") };
+        let poll = (START_TIMEOUT, Duration::from_millis(200));
+        // Only the final server announces the plugin (dscreate's own does not).
+        let ready =
+            crate::process::wait_until_ready("389-ds", &mut child, &self.url(), poll, || self.announces_sync(), || self.log_tail(30));
+        self.child = Some(child);
+        ready
     }
 }
 

@@ -65,6 +65,7 @@ mod host;
 pub mod kv;
 pub mod manifest;
 pub mod net;
+mod process;
 pub mod redis_server;
 mod request;
 pub mod samba;

@@ -8,7 +8,7 @@ use std::io::{Read as _, Write as _};
 use std::net::{Ipv4Addr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context as _, bail, ensure};
 
@@ -91,29 +91,19 @@ impl RedisServer {
     }
 
     fn wait_ready(&mut self) -> anyhow::Result<()> {
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            let Some(child) = self.child.as_mut() else { bail!("redis-server is not running") };
-            if let Some(status) = child.try_wait().context("waiting for redis-server")? {
-                bail!("redis-server exited during startup ({status}); log tail:\n{}", self.log_tail(20));
-            }
-            if ping(self.port).is_ok() {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                bail!("redis-server did not answer on {} within {START_TIMEOUT:?}; log tail:\n{}", self.url(), self.log_tail(20));
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
+        let Some(mut child) = self.child.take() else { bail!("redis-server is not running") };
+        let port = self.port;
+        let poll = (START_TIMEOUT, Duration::from_millis(25));
+        let ready =
+            crate::process::wait_until_ready("redis-server", &mut child, &self.url(), poll, || ping(port).is_ok(), || self.log_tail(20));
+        self.child = Some(child);
+        ready
     }
 }
 
 impl Drop for RedisServer {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        crate::process::stop_child(&mut self.child);
         let _ = fs::remove_dir_all(&self.dir);
     }
 }

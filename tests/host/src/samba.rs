@@ -13,7 +13,7 @@ use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context as _, bail, ensure};
 
@@ -117,29 +117,25 @@ impl Samba {
     }
 
     fn wait_ready(&mut self) -> anyhow::Result<()> {
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            let Some(child) = self.child.as_mut() else { bail!("samba is not running") };
-            if let Some(status) = child.try_wait().context("waiting for samba")? {
-                bail!("samba exited during startup ({status}); log tail:\n{}", self.log_tail(30));
-            }
-            if crate::slapd::ldap_ping(PORT).is_ok() {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                bail!("samba did not answer on 127.0.0.1:{PORT} within {START_TIMEOUT:?}; log tail:\n{}", self.log_tail(30));
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let Some(mut child) = self.child.take() else { bail!("samba is not running") };
+        let poll = (START_TIMEOUT, Duration::from_millis(100));
+        let address = format!("127.0.0.1:{PORT}");
+        let ready = crate::process::wait_until_ready(
+            "samba",
+            &mut child,
+            &address,
+            poll,
+            || crate::slapd::ldap_ping(PORT).is_ok(),
+            || self.log_tail(30),
+        );
+        self.child = Some(child);
+        ready
     }
 }
 
 impl Drop for Samba {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        crate::process::stop_child(&mut self.child);
         let _ = fs::remove_dir_all(&self.dir);
     }
 }

@@ -312,27 +312,17 @@ impl Slapd {
     }
 
     fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        crate::process::stop_child(&mut self.child);
     }
 
     fn wait_ready(&mut self) -> anyhow::Result<()> {
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            let Some(child) = self.child.as_mut() else { bail!("slapd is not running") };
-            if let Some(status) = child.try_wait().context("waiting for slapd")? {
-                bail!("slapd exited during startup ({status}); log tail:\n{}", self.log_tail(30));
-            }
-            if ldap_ping(self.port).is_ok() {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                bail!("slapd did not answer on {} within {START_TIMEOUT:?}; log tail:\n{}", self.url(), self.log_tail(30));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let Some(mut child) = self.child.take() else { bail!("slapd is not running") };
+        let port = self.port;
+        let poll = (START_TIMEOUT, Duration::from_millis(50));
+        let ready =
+            crate::process::wait_until_ready("slapd", &mut child, &self.url(), poll, || ldap_ping(port).is_ok(), || self.log_tail(30));
+        self.child = Some(child);
+        ready
     }
 }
 
