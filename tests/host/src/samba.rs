@@ -31,6 +31,8 @@ pub const ADMIN_DN: &str = "CN=Administrator,CN=Users,DC=example,DC=org";
 pub const ADMIN_PASSWORD: &str = "Passw0rd!Lab";
 /// Samba's fixed LDAP port.
 pub const PORT: u16 = 389;
+/// Samba's fixed LDAPS port (with [`Samba::start_with_tls`]).
+pub const LDAPS_PORT: u16 = 636;
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
@@ -53,10 +55,36 @@ pub struct Samba {
 impl Samba {
     /// Provisions `EXAMPLE.ORG` and starts the LDAP service; waits until it answers.
     pub fn start() -> anyhow::Result<Samba> {
+        Self::start_tls(false)
+    }
+
+    /// [`Samba::start`] with `tls enabled = yes` and nothing else about TLS
+    /// configured: Samba makes its own CA and server certificate at first
+    /// start (`private/tls/`), as a freshly provisioned DC does, and also
+    /// listens for LDAPS on 127.0.0.1:636.
+    pub fn start_with_tls() -> anyhow::Result<Samba> {
+        Self::start_tls(true)
+    }
+
+    /// The CA Samba generated (PEM), once it started with TLS.
+    pub fn ca_pem(&self) -> anyhow::Result<String> {
+        let path = self.dir.join("dc/private/tls/ca.pem");
+        fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))
+    }
+
+    /// The server certificate Samba generated (PEM), once it started with TLS.
+    pub fn cert_pem(&self) -> anyhow::Result<String> {
+        let path = self.dir.join("dc/private/tls/cert.pem");
+        fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))
+    }
+
+    fn start_tls(tls: bool) -> anyhow::Result<Samba> {
         require_samba()?;
         let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-        if std::net::TcpStream::connect(("127.0.0.1", PORT)).is_ok() {
-            bail!("127.0.0.1:{PORT} is already in use; Samba's LDAP port cannot be moved, so stop whatever listens there");
+        for port in [PORT, LDAPS_PORT] {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                bail!("127.0.0.1:{port} is already in use; Samba's LDAP ports cannot be moved, so stop whatever listens there");
+            }
         }
         let mut s = Samba { child: None, dir: crate::slapd::make_temp_dir()?, _turn: turn };
         // From here on, an early return drops `s`, which removes the dir.
@@ -83,10 +111,11 @@ impl Samba {
         fs::create_dir_all(&run).context("creating the run directory")?;
         let text = fs::read_to_string(&conf).context("reading smb.conf")?;
         let extra = format!(
-            "[global]\n\tldap server require strong auth = no\n\ttls enabled = no\n\tpid directory = {r}\n\tncalrpc dir = {r}/ncalrpc\n\
+            "[global]\n\tldap server require strong auth = no\n\ttls enabled = {tls}\n\tpid directory = {r}\n\tncalrpc dir = {r}/ncalrpc\n\
              \twinbindd socket directory = {r}/winbindd\n\tntp signd socket directory = {r}/ntp_signd\n\tlog file = {d}/log.%m\n\tlog level = 1\n",
             r = run.display(),
-            d = dir.display()
+            d = dir.display(),
+            tls = if tls { "yes" } else { "no" }
         );
         fs::write(&conf, text.replacen("[global]\n", &extra, 1)).context("writing smb.conf")?;
         let log = File::create(dir.join("samba.out")).context("creating samba.out")?;

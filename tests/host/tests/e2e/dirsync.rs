@@ -6,9 +6,12 @@
 //! then holds what a fresh full sync of the same directory gives, document
 //! by document.
 
-use ldap_sync_host::Host;
+use std::time::{Duration, UNIX_EPOCH};
+
 use ldap_sync_host::consistency::check_store;
+use ldap_sync_host::fixture::variables;
 use ldap_sync_host::samba::{self, Samba};
+use ldap_sync_host::{Host, HostOptions};
 use serde_json::{Value, json};
 
 use crate::common::*;
@@ -24,7 +27,12 @@ fn user_ldif(uid: &str) -> String {
 }
 
 fn ad_host(mode: &str) -> Host {
-    let vars = [
+    ad_host_with(mode, &[], false)
+}
+
+/// [`ad_host`] with `extra` variables (later ones win), its guest output kept when `capture`.
+fn ad_host_with(mode: &str, extra: &[(&str, String)], capture: bool) -> Host {
+    let base = [
         ("ldap_enable", "true"),
         ("ldap_server_type", "ad"),
         ("ldap_ip", "127.0.0.1"),
@@ -44,7 +52,12 @@ fn ad_host(mode: &str) -> Host {
         // Samba creates accounts without a password disabled (0x222).
         ("ldap_sync_user_active_state", "none"),
     ];
-    let host = host(&vars);
+    let mut vars: Vec<(&str, String)> = base.iter().map(|(k, v)| (*k, (*v).to_owned())).collect();
+    vars.extend(extra.iter().cloned());
+    let opts =
+        HostOptions { variables: variables(vars.iter().map(|(k, v)| (*k, v.as_str()))), capture_output: capture, ..HostOptions::default() };
+    let host = Host::new(store_options(opts)).expect("host starts");
+    host.set_time(UNIX_EPOCH + Duration::from_secs(T0));
     seed_admin(&host);
     host
 }
@@ -116,4 +129,59 @@ async fn dirsync_against_samba_reads_changes_and_offboards_deleted_and_departed_
     incremental.retain(|_, d| d["username"] != json!("u03") && d["username"] != json!("u04"));
     assert_eq!(incremental, documents(&fresh));
     drop(samba);
+}
+
+/// The subject and extensions of a PEM certificate, as `openssl x509` prints them.
+fn describe_certificate(pem: &str) -> String {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new("openssl")
+        .args(["x509", "-noout", "-subject", "-ext", "subjectAltName"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("openssl (apt-get install openssl)");
+    child.stdin.take().expect("stdin").write_all(pem.as_bytes()).expect("write the certificate");
+    let out = child.wait_with_output().expect("openssl x509");
+    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+}
+
+/// Issue 11: Samba AD's own certificate (what `tls enabled = yes` generates on
+/// a fresh DC) names the DC only in its CN. With its CA pinned in
+/// `ldap_ca_cert` and `ldap_host` set to that CN, LDAPS works, with a warning;
+/// with the public roots it is refused.
+#[tokio::test]
+async fn samba_s_own_cn_only_certificate_is_accepted_when_its_ca_is_pinned() {
+    let samba = Samba::start_with_tls().unwrap_or_else(|e| panic!("{e:#}"));
+    let mut ldif = format!("dn: {PEOPLE}\nchangetype: add\nobjectClass: organizationalUnit\nou: People\n\n");
+    ldif.push_str(&user_ldif("u01"));
+    samba.modify(&ldif).expect("ldapmodify");
+    let cert = samba.cert_pem().unwrap_or_else(|e| panic!("{e:#}"));
+    let described = describe_certificate(&cert);
+    assert!(!described.contains("DNS:"), "Samba's certificate has a subjectAltName now: {described}");
+    let cn = described
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("subject=")
+                .and_then(|s| s.split(", ").find_map(|part| part.strip_prefix("CN = ").or_else(|| part.strip_prefix("CN="))))
+        })
+        .unwrap_or_else(|| panic!("no CN in {described}"))
+        .trim()
+        .to_owned();
+
+    let ca = samba.ca_pem().unwrap_or_else(|e| panic!("{e:#}"));
+    let tls =
+        [("ldap_port", "636".to_owned()), ("ldap_encryption", "ssl".to_owned()), ("ldap_host", cn.to_lowercase()), ("ldap_ca_cert", ca)];
+    let host = ad_host_with("full", &tls, true);
+    let report = assert_synced(&host, &call(&host).await);
+    assert_eq!(report["created"], json!(1), "{report}");
+    let stderr = String::from_utf8_lossy(&host.output().expect("captured").stderr()).into_owned();
+    assert!(stderr.contains("only in its CN (no subjectAltName); accepted because ldap_ca_cert pins its CA"), "{stderr}");
+
+    // The public roots do not vouch for it.
+    let host = ad_host_with("full", &tls[..3], false);
+    let res = call(&host).await;
+    assert_eq!(res.status, 400, "{}", res.text());
+    let error = res.json()["details"]["error"].as_str().unwrap_or_default().to_owned();
+    assert!(error.starts_with("TLS with 127.0.0.1:636 failed: invalid peer certificate"), "{error}");
 }
