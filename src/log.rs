@@ -44,6 +44,13 @@ struct RunContext {
 
 thread_local! {
     static RUN: RefCell<RunContext> = RefCell::default();
+    /// `ldap.syncPreview`'s dry run: every line says `"dryRun": true`.
+    static DRY_RUN: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Marks the lines that follow as a dry run's (or stops marking them).
+pub fn set_dry_run(on: bool) {
+    DRY_RUN.with(|d| d.set(on));
 }
 
 /// Every later line carries `runId` (until [`end_run`]).
@@ -75,6 +82,9 @@ pub fn line(level: Level, msg: &str, fields: &[(&str, Value)]) -> String {
             object.insert("phase".to_owned(), Value::from(phase));
         }
     });
+    if DRY_RUN.with(std::cell::Cell::get) {
+        object.insert("dryRun".to_owned(), Value::Bool(true));
+    }
     for (name, value) in fields {
         object.insert((*name).to_owned(), value.clone());
     }
@@ -123,5 +133,8 @@ mod tests {
         );
         end_run();
         assert_eq!(line(Level::Error, "x", &[]), r#"{"level":"error","msg":"x"}"#);
+        set_dry_run(true);
+        assert_eq!(line(Level::Info, "x", &[]), r#"{"level":"info","msg":"x","dryRun":true}"#);
+        set_dry_run(false);
     }
 }

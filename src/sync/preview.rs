@@ -82,7 +82,9 @@ impl From<StoreError> for PreviewError {
 /// Runs the sync dry over `store` and stores the plan.
 pub fn preview(store: &dyn KvStore, settings: &Settings, ctx: &mut RunContext<'_>) -> Result<Preview, PreviewError> {
     let dry = DryRun::new(store);
+    crate::log::set_dry_run(true);
     let result = run(&dry, settings, ctx);
+    crate::log::set_dry_run(false);
     let Some(report) = dry.last_report::<SyncReport>()? else {
         // No report: the lease was held by a real run (or the run failed
         // before it could write one, which `result` says).
