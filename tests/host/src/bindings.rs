@@ -366,7 +366,7 @@ impl atomics::Host for State {
         let cas = self.table.delete(cas)?;
         if let Some(redis) = self.spin.kv.redis() {
             // Spin cannot tell an aborted EXEC from a swap (kv::redis).
-            return Ok(redis.cas_swap(cas.redis, &cas.key, &value).map(drop).map_err(|e| atomics::CasError::StoreError(wasi_err(e))));
+            return Ok(redis.cas_swap(cas.redis, &cas.key, &value).map_err(|e| atomics::CasError::StoreError(wasi_err(e))));
         }
         match self.spin.kv.cas_swap(&cas.label, &cas.key, cas.current.as_deref(), &value) {
             Ok(true) => Ok(Ok(())),

@@ -13,7 +13,7 @@
 //!   and `GET`s it; `swap` runs `MULTI` / `SET` / `EXEC`, then `UNWATCH`.
 //!   Spin reads `EXEC`'s reply into `()`, so a transaction Redis aborted
 //!   (the key changed after `WATCH`) is reported as a successful swap that
-//!   wrote nothing. Mirrored: [`RedisKv::cas_swap`] answers `true` then too.
+//!   wrote nothing. Mirrored: [`RedisKv::cas_swap`] answers `Ok` then too.
 //! * `get-many` is broken: Spin sends `KEYS <keys>` instead of `MGET`, and
 //!   the `redis` crate panics in the host on the reply, so the request dies
 //!   with an empty 500 that the component cannot catch. Mirrored: a guest's
@@ -26,7 +26,7 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use anyhow::{Context as _, anyhow};
-use redis::{Client, Connection, Value};
+use redis::{Client, Connection};
 
 /// A failure that is a panic inside Spin's host, not an error the guest
 /// sees: the bindings trap the request (Spin answers an empty 500).
@@ -144,18 +144,17 @@ impl RedisKv {
 
     /// A compare-and-swap's `swap`: `MULTI` / `SET` / `EXEC`, then `UNWATCH`,
     /// on the connection `current` watched with (a fresh one without it, as
-    /// a Spin `swap` before `current` has nothing watched). `true` even when
-    /// Redis aborted the transaction: Spin's provider cannot tell (module
-    /// docs). Returns whether Redis really wrote, for the host's tests.
-    pub fn cas_swap(&self, conn: Option<CasConnection>, key: &str, value: &[u8]) -> anyhow::Result<(bool, bool)> {
+    /// a Spin `swap` before `current` has nothing watched). `Ok` even when
+    /// Redis aborted the transaction: like Spin's provider, it reads `EXEC`'s
+    /// reply into nothing (module docs).
+    pub fn cas_swap(&self, conn: Option<CasConnection>, key: &str, value: &[u8]) -> anyhow::Result<()> {
         let mut conn = match conn {
             Some(CasConnection(c)) => c,
             None => self.client.get_connection().with_context(|| format!("connecting to Redis at {}", self.url))?,
         };
-        let reply: Value = redis::pipe().atomic().cmd("SET").arg(key).arg(value).query(&mut conn)?;
+        redis::pipe().atomic().cmd("SET").arg(key).arg(value).query::<()>(&mut conn)?;
         redis::cmd("UNWATCH").query::<()>(&mut conn)?;
-        let wrote = !matches!(reply, Value::Nil);
-        Ok((true, wrote))
+        Ok(())
     }
 
     /// `FLUSHDB` (test convenience; Spin has no such call).

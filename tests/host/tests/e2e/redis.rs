@@ -34,6 +34,17 @@ fn redis_host(server: &Arc<RedisServer>, port: u16, extra: &[(&str, &str)]) -> A
     Arc::new(host)
 }
 
+/// Two hosts on one Redis, as two Spin instances: the admin seeded, and a
+/// millisecond per store call, which widens every window a race could use.
+fn two_hosts(server: &Arc<RedisServer>, port: u16) -> (Arc<Host>, Arc<Host>) {
+    let (a, b) = (redis_host(server, port, &[]), redis_host(server, port, &[]));
+    seed_admin(&a);
+    for host in [&a, &b] {
+        host.kv_store().set_latency(Duration::from_millis(1));
+    }
+    (a, b)
+}
+
 async fn sync(host: &Host) -> Response {
     host.send(ADMIN.sync_now_request().expect("request")).await.expect("host answers")
 }
@@ -81,11 +92,7 @@ async fn a_batch_read_dies_as_on_spin_and_kv_batch_reads_false_avoids_it() {
 async fn two_hosts_on_one_redis_run_one_sync_at_a_time() {
     let slapd = start_slapd(directory(&uids(30)), None);
     let server = redis();
-    let (a, b) = (redis_host(&server, slapd.port(), &[]), redis_host(&server, slapd.port(), &[]));
-    seed_admin(&a);
-    // A millisecond per store call widens every window a race could use.
-    a.kv_store().set_latency(Duration::from_millis(1));
-    b.kv_store().set_latency(Duration::from_millis(1));
+    let (a, b) = two_hosts(&server, slapd.port());
     for round in 0..3 {
         let mut tasks = Vec::new();
         for i in 0..6 {
@@ -112,10 +119,7 @@ async fn two_hosts_on_one_redis_run_one_sync_at_a_time() {
 async fn logins_racing_syncs_across_two_hosts_keep_the_store_consistent() {
     let slapd = start_slapd(directory(&uids(12)), None);
     let server = redis();
-    let (a, b) = (redis_host(&server, slapd.port(), &[]), redis_host(&server, slapd.port(), &[]));
-    seed_admin(&a);
-    a.kv_store().set_latency(Duration::from_millis(1));
-    b.kv_store().set_latency(Duration::from_millis(1));
+    let (a, b) = two_hosts(&server, slapd.port());
     let mut tasks = Vec::new();
     for i in 0..12 {
         let (login_host, sync_host) = if i % 2 == 0 { (a.clone(), b.clone()) } else { (b.clone(), a.clone()) };
